@@ -1,0 +1,78 @@
+/**
+ * Typed errors with stable codes. Every code is listed in ERROR_CODES with a one-line
+ * description; a test checks the catalogue and the README stay in step.
+ */
+export const ERROR_CODES = {
+  AG_CONFIG: 'The configuration file is invalid; the message lists every problem with file:line and key.',
+  AG_KEY_INVALID: 'A series key is not valid for the series type (garbage address, bad mask, empty string).',
+  AG_SERIES_UNKNOWN: 'No series with that name is defined.',
+  AG_SERIES_DEFINITION: 'A series definition is invalid (type, interval, windows or options).',
+  AG_WINDOW_RANGE: 'A window range is invalid (negative, or start after end).',
+  AG_SNAPSHOT: 'A series snapshot cannot be restored (wrong shape or series mismatch).',
+  AG_STORE: 'The shared store (Redis) failed or is unreachable.',
+  AG_RELAY: 'The backend mail server failed, refused or timed out.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AuditgateError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class ConfigError extends AuditgateError {
+  readonly problems: readonly string[];
+  constructor(file: string, problems: readonly string[]) {
+    super('AG_CONFIG', `invalid configuration ${file}:\n  ${problems.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
+
+export class InvalidKeyError extends AuditgateError {
+  constructor(message: string) {
+    super('AG_KEY_INVALID', message);
+  }
+}
+
+export class UnknownSeriesError extends AuditgateError {
+  constructor(name: string) {
+    super('AG_SERIES_UNKNOWN', `unknown series "${name}"`);
+  }
+}
+
+export class SeriesDefinitionError extends AuditgateError {
+  constructor(message: string) {
+    super('AG_SERIES_DEFINITION', message);
+  }
+}
+
+export class WindowRangeError extends AuditgateError {
+  constructor(message: string) {
+    super('AG_WINDOW_RANGE', message);
+  }
+}
+
+export class SnapshotError extends AuditgateError {
+  constructor(message: string) {
+    super('AG_SNAPSHOT', message);
+  }
+}
+
+export class StoreError extends AuditgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('AG_STORE', message, options);
+  }
+}
+
+export class RelayError extends AuditgateError {
+  /** SMTP reply code the backend gave, or a synthesized 4xx for transport failures. */
+  readonly responseCode: number;
+  constructor(message: string, responseCode: number, options?: { cause?: unknown }) {
+    super('AG_RELAY', message, options);
+    this.responseCode = responseCode;
+  }
+}

@@ -1,0 +1,144 @@
+/** `string` series: exact-match keys (HELO name, sender domain, AUTH user, …). */
+import type { Clock } from './clock.js';
+import { InvalidKeyError } from '../errors.js';
+import { KIND_LEAF, WindowedSeries } from './windowed.js';
+import { TopK } from './topk.js';
+import { checkSnapshot } from './cidr-series.js';
+import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './types.js';
+
+export const MAX_STRING_KEY_LENGTH = 1024;
+
+export class StringSeries extends WindowedSeries {
+  private readonly index = new Map<string, number>();
+  private keyOf: (string | undefined)[] = [];
+
+  constructor(def: SeriesDefinition, clock: Clock) {
+    super(def, clock);
+    this.initStorage();
+  }
+
+  protected override resizeExtra(capacity: number): void {
+    this.keyOf.length = capacity;
+  }
+
+  protected override extraBytes(): number {
+    // Map entry and string storage are estimated: V8 does not expose them.
+    let chars = 0;
+    for (const k of this.index.keys()) chars += k.length;
+    return this.index.size * 40 + chars * 2;
+  }
+
+  protected override clearIndex(): void {
+    this.index.clear();
+    this.keyOf = [];
+  }
+
+  protected override detachLeaf(id: number): void {
+    const k = this.keyOf[id];
+    if (k !== undefined) this.index.delete(k);
+    this.keyOf[id] = undefined;
+  }
+
+  private checkKey(key: string): void {
+    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STRING_KEY_LENGTH) {
+      throw new InvalidKeyError(`series "${this.name}": a string key must be 1 to ${MAX_STRING_KEY_LENGTH} characters`);
+    }
+  }
+
+  add(key: string, count = 1): boolean {
+    this.checkCount(count);
+    this.checkKey(key);
+    this.advance();
+    this.addAt(key, 0, count);
+    return true;
+  }
+
+  private addAt(key: string, v: number, count: number): void {
+    let id = this.index.get(key);
+    if (id === undefined) {
+      this.makeRoom();
+      id = this.allocId(KIND_LEAF);
+      this.index.set(key, id);
+      this.keyOf[id] = key;
+    } else {
+      this.lruTouch(id);
+    }
+    this.bump(id, v, count);
+    const s = this.slotOf(this.current - v);
+    this.totals[s] = this.totals[s]! + count;
+  }
+
+  count(key: string, startv = 0, endv = startv): number {
+    const last = this.checkRange(startv, endv);
+    this.checkKey(key);
+    this.advance();
+    const id = this.index.get(key);
+    return id === undefined ? 0 : this.sumEntry(id, startv, last);
+  }
+
+  windowCounts(key: string): number[] {
+    const out: number[] = [];
+    for (let v = 0; v < this.windows; v++) out.push(this.count(key, v, v));
+    return out;
+  }
+
+  /** Sum of every key: what a cidr series calls /0. */
+  total(startv = 0, endv = startv): number {
+    const last = this.checkRange(startv, endv);
+    this.advance();
+    return this.sumTotals(startv, last);
+  }
+
+  removeItem(key: string): number {
+    this.checkKey(key);
+    this.advance();
+    const id = this.index.get(key);
+    if (id === undefined) return 0;
+    this.removeLeaf(id);
+    return 1;
+  }
+
+  top(opts: TopOptions = {}): TopEntry[] {
+    const startv = opts.startv ?? 0;
+    const last = this.checkRange(startv, opts.endv ?? this.windows - 1);
+    this.advance();
+    const heap = new TopK(opts.limit ?? 10);
+    for (const [k, id] of this.index) heap.offer(k, this.sumEntry(id, startv, last));
+    return heap.result();
+  }
+
+  snapshot(): SeriesSnapshot {
+    this.advance();
+    const entries: Array<[string, number[]]> = [];
+    for (const id of this.leavesOldestFirst()) entries.push([this.keyOf[id]!, this.entryWindows(id)]);
+    return {
+      version: 1,
+      name: this.name,
+      type: this.type,
+      interval: this.interval,
+      windows: this.windows,
+      window: this.current,
+      entries,
+    };
+  }
+
+  restore(snap: SeriesSnapshot): number {
+    checkSnapshot(this, snap);
+    this.advance();
+    const shift = this.current - snap.window;
+    let restored = 0;
+    for (const [key, counts] of snap.entries) {
+      if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STRING_KEY_LENGTH) continue;
+      let any = false;
+      for (let v = 0; v < counts.length; v++) {
+        const c = counts[v]!;
+        const nv = v + shift;
+        if (c === 0 || nv < 0 || nv >= this.windows || !Number.isSafeInteger(c)) continue;
+        this.addAt(key, nv, c);
+        any = true;
+      }
+      if (any) restored++;
+    }
+    return restored;
+  }
+}

@@ -1,0 +1,59 @@
+export type SeriesType = 'cidr' | 'cidr_ipv6' | 'string';
+export type Replicate = 'none' | 'cluster' | 'manager';
+
+export const SERIES_TYPES: readonly SeriesType[] = ['cidr', 'cidr_ipv6', 'string'];
+
+export interface SeriesOptions {
+  persist?: boolean;
+  serialize?: boolean;
+  replicate?: Replicate;
+  /** cidr_ipv6 only: addresses are truncated to this prefix length when stored. */
+  store_prefix?: number;
+  /** Upper bound on tracked keys; the least recently touched key is evicted past it. */
+  max_keys?: number;
+  /**
+   * Prefix lengths kept as running aggregates so counts at those masks are O(1).
+   * Counts at other masks stay exact, only slower. Defaults: cidr [8,16,24], cidr_ipv6 [32,48,56,64].
+   */
+  levels?: number[];
+}
+
+export interface SeriesDefinition {
+  name: string;
+  type: SeriesType;
+  /** Seconds per window. */
+  interval: number;
+  /** Number of windows; window 0 is the current one. */
+  windows: number;
+  options?: SeriesOptions;
+}
+
+export interface TopOptions {
+  /** Prefix length to group by (cidr types); ignored for string series. Default: full address. */
+  mask?: number;
+  startv?: number;
+  endv?: number;
+  /** Default 10. */
+  limit?: number;
+}
+
+export interface TopEntry {
+  key: string;
+  count: number;
+}
+
+/** Plain-data snapshot of one series: what persistence writes and the cluster merge reads. */
+export interface SeriesSnapshot {
+  version: 1;
+  name: string;
+  type: SeriesType;
+  interval: number;
+  windows: number;
+  store_prefix?: number;
+  /** Absolute window number (floor(epoch seconds / interval)) that window 0 was at. */
+  window: number;
+  /** Leaf keys, least recently touched first; counts[v] is the count in window v. */
+  entries: Array<[string, number[]]>;
+}
+
+export const DEFAULT_MAX_KEYS = 1_000_000;

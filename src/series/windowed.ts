@@ -1,0 +1,305 @@
+/**
+ * The storage every series type shares: entries in typed arrays (structure of arrays),
+ * one Float64Array per ring slot, a least-recently-touched list over leaf entries and
+ * lazy, epoch-aligned window rotation. Keys and indexing belong to the subclasses.
+ */
+import type { Clock } from './clock.js';
+import { SeriesDefinitionError, WindowRangeError } from '../errors.js';
+import { DEFAULT_MAX_KEYS, type SeriesDefinition, type SeriesOptions, type SeriesType } from './types.js';
+
+export const KIND_FREE = 0;
+export const KIND_LEAF = 1;
+export const KIND_AGGREGATE = 2;
+
+const INITIAL_CAPACITY = 64;
+export const MAX_COUNT = 2 ** 31 - 1;
+export const MIN_COUNT = -(2 ** 31);
+
+/** Window counts saturate instead of wrapping. */
+export function clampCount(v: number): number {
+  return v > MAX_COUNT ? MAX_COUNT : v < MIN_COUNT ? MIN_COUNT : v;
+}
+
+export abstract class WindowedSeries {
+  readonly name: string;
+  readonly type: SeriesType;
+  readonly interval: number;
+  readonly windows: number;
+  readonly options: Readonly<SeriesOptions>;
+  readonly maxKeys: number;
+  protected readonly clock: Clock;
+  protected readonly intervalMs: number;
+
+  protected capacity = 0;
+  /**
+   * slots[s][id]: count of entry id in ring slot s (absolute window w lives in slot w % windows).
+   * Counts are 32-bit signed integers, saturating at ±2^31 (see clampCount).
+   */
+  protected slots: Int32Array[] = [];
+  protected kind = new Uint8Array(0);
+  protected prev = new Int32Array(0);
+  protected next = new Int32Array(0);
+  /** Next id never handed out; ids below it are either live or on the free list. */
+  protected highWater = 0;
+  protected freeHead = -1;
+  protected lruHead = -1; // most recently touched leaf
+  protected lruTail = -1; // least recently touched leaf
+  protected leafCount = 0;
+  protected entryCount = 0;
+  /** Sum of every leaf, per slot: the /0 count. */
+  protected totals: Float64Array;
+  /** Absolute window number the ring is positioned at. */
+  protected current: number;
+
+  constructor(def: SeriesDefinition, clock: Clock) {
+    if (!Number.isFinite(def.interval) || def.interval <= 0) {
+      throw new SeriesDefinitionError(`series "${def.name}": interval must be a positive number of seconds`);
+    }
+    if (!Number.isInteger(def.windows) || def.windows < 1 || def.windows > 1024) {
+      throw new SeriesDefinitionError(`series "${def.name}": windows must be an integer from 1 to 1024`);
+    }
+    const maxKeys = def.options?.max_keys ?? DEFAULT_MAX_KEYS;
+    if (!Number.isInteger(maxKeys) || maxKeys < 1) {
+      throw new SeriesDefinitionError(`series "${def.name}": max_keys must be a positive integer`);
+    }
+    this.name = def.name;
+    this.type = def.type;
+    this.interval = def.interval;
+    this.windows = def.windows;
+    this.options = Object.freeze({ ...def.options });
+    this.maxKeys = maxKeys;
+    this.clock = clock;
+    this.intervalMs = def.interval * 1000;
+    this.totals = new Float64Array(def.windows);
+    this.current = this.windowAt(clock.now());
+  }
+
+  /** Subclasses call this at the end of their constructor, once their own fields exist. */
+  protected initStorage(): void {
+    this.resize(INITIAL_CAPACITY);
+  }
+
+  /** Absolute window number for a time in ms: windows are aligned to the Unix epoch. */
+  windowAt(ms: number): number {
+    return Math.floor(ms / this.intervalMs);
+  }
+
+  /** The absolute window number of window 0 now (after rotating). */
+  currentWindow(): number {
+    this.advance();
+    return this.current;
+  }
+
+  /** Milliseconds until the current window closes. */
+  msUntilRollover(): number {
+    const now = this.clock.now();
+    return (this.windowAt(now) + 1) * this.intervalMs - now;
+  }
+
+  /** Number of keys tracked (addresses, stored prefixes or strings). */
+  size(): number {
+    this.advance();
+    return this.leafCount;
+  }
+
+  /** Bytes held by this series' arrays (what the benchmark divides by keys). */
+  memoryBytes(): number {
+    return this.capacity * (4 * this.windows + 1 + 4 + 4) + this.totals.byteLength + this.extraBytes();
+  }
+
+  protected abstract extraBytes(): number;
+  /** Subclass arrays follow the base arrays on resize. */
+  protected abstract resizeExtra(capacity: number): void;
+  /** Removes a leaf's key from the index and detaches it from aggregates; the base frees the id. */
+  protected abstract detachLeaf(id: number): void;
+  /** Drops every entry and index (a full reset when the whole coverage elapsed). */
+  protected abstract clearIndex(): void;
+
+  protected resize(capacity: number): void {
+    const grow = <T extends Int32Array | Uint8Array>(a: T, ctor: new (n: number) => T): T => {
+      const b = new ctor(capacity);
+      b.set(a.subarray(0, Math.min(a.length, capacity)) as never);
+      return b;
+    };
+    this.slots = Array.from({ length: this.windows }, (_, s) => grow(this.slots[s] ?? new Int32Array(0), Int32Array));
+    this.kind = grow(this.kind, Uint8Array);
+    this.prev = grow(this.prev, Int32Array);
+    this.next = grow(this.next, Int32Array);
+    this.resizeExtra(capacity);
+    this.capacity = capacity;
+  }
+
+  protected allocId(kind: number): number {
+    let id: number;
+    if (this.freeHead >= 0) {
+      id = this.freeHead;
+      this.freeHead = this.next[id]!;
+    } else {
+      if (this.highWater === this.capacity) this.resize(Math.ceil(this.capacity * 1.5));
+      id = this.highWater++;
+    }
+    this.kind[id] = kind;
+    for (let s = 0; s < this.windows; s++) this.slots[s]![id] = 0;
+    this.prev[id] = -1;
+    this.next[id] = -1;
+    this.entryCount++;
+    if (kind === KIND_LEAF) {
+      this.leafCount++;
+      this.lruPushFront(id);
+    }
+    return id;
+  }
+
+  protected freeId(id: number): void {
+    if (this.kind[id] === KIND_LEAF) {
+      this.lruUnlink(id);
+      this.leafCount--;
+    }
+    this.kind[id] = KIND_FREE;
+    this.entryCount--;
+    this.next[id] = this.freeHead;
+    this.freeHead = id;
+  }
+
+  protected lruPushFront(id: number): void {
+    this.prev[id] = -1;
+    this.next[id] = this.lruHead;
+    if (this.lruHead >= 0) this.prev[this.lruHead] = id;
+    this.lruHead = id;
+    if (this.lruTail < 0) this.lruTail = id;
+  }
+
+  protected lruUnlink(id: number): void {
+    const p = this.prev[id]!;
+    const n = this.next[id]!;
+    if (p >= 0) this.next[p] = n;
+    else this.lruHead = n;
+    if (n >= 0) this.prev[n] = p;
+    else this.lruTail = p;
+    this.prev[id] = -1;
+    this.next[id] = -1;
+  }
+
+  protected lruTouch(id: number): void {
+    if (this.lruHead === id) return;
+    this.lruUnlink(id);
+    this.lruPushFront(id);
+  }
+
+  /** Removes a leaf entirely: index, aggregates, totals, LRU, id. */
+  protected removeLeaf(id: number): void {
+    for (let s = 0; s < this.windows; s++) this.totals[s] = this.totals[s]! - this.slots[s]![id]!;
+    this.detachLeaf(id);
+    this.freeId(id);
+  }
+
+  /** Makes room for one more leaf by evicting the least recently touched ones. */
+  protected makeRoom(): void {
+    while (this.leafCount >= this.maxKeys && this.lruTail >= 0) this.removeLeaf(this.lruTail);
+  }
+
+  /**
+   * Moves the ring to the clock's current window: clears the slots of windows that closed
+   * out of coverage and drops leaves whose every window is now zero. A clock that moved
+   * backwards leaves the ring where it is.
+   */
+  protected advance(): void {
+    const w = this.windowAt(this.clock.now());
+    if (w <= this.current) return;
+    const elapsed = w - this.current;
+    this.current = w;
+    if (elapsed >= this.windows) {
+      this.resetAll();
+      return;
+    }
+    for (let k = 1; k <= elapsed; k++) {
+      const s = this.slotOf(w - elapsed + k);
+      this.slots[s]!.fill(0);
+      this.totals[s] = 0;
+    }
+    this.sweepEmpty();
+  }
+
+  private resetAll(): void {
+    this.capacity = 0;
+    this.slots = [];
+    this.kind = new Uint8Array(0);
+    this.prev = new Int32Array(0);
+    this.next = new Int32Array(0);
+    this.highWater = 0;
+    this.freeHead = -1;
+    this.lruHead = -1;
+    this.lruTail = -1;
+    this.leafCount = 0;
+    this.entryCount = 0;
+    this.totals.fill(0);
+    this.clearIndex();
+    this.resize(INITIAL_CAPACITY);
+  }
+
+  private sweepEmpty(): void {
+    const W = this.windows;
+    for (let id = 0; id < this.highWater; id++) {
+      if (this.kind[id] !== KIND_LEAF) continue;
+      let zero = true;
+      for (let s = 0; s < W; s++) {
+        if (this.slots[s]![id] !== 0) {
+          zero = false;
+          break;
+        }
+      }
+      if (zero) this.removeLeaf(id);
+    }
+  }
+
+  protected slotOf(window: number): number {
+    const s = window % this.windows;
+    return s < 0 ? s + this.windows : s;
+  }
+
+  /** Validates and clamps a window range; returns the last window to read (≤ windows-1). */
+  protected checkRange(startv: number, endv: number): number {
+    if (!Number.isInteger(startv) || !Number.isInteger(endv) || startv < 0 || endv < startv) {
+      throw new WindowRangeError(
+        `series "${this.name}": window range ${startv}..${endv} is invalid (need integers 0 ≤ start ≤ end)`,
+      );
+    }
+    return Math.min(endv, this.windows - 1);
+  }
+
+  protected sumEntry(id: number, startv: number, last: number): number {
+    let sum = 0;
+    for (let v = startv; v <= last; v++) sum += this.slots[this.slotOf(this.current - v)]![id]!;
+    return sum;
+  }
+
+  protected sumTotals(startv: number, last: number): number {
+    let sum = 0;
+    for (let v = startv; v <= last; v++) sum += this.totals[this.slotOf(this.current - v)]!;
+    return sum;
+  }
+
+  protected entryWindows(id: number): number[] {
+    const out = new Array<number>(this.windows);
+    for (let v = 0; v < this.windows; v++) out[v] = this.slots[this.slotOf(this.current - v)]![id]!;
+    return out;
+  }
+
+  /** Adds `count` to entry `id` for window v (0 = current; v < windows). */
+  protected bump(id: number, v: number, count: number): void {
+    const s = this.slotOf(this.current - v);
+    const arr = this.slots[s]!;
+    arr[id] = clampCount(arr[id]! + count);
+  }
+
+  protected checkCount(count: number): void {
+    if (!Number.isSafeInteger(count) || count > MAX_COUNT || count < MIN_COUNT) {
+      throw new WindowRangeError(`series "${this.name}": count must be an integer from ${MIN_COUNT} to ${MAX_COUNT}`);
+    }
+  }
+
+  /** Leaf ids from least to most recently touched. */
+  protected *leavesOldestFirst(): Generator<number> {
+    for (let id = this.lruTail; id >= 0; id = this.prev[id]!) yield id;
+  }
+}

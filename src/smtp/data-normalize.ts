@@ -1,0 +1,167 @@
+/**
+ * DATA encoding for the backend side of the relay.
+ *
+ * What smtp-server (3.21.6, read from node_modules/smtp-server/dist/esm/smtp-stream.js and
+ * smtp-connection.js — the package ships dist/{esm,cjs}/, there is no lib/ directory; the
+ * `smtp-server/lib/*.js` export map points at dist) hands to `onData`:
+ *
+ * - End of data is ONLY the exact byte sequence CR LF "." CR LF (`END_SEQUENCE`), or "." CR LF as
+ *   the very first bytes of the DATA payload (empty message). "\n.\n", "\r.\r", "\r\n.\n" and
+ *   "\n.\r\n" are NOT end-of-data: they are passed through as message content, unchanged.
+ * - The stream is dot-unstuffed: a "." that directly follows an LF (any LF, including a bare LF
+ *   not preceded by CR) and is itself followed by another "." is dropped, and so is a leading
+ *   ".." at the very start of the payload. A "." after a bare CR is never unstuffed.
+ * - The terminating "." CR LF is removed, but the CR LF that ends the last line is kept, so a
+ *   non-empty message always ends with CR LF; an empty message yields no bytes at all.
+ * - Bare LF and bare CR are NOT flagged, rejected or normalized in the data phase: the bytes
+ *   arrive exactly as the client sent them (minus the unstuffing above). (In command mode the
+ *   parser splits lines on /\r?\n/, i.e. it does accept a bare LF as a command terminator.)
+ * - Size: `SMTPServerOptions.size` does not stop the stream; smtp-server keeps emitting data and
+ *   sets `stream.sizeExceeded = true` (mid-transfer as soon as the limit is passed) and
+ *   `stream.byteLength`. Only with `rejectOversized` does it send 552 itself.
+ * - If the client disconnects before end-of-data, smtp-server destroys the stream (with an
+ *   ECONNECTION error only if an 'error' listener is attached, otherwise without an error), so
+ *   it emits 'close' but never 'end'. A stream that did not 'end' is therefore a truncated
+ *   message and must never be terminated with "." towards the backend.
+ * - If the onData callback is called while the stream is still unread, smtp-server resumes
+ *   (drains) it itself; it replies only once the stream has ended.
+ *
+ * Consequence for us: because smtp-server passes bare CR / bare LF through, a client could
+ * send "\n.\nMAIL FROM:<x>\n" inside a message and a backend that accepts LF.LF (or CR.CR) as
+ * end-of-data would see a second transaction (SMTP smuggling). The encoder below therefore
+ * normalizes every line ending to CRLF *before* dot-stuffing, so every line that starts with
+ * "." — whatever line ending preceded it — is stuffed, and the only end-of-data the backend
+ * sees is the one we append.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+const CRLF = Buffer.from('\r\n');
+const DOT_BUF = Buffer.from('.');
+const TERMINATOR = Buffer.from('.\r\n');
+
+export interface DataEncoderOptions {
+  /** Double a "." at the start of a line (SMTP transparency, RFC 5321 4.5.2). Default true. */
+  dotStuff?: boolean;
+  /**
+   * On end, append the end-of-data marker: CRLF (only if the output does not already end with
+   * a line break) followed by ".\r\n". Default true. With false nothing is appended.
+   */
+  terminate?: boolean;
+}
+
+/**
+ * Transform stream: bare LF / bare CR / CRLF all become CRLF, lines starting with "." get an
+ * extra ".", and (optionally) "\r\n.\r\n" ends the output. State is carried across chunk
+ * boundaries (a CR at the end of one chunk and the LF at the start of the next are one line
+ * break; a "." at the start of a chunk that follows a line break is stuffed).
+ */
+export class DataEncoder extends Transform {
+  /** Bytes consumed from the input. */
+  bytesIn = 0;
+  /** Bytes produced (including dot-stuffing and the terminator). */
+  bytesOut = 0;
+  private readonly dotStuff: boolean;
+  private readonly terminate: boolean;
+  /** The last input byte was a CR (already emitted as CRLF); an LF right after it is swallowed. */
+  private lastWasCR = false;
+  /** The output is at the start of a line (true before any output). */
+  private atLineStart = true;
+
+  constructor(options: DataEncoderOptions = {}) {
+    super();
+    this.dotStuff = options.dotStuff ?? true;
+    this.terminate = options.terminate ?? true;
+  }
+
+  /** Encodes one chunk synchronously and returns the output (also used by the Transform). */
+  encodeChunk(chunk: Buffer): Buffer {
+    this.bytesIn += chunk.length;
+    const parts: Buffer[] = [];
+    let start = 0;
+    const len = chunk.length;
+    for (let i = 0; i < len; i++) {
+      const b = chunk[i];
+      if (b === LF) {
+        if (start < i) parts.push(chunk.subarray(start, i));
+        if (!this.lastWasCR) parts.push(CRLF);
+        start = i + 1;
+        this.lastWasCR = false;
+        this.atLineStart = true;
+        continue;
+      }
+      this.lastWasCR = false;
+      if (b === CR) {
+        if (start < i) parts.push(chunk.subarray(start, i));
+        parts.push(CRLF);
+        start = i + 1;
+        this.lastWasCR = true;
+        this.atLineStart = true;
+        continue;
+      }
+      if (this.atLineStart) {
+        this.atLineStart = false;
+        if (b === DOT && this.dotStuff) {
+          if (start < i) parts.push(chunk.subarray(start, i));
+          parts.push(DOT_BUF);
+          start = i; // the original "." goes out with the next run
+        }
+      }
+    }
+    if (start === 0 && parts.length === 0) {
+      this.bytesOut += len;
+      return chunk;
+    }
+    if (start < len) parts.push(chunk.subarray(start, len));
+    const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    this.bytesOut += out.length;
+    return out;
+  }
+
+  /** The bytes to emit at the end (terminator), updating the counters. */
+  finish(): Buffer {
+    if (!this.terminate) return Buffer.alloc(0);
+    const out = this.atLineStart ? TERMINATOR : Buffer.concat([CRLF, TERMINATOR]);
+    this.atLineStart = true;
+    this.lastWasCR = false;
+    this.bytesOut += out.length;
+    return out;
+  }
+
+  override _transform(chunk: unknown, encoding: BufferEncoding, callback: TransformCallback): void {
+    // decodeStrings is on (the default), so strings arrive as Buffers already
+    let buf: Buffer;
+    if (Buffer.isBuffer(chunk)) buf = chunk;
+    else if (chunk instanceof Uint8Array) buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    else if (typeof chunk === 'string') buf = Buffer.from(chunk, encoding);
+    else {
+      callback(new TypeError('DataEncoder accepts Buffer, Uint8Array or string chunks'));
+      return;
+    }
+    if (buf.length > 0) {
+      const out = this.encodeChunk(buf);
+      if (out.length > 0) this.push(out);
+    }
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const out = this.finish();
+    if (out.length > 0) this.push(out);
+    callback();
+  }
+}
+
+export function createDataEncoder(options?: DataEncoderOptions): DataEncoder {
+  return new DataEncoder(options);
+}
+
+/** One-shot encoding of a complete message (same rules as the stream). */
+export function encodeData(input: Buffer | string, options?: DataEncoderOptions): Buffer {
+  const encoder = new DataEncoder(options);
+  const body = encoder.encodeChunk(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
+  const tail = encoder.finish();
+  return tail.length > 0 ? Buffer.concat([body, tail]) : Buffer.from(body);
+}

@@ -1,0 +1,661 @@
+/**
+ * The backend side of the lockstep relay (SPEC §3).
+ *
+ * The gateway calls `relay.begin()` at MAIL FROM, forwards MAIL / each RCPT and answers the
+ * client with the reply it gets here, streams DATA with `data()`, and answers 250 only when
+ * `data()` resolved with a 2xx reply. Transport failures of any kind reject with a RelayError
+ * whose responseCode is 451, so the client can never get a 250 for mail the backend did not
+ * take. Backend replies — 4xx/5xx included — resolve as SmtpReply.
+ *
+ * Two kinds: `smtp` (a real backend over TCP, with a small pool of idle connections) and `dir`
+ * (each message becomes an .eml file, written atomically; for trying the gateway out).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { finished, type Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { RelayError } from '../errors.js';
+import { BackendConnection, formatReply, type SmtpReply } from './backend-client.js';
+import { createDataEncoder, type DataEncoder } from './data-normalize.js';
+
+export type { SmtpReply } from './backend-client.js';
+
+export interface MailFromParams {
+  size?: number;
+  body?: '8BITMIME' | '7BIT';
+  smtputf8?: boolean;
+}
+
+export interface RelayTransaction {
+  mailFrom(from: string, params?: MailFromParams): Promise<SmtpReply>;
+  rcptTo(to: string): Promise<SmtpReply>;
+  /**
+   * Sends DATA; `message` is the message body as smtp-server hands it to onData (already
+   * dot-unstuffed, the terminating "." removed). `prefix` (e.g. a Received: header,
+   * CRLF-terminated) goes first. Resolves with the backend's final reply.
+   *
+   * The message is re-encoded on the way (every bare CR / bare LF becomes CRLF, dot-stuffing,
+   * our own end-of-data). If the stream does not end normally (client vanished) the backend
+   * connection is dropped before any end-of-data is sent and this rejects with a 451
+   * RelayError. If the stream is an smtp-server stream whose `sizeExceeded` flag gets set, the
+   * backend connection is dropped likewise and the reply is a local 552 5.3.4. After a failure
+   * the rest of the message stream is drained (resumed) so smtp-server can finish reading it.
+   */
+  data(message: NodeJS.ReadableStream, prefix: string): Promise<SmtpReply>;
+  /** Ends the transaction: RSET and return the connection to the pool if healthy, else close it. */
+  release(): Promise<void>;
+  /** Drops the backend connection at once (the client vanished). */
+  abort(): void;
+  /** Bytes of the last data() sent to the backend / written to the file (after encoding). */
+  readonly dataBytes: number;
+}
+
+export interface RelayStats {
+  kind: 'smtp' | 'dir';
+  /** Idle pooled connections (always 0 for dir). */
+  idle: number;
+  /** Transactions begun and not yet released / aborted. */
+  active: number;
+  /** Backend connections opened (connect + greeting + EHLO succeeded). */
+  opened: number;
+  /** Transactions that got a pooled connection. */
+  reused: number;
+  transactions: number;
+  /** Messages the backend accepted (2xx after DATA) / files written. */
+  messages: number;
+  /** Bytes of accepted messages (after encoding). */
+  bytes: number;
+  /** Transport-level failures (RelayError thrown). */
+  failures: number;
+}
+
+export interface Relay {
+  begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction>;
+  /** Closes idle connections; transactions still running are closed (not pooled) at release. */
+  close(): Promise<void>;
+  stats(): RelayStats;
+}
+
+export interface SmtpRelayOptions {
+  kind: 'smtp';
+  host: string;
+  port: number;
+  /** Seconds; bounds connect, greeting, every reply and every stalled write. */
+  timeout: number;
+  /** Most idle connections kept. 0 disables pooling. */
+  pool_size: number;
+  /** Our EHLO name. */
+  hostname: string;
+  logger?: Logger;
+}
+
+export interface DirRelayOptions {
+  kind: 'dir';
+  dir: string;
+  hostname: string;
+  logger?: Logger;
+}
+
+export type RelayOptions = SmtpRelayOptions | DirRelayOptions;
+
+export function createRelay(opts: RelayOptions): Relay {
+  return opts.kind === 'smtp' ? new SmtpRelay(opts) : new DirRelay(opts);
+}
+
+/** An idle pooled connection is closed after this long. */
+export const POOL_IDLE_MS = 30_000;
+
+// ---------------------------------------------------------------------------------------------
+// shared helpers
+
+// eslint-disable-next-line no-control-regex
+const UNSAFE_ADDRESS = /[\x00-\x1f\x7f]/;
+
+function localReply(code: number, enhanced: string, message: string): SmtpReply {
+  return { code, enhanced, message, lines: [message] };
+}
+
+/** The message stream ended without 'end' (client vanished) or errored. */
+class MessageStreamError extends Error {}
+/** smtp-server flagged the message as over the size limit. */
+class MessageTooBigError extends Error {}
+/** The backend said something while we were still sending the message. */
+class EarlyReplyError extends Error {
+  constructor(readonly reply: SmtpReply | undefined) {
+    super('backend replied before the end of the message');
+  }
+}
+
+function sizeExceeded(message: NodeJS.ReadableStream): boolean {
+  return (message as { sizeExceeded?: unknown }).sizeExceeded === true;
+}
+
+function drainMessage(message: NodeJS.ReadableStream): void {
+  const r = message as Partial<Readable>;
+  if (r.destroyed === true || r.readableEnded === true) return;
+  message.resume();
+}
+
+/**
+ * Pipes prefix + message through `encoder` into `sink`, with backpressure both ways. Resolves
+ * once everything the encoder produced (its terminator included) went through the sink.
+ * Rejects with MessageStreamError if the message did not end normally — in that case the
+ * encoder is destroyed before it could flush, so no terminator is ever produced.
+ */
+async function pumpMessage(
+  message: NodeJS.ReadableStream,
+  prefix: string,
+  encoder: DataEncoder,
+  sink: (chunk: Buffer) => Promise<void> | undefined,
+  check?: () => void,
+): Promise<void> {
+  let ok = false;
+  const stopWatching = finished(message, { readable: true, writable: false }, (err) => {
+    if (err) encoder.destroy(new MessageStreamError(`message stream failed: ${err.message}`, { cause: err }));
+  });
+  try {
+    if (prefix.length > 0) encoder.write(/[\r\n]$/.test(prefix) ? prefix : `${prefix}\r\n`);
+    message.pipe(encoder);
+    for await (const chunk of encoder as AsyncIterable<Buffer>) {
+      if (sizeExceeded(message)) throw new MessageTooBigError('message size limit exceeded');
+      check?.();
+      const pending = sink(chunk);
+      if (pending) await pending;
+    }
+    ok = true;
+  } finally {
+    stopWatching();
+    message.unpipe(encoder);
+    if (!ok) {
+      encoder.destroy();
+      drainMessage(message);
+    }
+  }
+}
+
+function invalidAddress(kind: 'MAIL' | 'RCPT'): SmtpReply {
+  return kind === 'MAIL'
+    ? localReply(501, '5.1.7', 'Bad sender address syntax')
+    : localReply(501, '5.1.3', 'Bad recipient address syntax');
+}
+
+// ---------------------------------------------------------------------------------------------
+// smtp kind
+
+interface IdleEntry {
+  conn: BackendConnection;
+  timer: NodeJS.Timeout;
+}
+
+class SmtpRelay implements Relay {
+  readonly timeoutMs: number;
+  private readonly idle: IdleEntry[] = [];
+  private closed = false;
+  private counters = { active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
+
+  constructor(readonly opts: SmtpRelayOptions) {
+    this.timeoutMs = Math.max(1, Math.round(opts.timeout * 1000));
+  }
+
+  get logger(): Logger | undefined {
+    return this.opts.logger;
+  }
+
+  async begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction> {
+    if (this.closed) throw new RelayError('Relay is shutting down, try again later', 451);
+    let conn = this.takeIdle();
+    const reused = conn !== undefined;
+    if (!conn) conn = await this.openConnection();
+    else this.counters.reused++;
+    this.counters.active++;
+    this.counters.transactions++;
+    return new SmtpTransaction(this, conn, reused, meta);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const entries = this.idle.splice(0, this.idle.length);
+    await Promise.all(
+      entries.map((e) => {
+        clearTimeout(e.timer);
+        e.conn.onIdleEvent = undefined;
+        return e.conn.quit(Math.min(this.timeoutMs, 2000));
+      }),
+    );
+  }
+
+  stats(): RelayStats {
+    return { kind: 'smtp', idle: this.idle.length, ...this.counters };
+  }
+
+  /** Connect, read the greeting, EHLO/HELO. Throws RelayError 451 on any failure. */
+  async openConnection(): Promise<BackendConnection> {
+    const { host, port, hostname } = this.opts;
+    let conn: BackendConnection;
+    try {
+      conn = await BackendConnection.connect({ host, port, timeoutMs: this.timeoutMs });
+    } catch (err) {
+      this.counters.failures++;
+      this.logger?.warn({ err, backend: `${host}:${port}` }, 'backend connection failed');
+      throw err instanceof RelayError ? err : new RelayError('Backend unavailable, try again later', 451, { cause: err });
+    }
+    const greeting = conn.greeting;
+    if (!greeting || greeting.code !== 220) {
+      conn.destroy('greeting refused');
+      this.counters.failures++;
+      const text = greeting ? formatReply(greeting) : 'no greeting';
+      this.logger?.warn({ backend: `${host}:${port}`, greeting: text }, 'backend refused the session');
+      throw new RelayError(`Backend refused the session (${text}), try again later`, 451);
+    }
+    let hello: SmtpReply;
+    try {
+      hello = await conn.hello(hostname, this.timeoutMs);
+    } catch (err) {
+      conn.destroy();
+      this.counters.failures++;
+      throw err instanceof RelayError ? err : new RelayError('Backend unavailable, try again later', 451, { cause: err });
+    }
+    if (hello.code !== 250) {
+      conn.destroy('EHLO refused');
+      this.counters.failures++;
+      this.logger?.warn({ backend: `${host}:${port}`, reply: formatReply(hello) }, 'backend refused EHLO/HELO');
+      throw new RelayError(`Backend refused EHLO (${formatReply(hello)}), try again later`, 451);
+    }
+    this.counters.opened++;
+    return conn;
+  }
+
+  /** Pops the most recently pooled healthy connection; unhealthy ones are closed on the way. */
+  private takeIdle(): BackendConnection | undefined {
+    for (let entry = this.idle.pop(); entry !== undefined; entry = this.idle.pop()) {
+      clearTimeout(entry.timer);
+      const conn = entry.conn;
+      conn.onIdleEvent = undefined;
+      if (!conn.broken && !conn.hasUnreadReply) return conn;
+      conn.destroy();
+    }
+    return undefined;
+  }
+
+  /** Called by a transaction whose connection passed RSET. */
+  pool(conn: BackendConnection): void {
+    if (this.closed || this.idle.length >= this.opts.pool_size || conn.broken || conn.hasUnreadReply) {
+      void conn.quit(Math.min(this.timeoutMs, 2000));
+      return;
+    }
+    const entry: IdleEntry = {
+      conn,
+      timer: setTimeout(() => {
+        this.dropIdle(entry);
+        void conn.quit(Math.min(this.timeoutMs, 2000));
+      }, POOL_IDLE_MS),
+    };
+    entry.timer.unref();
+    // The backend closed the idle connection or said something (421 timeout): drop it silently.
+    conn.onIdleEvent = () => {
+      this.dropIdle(entry);
+      conn.destroy('backend closed idle connection');
+    };
+    this.idle.push(entry);
+  }
+
+  private dropIdle(entry: IdleEntry): void {
+    clearTimeout(entry.timer);
+    entry.conn.onIdleEvent = undefined;
+    const i = this.idle.indexOf(entry);
+    if (i >= 0) this.idle.splice(i, 1);
+  }
+
+  transactionEnded(): void {
+    this.counters.active--;
+  }
+
+  countFailure(): void {
+    this.counters.failures++;
+  }
+
+  countMessage(bytes: number): void {
+    this.counters.messages++;
+    this.counters.bytes += bytes;
+  }
+}
+
+class SmtpTransaction implements RelayTransaction {
+  dataBytes = 0;
+  private done = false;
+  private busy = false;
+  /** The transaction hit a transport / protocol error: the connection must not be pooled. */
+  private failed = false;
+  private commands = 0;
+
+  constructor(
+    private readonly relay: SmtpRelay,
+    private conn: BackendConnection,
+    private reused: boolean,
+    private readonly meta: { clientAddress: string; heloName?: string },
+  ) {}
+
+  mailFrom(from: string, params: MailFromParams = {}): Promise<SmtpReply> {
+    return this.step(async () => {
+      if (UNSAFE_ADDRESS.test(from)) return invalidAddress('MAIL');
+      try {
+        return await this.command(this.mailLine(from, params));
+      } catch (err) {
+        // A pooled connection may have died between the pool check and now; MAIL has no side
+        // effects, so retry once on a fresh connection.
+        if (!(err instanceof RelayError) || !this.reused || this.commands > 1) throw err;
+        this.relay.logger?.debug({ err }, 'pooled backend connection failed, reconnecting');
+        this.conn.destroy();
+        this.reused = false;
+        try {
+          this.conn = await this.relay.openConnection();
+        } catch (openErr) {
+          this.failed = true; // openConnection counted the failure already
+          throw openErr;
+        }
+        return await this.command(this.mailLine(from, params));
+      }
+    });
+  }
+
+  rcptTo(to: string): Promise<SmtpReply> {
+    return this.step(async () => {
+      if (UNSAFE_ADDRESS.test(to)) return invalidAddress('RCPT');
+      return this.command(`RCPT TO:<${to}>`);
+    });
+  }
+
+  data(message: NodeJS.ReadableStream, prefix: string): Promise<SmtpReply> {
+    return this.step(async () => {
+      this.dataBytes = 0;
+      let go: SmtpReply;
+      try {
+        go = await this.command('DATA');
+      } catch (err) {
+        drainMessage(message);
+        throw err;
+      }
+      if (go.code !== 354) {
+        drainMessage(message);
+        if (go.code >= 400) return go;
+        return this.protocolFailure(`unexpected reply to DATA: ${formatReply(go)}`);
+      }
+      const conn = this.conn;
+      const encoder = createDataEncoder();
+      const timeoutMs = this.relay.timeoutMs;
+      try {
+        await pumpMessage(
+          message,
+          prefix,
+          encoder,
+          (chunk) => conn.write(chunk, timeoutMs),
+          () => {
+            if (conn.hasUnreadReply) throw new EarlyReplyError(conn.takeUnreadReply());
+          },
+        );
+      } catch (err) {
+        this.failed = true;
+        conn.destroy('message transfer aborted');
+        if (err instanceof MessageTooBigError) {
+          return localReply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+        }
+        if (err instanceof EarlyReplyError && err.reply && err.reply.code >= 400) {
+          this.relay.logger?.warn({ reply: formatReply(err.reply) }, 'backend replied in the middle of DATA');
+          return err.reply;
+        }
+        this.relay.countFailure();
+        if (err instanceof MessageStreamError) {
+          throw new RelayError('Message transfer aborted, try again later', 451, { cause: err });
+        }
+        if (err instanceof RelayError) throw err;
+        throw new RelayError('Backend transfer failed, try again later', 451, { cause: err });
+      }
+      this.dataBytes = encoder.bytesOut;
+      const reply = await this.readReply();
+      if (reply.code >= 200 && reply.code < 300) {
+        this.relay.countMessage(encoder.bytesOut);
+      } else if (reply.code < 400) {
+        return this.protocolFailure(`unexpected final reply to DATA: ${formatReply(reply)}`);
+      }
+      return reply;
+    });
+  }
+
+  async release(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.relay.transactionEnded();
+    const conn = this.conn;
+    if (this.failed || this.busy || conn.broken) {
+      conn.destroy('transaction failed');
+      return;
+    }
+    try {
+      const reply = await conn.command('RSET', this.relay.timeoutMs);
+      if (reply.code === 250) {
+        this.relay.pool(conn);
+        return;
+      }
+      this.relay.logger?.debug({ reply: formatReply(reply) }, 'backend refused RSET, closing');
+    } catch (err) {
+      this.relay.logger?.debug({ err }, 'backend RSET failed, closing');
+    }
+    conn.destroy('RSET failed');
+  }
+
+  abort(): void {
+    this.failed = true;
+    this.conn.destroy('client vanished');
+    if (this.done) return;
+    this.done = true;
+    this.relay.transactionEnded();
+  }
+
+  private mailLine(from: string, params: MailFromParams): string {
+    const ext = this.conn.extensions;
+    let line = `MAIL FROM:<${from}>`;
+    if (params.size !== undefined && ext.has('SIZE') && Number.isSafeInteger(params.size) && params.size >= 0) {
+      line += ` SIZE=${params.size}`;
+    }
+    if (params.body !== undefined && ext.has('8BITMIME')) line += ` BODY=${params.body}`;
+    if (params.smtputf8 === true && ext.has('SMTPUTF8')) line += ' SMTPUTF8';
+    return line;
+  }
+
+  /** Runs one step; steps never overlap, and a transport error marks the transaction failed. */
+  private async step(fn: () => Promise<SmtpReply>): Promise<SmtpReply> {
+    if (this.done) throw new RelayError('Relay transaction already ended', 451);
+    if (this.busy) throw new RelayError('Relay transaction busy (commands must not overlap)', 451);
+    this.busy = true;
+    try {
+      return await fn();
+    } catch (err) {
+      if (!this.failed) this.relay.countFailure();
+      this.failed = true;
+      this.conn.destroy('transaction failed');
+      if (err instanceof RelayError) {
+        this.relay.logger?.warn(
+          { err, client: this.meta.clientAddress, backend: `${this.relay.opts.host}:${this.relay.opts.port}` },
+          'relay transaction failed',
+        );
+        throw err;
+      }
+      throw new RelayError('Backend transfer failed, try again later', 451, { cause: err });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async command(line: string): Promise<SmtpReply> {
+    this.commands++;
+    const reply = await this.conn.command(line, this.relay.timeoutMs);
+    if (reply.code === 421) this.failed = true; // the backend is closing the connection
+    return reply;
+  }
+
+  private async readReply(): Promise<SmtpReply> {
+    const reply = await this.conn.readReply(this.relay.timeoutMs);
+    if (reply.code === 421) this.failed = true;
+    return reply;
+  }
+
+  private protocolFailure(what: string): never {
+    this.failed = true;
+    this.relay.countFailure();
+    this.conn.destroy(what);
+    throw new RelayError(`Backend protocol error (${what}), try again later`, 451);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dir kind
+
+class DirRelay implements Relay {
+  private counters = { active: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
+
+  constructor(readonly opts: DirRelayOptions) {}
+
+  begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction> {
+    this.counters.active++;
+    this.counters.transactions++;
+    return Promise.resolve(new DirTransaction(this, meta));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  stats(): RelayStats {
+    return { kind: 'dir', idle: 0, opened: 0, reused: 0, ...this.counters };
+  }
+
+  transactionEnded(): void {
+    this.counters.active--;
+  }
+
+  countFailure(): void {
+    this.counters.failures++;
+  }
+
+  countMessage(bytes: number): void {
+    this.counters.messages++;
+    this.counters.bytes += bytes;
+  }
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+    if (bytesWritten <= 0) throw new Error('short write');
+    off += bytesWritten;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // not supported everywhere; the rename itself is atomic
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+class DirTransaction implements RelayTransaction {
+  dataBytes = 0;
+  private from: string | undefined;
+  private rcpts: string[] = [];
+  private done = false;
+
+  constructor(
+    private readonly relay: DirRelay,
+    private readonly meta: { clientAddress: string; heloName?: string },
+  ) {}
+
+  mailFrom(from: string, _params?: MailFromParams): Promise<SmtpReply> {
+    this.assertOpen();
+    if (UNSAFE_ADDRESS.test(from)) return Promise.resolve(invalidAddress('MAIL'));
+    this.from = from;
+    this.rcpts = [];
+    return Promise.resolve(localReply(250, '2.1.0', 'Ok'));
+  }
+
+  rcptTo(to: string): Promise<SmtpReply> {
+    this.assertOpen();
+    if (this.from === undefined) return Promise.resolve(localReply(503, '5.5.1', 'Error: need MAIL command'));
+    if (UNSAFE_ADDRESS.test(to)) return Promise.resolve(invalidAddress('RCPT'));
+    this.rcpts.push(to);
+    return Promise.resolve(localReply(250, '2.1.5', 'Ok'));
+  }
+
+  async data(message: NodeJS.ReadableStream, prefix: string): Promise<SmtpReply> {
+    this.assertOpen();
+    this.dataBytes = 0;
+    if (this.from === undefined || this.rcpts.length === 0) {
+      drainMessage(message);
+      return localReply(503, '5.5.1', 'Error: need RCPT command');
+    }
+    const dir = this.relay.opts.dir;
+    const name = `${Date.now()}-${randomBytes(8).toString('hex')}.eml`;
+    const tmp = path.join(dir, `.${name}.tmp`);
+    const final = path.join(dir, name);
+    let fh: FileHandle | undefined;
+    let renamed = false;
+    const encoder = createDataEncoder({ dotStuff: false, terminate: false });
+    try {
+      await mkdir(dir, { recursive: true });
+      fh = await open(tmp, 'wx', 0o640);
+      const handle = fh;
+      const envelope =
+        `X-Envelope-From: <${this.from}>\r\n` + this.rcpts.map((r) => `X-Envelope-To: <${r}>\r\n`).join('');
+      const head = Buffer.from(envelope, 'utf8');
+      await writeAll(handle, head);
+      await pumpMessage(message, prefix, encoder, (chunk) => writeAll(handle, chunk));
+      await handle.sync();
+      await handle.close();
+      fh = undefined;
+      await rename(tmp, final);
+      renamed = true;
+      await fsyncDir(dir);
+      this.dataBytes = head.length + encoder.bytesOut;
+      this.relay.countMessage(this.dataBytes);
+      this.relay.opts.logger?.debug({ file: final, client: this.meta.clientAddress }, 'message stored');
+      return localReply(250, '2.0.0', `Ok: queued as ${name}`);
+    } catch (err) {
+      drainMessage(message);
+      await fh?.close().catch(() => undefined);
+      if (!renamed) await unlink(tmp).catch(() => undefined);
+      if (err instanceof MessageTooBigError) {
+        return localReply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+      }
+      this.relay.countFailure();
+      this.relay.opts.logger?.warn({ err, dir }, 'could not store message');
+      throw new RelayError('Could not store the message, try again later', 451, { cause: err });
+    }
+  }
+
+  release(): Promise<void> {
+    this.end();
+    return Promise.resolve();
+  }
+
+  abort(): void {
+    this.end();
+  }
+
+  private end(): void {
+    this.from = undefined;
+    this.rcpts = [];
+    if (this.done) return;
+    this.done = true;
+    this.relay.transactionEnded();
+  }
+
+  private assertOpen(): void {
+    if (this.done) throw new RelayError('Relay transaction already ended', 451);
+  }
+}

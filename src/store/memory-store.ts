@@ -1,0 +1,35 @@
+/** The default store: counts live in this process, in the series registry. */
+import type { SeriesRegistry } from '../series/registry.js';
+import type { TopEntry, TopOptions } from '../series/types.js';
+import type { AddOp, CountQuery, SeriesStore } from './types.js';
+
+export class MemoryStore implements SeriesStore {
+  readonly kind = 'memory';
+  constructor(readonly registry: SeriesRegistry) {}
+
+  async add(series: string, key: string, count = 1): Promise<void> {
+    this.registry.get(series).add(key, count);
+  }
+
+  async addMany(ops: readonly AddOp[]): Promise<void> {
+    for (const op of ops) this.registry.get(op.series).add(op.key, op.count);
+  }
+
+  async count(series: string, key: string, startv = 0, endv = startv): Promise<number> {
+    return this.registry.get(series).count(key, startv, endv);
+  }
+
+  async countMany(queries: readonly CountQuery[]): Promise<number[]> {
+    return queries.map((q) => this.registry.get(q.series).count(q.key, q.startv, q.endv));
+  }
+
+  async removeItem(series: string, key: string): Promise<number> {
+    return this.registry.get(series).removeItem(key);
+  }
+
+  async top(series: string, opts?: TopOptions): Promise<TopEntry[]> {
+    return this.registry.get(series).top(opts);
+  }
+
+  async close(): Promise<void> {}
+}

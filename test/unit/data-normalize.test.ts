@@ -1,0 +1,136 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createDataEncoder, encodeData, type DataEncoderOptions } from '../../src/smtp/data-normalize.js';
+
+async function encodeChunks(chunks: Buffer[], options?: DataEncoderOptions): Promise<Buffer> {
+  const encoder = createDataEncoder(options);
+  const out: Buffer[] = [];
+  encoder.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise<void>((resolve, reject) => {
+    encoder.on('end', resolve);
+    encoder.on('error', reject);
+  });
+  Readable.from(chunks).pipe(encoder);
+  await done;
+  const result = Buffer.concat(out);
+  expect(encoder.bytesOut).toBe(result.length);
+  expect(encoder.bytesIn).toBe(chunks.reduce((n, c) => n + c.length, 0));
+  return result;
+}
+
+function byteByByte(s: string): Buffer[] {
+  const b = Buffer.from(s, 'utf8');
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < b.length; i++) chunks.push(b.subarray(i, i + 1));
+  return chunks;
+}
+
+/** Every split of the input into two chunks. */
+function allSplits(s: string): Buffer[][] {
+  const b = Buffer.from(s, 'utf8');
+  const res: Buffer[][] = [];
+  for (let i = 0; i <= b.length; i++) res.push([b.subarray(0, i), b.subarray(i)]);
+  return res;
+}
+
+const CASES: Array<[string, string, string]> = [
+  ['plain CRLF message', 'Subject: x\r\n\r\nhello\r\n', 'Subject: x\r\n\r\nhello\r\n.\r\n'],
+  ['no final line break', 'hello', 'hello\r\n.\r\n'],
+  ['empty message', '', '.\r\n'],
+  ['bare LF', 'a\nb\n', 'a\r\nb\r\n.\r\n'],
+  ['bare CR', 'a\rb\r', 'a\r\nb\r\n.\r\n'],
+  ['CR CR LF is two line breaks', 'a\r\r\nb\r\n', 'a\r\n\r\nb\r\n.\r\n'],
+  ['LF CR is two line breaks', 'a\n\rb', 'a\r\n\r\nb\r\n.\r\n'],
+  ['dot line', 'a\r\n.\r\nb\r\n', 'a\r\n..\r\nb\r\n.\r\n'],
+  ['leading dot at start', '.hidden\r\n', '..hidden\r\n.\r\n'],
+  ['double dot line', 'x\r\n..\r\n', 'x\r\n...\r\n.\r\n'],
+  ['dot not at line start', 'a.b\r\n a.\r\n', 'a.b\r\n a.\r\n.\r\n'],
+  ['LF.LF smuggle', 'x\n.\nMAIL FROM:<x>\n', 'x\r\n..\r\nMAIL FROM:<x>\r\n.\r\n'],
+  ['CR.CR smuggle', 'x\r.\rRCPT TO:<y>\r', 'x\r\n..\r\nRCPT TO:<y>\r\n.\r\n'],
+  ['CRLF.LF smuggle', 'x\r\n.\ny\r\n', 'x\r\n..\r\ny\r\n.\r\n'],
+  ['LF.CRLF smuggle', 'x\n.\r\ny\r\n', 'x\r\n..\r\ny\r\n.\r\n'],
+  ['utf-8 untouched', 'héllo → 世界\r\n', 'héllo → 世界\r\n.\r\n'],
+];
+
+describe('createDataEncoder', () => {
+  for (const [name, input, expected] of CASES) {
+    it(`${name}: one chunk`, async () => {
+      expect((await encodeChunks([Buffer.from(input)])).toString('utf8')).toBe(expected);
+      expect(encodeData(input).toString('utf8')).toBe(expected);
+    });
+    it(`${name}: byte by byte`, async () => {
+      expect((await encodeChunks(byteByByte(input))).toString('utf8')).toBe(expected);
+    });
+    it(`${name}: every two-chunk split`, async () => {
+      for (const split of allSplits(input)) {
+        expect((await encodeChunks(split)).toString('utf8')).toBe(expected);
+      }
+    });
+  }
+
+  it('CR at the end of one chunk and LF at the start of the next is one CRLF', async () => {
+    const out = await encodeChunks([Buffer.from('a\r'), Buffer.from('\nb\r\n')]);
+    expect(out.toString()).toBe('a\r\nb\r\n.\r\n');
+  });
+
+  it('stuffs a dot at the start of a chunk that follows a line end', async () => {
+    const out = await encodeChunks([Buffer.from('a\r\n'), Buffer.from('.b\r\n'), Buffer.from('\n'), Buffer.from('.')]);
+    expect(out.toString()).toBe('a\r\n..b\r\n\r\n..\r\n.\r\n');
+  });
+
+  it('the output never contains a bare CR or LF and ends with exactly one terminator', async () => {
+    // deterministic pseudo-random inputs over a small alphabet rich in CR, LF and dots
+    const alphabet = ['\r', '\n', '.', 'a', ' '];
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let round = 0; round < 300; round++) {
+      let s = '';
+      const len = rand(40);
+      for (let i = 0; i < len; i++) s += alphabet[rand(alphabet.length)];
+      const whole = encodeData(s).toString('latin1');
+      const chunked = (await encodeChunks(byteByByte(s))).toString('latin1');
+      expect(chunked).toBe(whole);
+      // every CR is followed by LF and every LF preceded by CR
+      expect(/\r(?!\n)|(?<!\r)\n/.test(whole)).toBe(false);
+      // the only end-of-data sequence is the final one
+      const body = whole.slice(0, whole.length - 3);
+      expect(('\r\n' + body).includes('\r\n.\r\n')).toBe(false);
+      expect(whole.endsWith('.\r\n')).toBe(true);
+      // un-stuffing the body gives back the input with normalized line endings
+      const lines = body.split('\r\n');
+      lines.pop(); // body ends with CRLF
+      const unstuffed = lines.map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\r\n');
+      const normalized = s.replace(/\r\n|\r|\n/g, '\r\n');
+      expect(unstuffed).toBe(normalized.replace(/\r\n$/, ''));
+    }
+  });
+
+  it('dotStuff: false / terminate: false only normalizes line endings', async () => {
+    const opts = { dotStuff: false, terminate: false };
+    expect((await encodeChunks(byteByByte('.a\n.\rb'), opts)).toString()).toBe('.a\r\n.\r\nb');
+    expect(encodeData('', opts).length).toBe(0);
+  });
+
+  it('respects backpressure (a slow consumer still gets every byte in order)', async () => {
+    const encoder = createDataEncoder();
+    const big = Buffer.alloc(1024 * 1024, 'x');
+    for (let i = 0; i < big.length; i += 1000) big[i] = 0x0a; // bare LFs
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < big.length; i += 4096) yield big.subarray(i, i + 4096);
+      })(),
+    );
+    source.pipe(encoder);
+    const out: Buffer[] = [];
+    for await (const chunk of encoder as AsyncIterable<Buffer>) {
+      out.push(chunk);
+      if (out.length % 16 === 0) await new Promise((r) => setImmediate(r));
+    }
+    const result = Buffer.concat(out);
+    expect(result.equals(encodeData(big))).toBe(true);
+    expect(encoder.bytesIn).toBe(big.length);
+  });
+});
