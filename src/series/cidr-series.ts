@@ -107,6 +107,11 @@ export class CidrSeries extends WindowedSeries {
     }
   }
 
+  protected override keyText(id: number): string {
+    const nw = this.nwords;
+    return formatPrefix(this.family, this.keys.subarray(id * nw, id * nw + nw), this.leafBits);
+  }
+
   // ---- hashing ---------------------------------------------------------------------------
 
   private hash(words: Uint32Array, off: number, lvl: number): number {
@@ -412,11 +417,8 @@ export class CidrSeries extends WindowedSeries {
   /** Every tracked key (address or stored prefix) with its per-window counts, least recent first. */
   snapshot(): SeriesSnapshot {
     this.advance();
-    const nw = this.nwords;
     const entries: Array<[string, number[]]> = [];
-    for (const id of this.leavesOldestFirst()) {
-      entries.push([formatPrefix(this.family, this.keys.subarray(id * nw, id * nw + nw), this.leafBits), this.entryWindows(id)]);
-    }
+    for (const id of this.leavesOldestFirst()) entries.push([this.keyText(id), this.entryWindows(id)]);
     const snap: SeriesSnapshot = {
       version: 1,
       name: this.name,

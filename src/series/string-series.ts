@@ -33,6 +33,10 @@ export class StringSeries extends WindowedSeries {
     this.keyOf = [];
   }
 
+  protected override keyText(id: number): string {
+    return this.keyOf[id]!;
+  }
+
   protected override detachLeaf(id: number): void {
     const k = this.keyOf[id];
     if (k !== undefined) this.index.delete(k);

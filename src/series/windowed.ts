@@ -12,6 +12,17 @@ export const KIND_LEAF = 1;
 export const KIND_AGGREGATE = 2;
 
 const INITIAL_CAPACITY = 64;
+
+export interface ClosedWindow {
+  series: string;
+  /** Absolute window number: floor(epoch seconds / interval). */
+  window: number;
+  startMs: number;
+  endMs: number;
+  /** Every key with a non-zero count in that window, most recently touched first. */
+  entries: Array<[string, number]>;
+}
+export type WindowCloseListener = (closed: ClosedWindow) => void;
 export const MAX_COUNT = 2 ** 31 - 1;
 export const MIN_COUNT = -(2 ** 31);
 
@@ -206,6 +217,7 @@ export abstract class WindowedSeries {
   protected advance(): void {
     const w = this.windowAt(this.clock.now());
     if (w <= this.current) return;
+    if (this.closeListener) this.emitClosed();
     const elapsed = w - this.current;
     this.current = w;
     if (elapsed >= this.windows) {
@@ -219,6 +231,37 @@ export abstract class WindowedSeries {
     }
     this.sweepEmpty();
   }
+
+  private closeListener: WindowCloseListener | undefined;
+
+  /**
+   * Calls `listener` once for every window that closes (stops being window 0), with the final
+   * count of every key in it, before the window can age out. Windows close lazily, on the next
+   * operation or currentWindow() call after the boundary; call currentWindow() on a timer to
+   * close them promptly.
+   */
+  onWindowClosed(listener: WindowCloseListener | undefined): void {
+    this.closeListener = listener;
+  }
+
+  private emitClosed(): void {
+    const slot = this.slotOf(this.current);
+    const arr = this.slots[slot]!;
+    const entries: Array<[string, number]> = [];
+    for (let id = this.lruHead; id >= 0; id = this.next[id]!) {
+      const c = arr[id]!;
+      if (c !== 0) entries.push([this.keyText(id), c]);
+    }
+    const start = this.current * this.intervalMs;
+    try {
+      this.closeListener!({ series: this.name, window: this.current, startMs: start, endMs: start + this.intervalMs, entries });
+    } catch {
+      // a failing listener must not break counting; the listener reports its own errors
+    }
+  }
+
+  /** The text of a leaf's key (address, stored prefix or string). */
+  protected abstract keyText(id: number): string;
 
   private resetAll(): void {
     this.capacity = 0;

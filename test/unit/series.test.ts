@@ -336,3 +336,23 @@ describe('definitions and registry', () => {
     expect(reg.list()).toEqual([]);
   });
 });
+
+describe('window close listener', () => {
+  it('reports each closed window once with its final counts, even with one window', () => {
+    const clock = new ManualClock(T0);
+    const s = cidr(clock, 1);
+    const closed: Array<{ window: number; entries: Array<[string, number]> }> = [];
+    s.onWindowClosed((c) => closed.push({ window: c.window, entries: c.entries }));
+    s.add('192.0.2.1', 2);
+    s.add('192.0.2.9');
+    clock.advanceSeconds(60);
+    expect(s.currentWindow()).toBe(T0 / 60_000 + 1);
+    s.add('192.0.2.1');
+    clock.advanceSeconds(600);
+    s.currentWindow();
+    expect(closed).toEqual([
+      { window: T0 / 60_000, entries: [['192.0.2.9', 1], ['192.0.2.1', 2]] },
+      { window: T0 / 60_000 + 1, entries: [['192.0.2.1', 1]] },
+    ]);
+  });
+});
