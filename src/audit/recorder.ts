@@ -1,0 +1,195 @@
+/**
+ * The recorder: for a stage event, derive keys, add to series (record rules and built-in
+ * monitors), read counts, ask the policy engine. It never throws into the SMTP layer: a store
+ * failure follows store.on_error (local is handled inside the store; accept skips the
+ * policies that need counts; tempfail refuses the event with a 4xx).
+ */
+import type { Logger } from 'pino';
+import type { Config, Stage } from '../config/schema.js';
+import { monitorSeries, SESSIONS_SERIES } from '../config/schema.js';
+import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
+import type { Clock } from '../series/clock.js';
+import { compilePolicies, seriesTypes, type CompiledPolicies } from '../policy/compile.js';
+import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext } from '../policy/evaluate.js';
+import type { SessionTracker } from './sessions.js';
+
+export type MonitorEvent = 'connections' | 'receptions' | 'rejections';
+
+export interface FiredRecord {
+  at: number;
+  cid: string;
+  client: string;
+  stage: Stage;
+  policy: string;
+  action: string;
+  mode: 'enforce' | 'shadow';
+  key?: string;
+  count?: number;
+  above?: number;
+}
+
+export interface StageResult extends Decision {
+  /** Seconds until the count that fired frees up, when it can be told. */
+  retryAfter?: number;
+  /** True when the store failed and on_error: tempfail refused the event. */
+  storeFailure?: boolean;
+}
+
+interface CompiledRecord {
+  series: string[];
+  key?: string;
+  count: number;
+  cidr: boolean[];
+}
+
+export class Recorder {
+  private policies!: CompiledPolicies;
+  private records!: Map<Stage, CompiledRecord[]>;
+  private monitorNames!: Record<MonitorEvent, string[]>;
+  private types!: Map<string, { type: string; interval: number }>;
+  private onError!: Config['store']['on_error'];
+  private readonly recent: FiredRecord[] = [];
+  private storeFailures = 0;
+  private lastStoreLog = 0;
+  /** decisions[`${policy}\t${action}\t${mode}`] = n */
+  readonly decisionCounts = new Map<string, number>();
+
+  constructor(
+    config: Config,
+    private readonly store: SeriesStore,
+    private readonly sessions: SessionTracker,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {
+    this.configure(config);
+  }
+
+  /** Applies a (reloaded) config: compiled once here, never per event. */
+  configure(config: Config): void {
+    this.policies = compilePolicies(config);
+    this.types = seriesTypes(config);
+    this.onError = config.store.on_error;
+    const records = new Map<Stage, CompiledRecord[]>();
+    for (const r of config.record) {
+      const list = records.get(r.on) ?? [];
+      const rec: CompiledRecord = { series: r.series, count: r.count, cidr: r.series.map((s) => this.types.get(s)?.type !== 'string') };
+      if (r.key !== undefined) rec.key = r.key;
+      list.push(rec);
+      records.set(r.on, list);
+    }
+    this.records = records;
+    const mons = monitorSeries(config.monitors);
+    const pick = (base: string): string[] => mons.filter((m) => m.name.startsWith(`${base}:`) || m.name.startsWith(`${base}6:`)).map((m) => m.name);
+    this.monitorNames = { connections: pick('connections'), receptions: pick('receptions'), rejections: pick('rejections') };
+  }
+
+  /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */
+  async monitor(event: MonitorEvent, ip: string): Promise<void> {
+    const ops = this.monitorNames[event].map((series) => ({ series, key: ip, count: 1 }));
+    if (ops.length) await this.safeAdd(ops);
+  }
+
+  /** Records the event and evaluates the stage's policies. */
+  async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean } = {}): Promise<StageResult> {
+    const ops: AddOp[] = [];
+    for (const r of this.records.get(ctx.stage) ?? []) {
+      for (let i = 0; i < r.series.length; i++) {
+        const key = r.cidr[i] ? ctx.ip : r.key ? expandTemplate(r.key, ctx) : undefined;
+        if (key !== undefined) ops.push({ series: r.series[i]!, key, count: r.count });
+      }
+    }
+    if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: ctx.ip, count: 1 });
+    if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: ctx.ip, count: 1 });
+    if (ops.length && !(await this.safeAdd(ops))) {
+      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
+    }
+
+    const rules = this.policies[ctx.stage];
+    if (rules.length === 0 || opts.skipPolicies) return { verdict: 'continue', shadow: [] };
+    const items = applicable(rules, ctx);
+    const queries: CountQuery[] = [];
+    const slot: number[] = [];
+    const counts: Array<number | undefined> = new Array(items.length);
+    items.forEach((it, i) => {
+      if (it.key === undefined) return;
+      if (it.policy.seriesType === 'sessions') counts[i] = this.sessions.count(it.key);
+      else {
+        slot.push(i);
+        queries.push({ series: it.policy.series!, key: it.key, startv: it.policy.startv, endv: it.policy.endv });
+      }
+    });
+    if (queries.length) {
+      try {
+        const res = await this.store.countMany(queries);
+        res.forEach((c, j) => (counts[slot[j]!] = c));
+      } catch (err) {
+        this.noteStoreFailure(err);
+        if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
+      }
+    }
+    const decision: StageResult = evaluate(items, counts);
+    for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, 'shadow', f.key, f.count, f.policy.above);
+    if (decision.fired) {
+      const f = decision.fired;
+      this.log(ctx, cid, f.policy.name, f.policy.action, 'enforce', f.key, f.count, f.policy.above);
+      if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && f.policy.seriesType !== SESSIONS_SERIES) {
+        decision.retryAfter = await this.retryAfter(f.policy.series!, f.key, f.policy.startv, f.policy.endv, f.policy.above, f.policy.interval);
+      }
+    } else {
+      this.logger.debug({ cid, client: ctx.ip, stage: ctx.stage, decision: 'continue' }, 'no policy fired');
+    }
+    return decision;
+  }
+
+  private async retryAfter(series: string, key: string, startv: number, endv: number, above: number, interval: number): Promise<number | undefined> {
+    if (interval <= 0) return undefined;
+    try {
+      const qs: CountQuery[] = [];
+      for (let v = 0; v <= endv; v++) qs.push({ series, key, startv: v, endv: v });
+      const per = await this.store.countMany(qs);
+      const ms = interval * 1000;
+      return secondsUntilFree(per, startv, endv, above, interval, ms - (this.clock.now() % ms));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private log(ctx: EventContext, cid: string, policy: string, action: string, mode: 'enforce' | 'shadow', key?: string, count?: number, above?: number): void {
+    const rec: FiredRecord = { at: this.clock.now(), cid, client: ctx.ip, stage: ctx.stage, policy, action, mode };
+    if (key !== undefined) rec.key = key;
+    if (count !== undefined) rec.count = count;
+    if (above !== undefined) rec.above = above;
+    this.recent.push(rec);
+    if (this.recent.length > 200) this.recent.shift();
+    const k = `${policy}\t${action}\t${mode}`;
+    this.decisionCounts.set(k, (this.decisionCounts.get(k) ?? 0) + 1);
+    this.logger.info({ cid, client: ctx.ip, stage: ctx.stage, policy, action, mode, key, count, above }, mode === 'shadow' ? 'policy would fire (shadow)' : 'policy fired');
+  }
+
+  recentFirings(limit = 50): FiredRecord[] {
+    return this.recent.slice(-limit).reverse();
+  }
+
+  storeFailureCount(): number {
+    return this.storeFailures;
+  }
+
+  private async safeAdd(ops: AddOp[]): Promise<boolean> {
+    try {
+      await this.store.addMany(ops);
+      return true;
+    } catch (err) {
+      this.noteStoreFailure(err);
+      return false;
+    }
+  }
+
+  private noteStoreFailure(err: unknown): void {
+    this.storeFailures++;
+    const now = this.clock.now();
+    if (now - this.lastStoreLog > 10_000) {
+      this.lastStoreLog = now;
+      this.logger.error({ err, on_error: this.onError, failures: this.storeFailures }, 'series store failed');
+    }
+  }
+}

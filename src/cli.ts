@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/** The `auditgate` command: serve, check-config, history, series … */
+import { loadConfig, formatConfig } from './config/load.js';
+import { AuditgateError } from './errors.js';
+import { createLogger } from './log.js';
+import { startGateway } from './gateway.js';
+
+const DEFAULT_CONFIG = 'config/auditgate.yaml';
+
+const USAGE = `usage:
+  auditgate serve [--config FILE]            run the gateway (default ${DEFAULT_CONFIG})
+  auditgate check-config [FILE]              validate a config and print the effective one
+`;
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+}
+
+async function serve(args: string[]): Promise<number> {
+  const file = option(args, '--config') ?? args[0] ?? DEFAULT_CONFIG;
+  const config = loadConfig(file);
+  const logger = createLogger(config.log.level);
+  const gateway = await startGateway({ config, logger });
+  let stopping = false;
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig(file);
+      void gateway.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed; the old configuration stays'));
+    } catch (err) {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reload refused: invalid configuration; the old configuration stays');
+    }
+  });
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining sessions');
+    void gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return -1; // keep running
+}
+
+function checkConfig(args: string[]): number {
+  const file = option(args, '--config') ?? args[0] ?? DEFAULT_CONFIG;
+  const config = loadConfig(file);
+  process.stdout.write(`# ${config.file}: valid\n`);
+  process.stdout.write(formatConfig(config));
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...args] = argv;
+  try {
+    switch (cmd) {
+      case 'serve':
+        return await serve(args);
+      case 'check-config':
+        return checkConfig(args);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`auditgate: unknown command "${cmd}"\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof AuditgateError) {
+      process.stderr.write(`auditgate: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+if (code >= 0) process.exitCode = code;

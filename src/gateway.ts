@@ -1,0 +1,134 @@
+/**
+ * Composition root: series registry from config, store, recorder, relay, SMTP front; reload
+ * and drain. Persistence, serialized logs and the admin API hang off the same object.
+ */
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import { monitorSeries } from './config/schema.js';
+import { systemClock, type Clock } from './series/clock.js';
+import { SeriesRegistry } from './series/registry.js';
+import type { SeriesDefinition } from './series/types.js';
+import { createStore, type ManagedStore } from './store/create.js';
+import { Recorder } from './audit/recorder.js';
+import { SessionTracker } from './audit/sessions.js';
+import { createRelay, type Relay } from './smtp/relay.js';
+import { SmtpFront } from './smtp/front.js';
+import { createLogger } from './log.js';
+import type { HostPort } from './config/schema.js';
+
+export interface GatewayOptions {
+  config: Config;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** Masks the policies use on each series become kept aggregate levels (O(1) counts). */
+export function seriesDefinitions(config: Config): SeriesDefinition[] {
+  const masks = new Map<string, Set<number>>();
+  for (const p of config.policies) {
+    if (p.series && p.mask !== undefined) {
+      const set = masks.get(p.series) ?? new Set<number>();
+      set.add(p.mask);
+      masks.set(p.series, set);
+    }
+  }
+  const levelsFor = (name: string, type: string): number[] => {
+    const base = type === 'cidr' ? [8, 16, 24] : [32, 48, 56, 64];
+    return [...new Set([...base, ...(masks.get(name) ?? [])])].sort((a, b) => a - b);
+  };
+  const defs: SeriesDefinition[] = [];
+  for (const s of Object.values(config.series)) {
+    const options: SeriesDefinition['options'] = { persist: s.persist, serialize: s.serialize, replicate: s.replicate };
+    if (s.store_prefix !== undefined) options.store_prefix = s.store_prefix;
+    if (s.max_keys !== undefined) options.max_keys = s.max_keys;
+    if (s.type !== 'string') options.levels = levelsFor(s.name, s.type);
+    defs.push({ name: s.name, type: s.type, interval: s.interval, windows: s.windows, options });
+  }
+  for (const m of monitorSeries(config.monitors)) {
+    defs.push({ name: m.name, type: m.type, interval: m.interval, windows: m.windows, options: { levels: levelsFor(m.name, m.type) } });
+  }
+  return defs;
+}
+
+export function relayFor(config: Config, logger: Logger): Relay {
+  const r = config.relay;
+  if (r.kind === 'dir') return createRelay({ kind: 'dir', dir: r.dir!, hostname: config.server.hostname, logger });
+  return createRelay({ kind: 'smtp', host: r.host!, port: r.port!, timeout: r.timeout, pool_size: r.pool_size, hostname: config.server.hostname, logger });
+}
+
+export class Gateway {
+  config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly registry: SeriesRegistry;
+  readonly sessions: SessionTracker;
+  store!: ManagedStore;
+  recorder!: Recorder;
+  relay!: Relay;
+  front!: SmtpFront;
+  readonly startedAt: number;
+
+  constructor(opts: GatewayOptions) {
+    this.config = opts.config;
+    this.clock = opts.clock ?? systemClock;
+    this.logger = opts.logger ?? createLogger(opts.config.log.level);
+    this.registry = new SeriesRegistry(this.clock);
+    this.sessions = new SessionTracker(this.clock);
+    this.startedAt = this.clock.now();
+  }
+
+  async start(): Promise<void> {
+    for (const d of seriesDefinitions(this.config)) this.registry.define(d);
+    this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
+    this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
+    this.relay = relayFor(this.config, this.logger);
+    this.front = new SmtpFront({
+      config: () => this.config,
+      recorder: this.recorder,
+      sessions: this.sessions,
+      relay: () => this.relay,
+      logger: this.logger,
+    });
+    await this.front.listen(this.config.server.listen);
+    this.logger.info({ listen: this.front.addresses(), relay: this.config.relay.url, series: this.registry.list().length }, 'auditgate listening');
+  }
+
+  smtpAddresses(): HostPort[] {
+    return this.front.addresses();
+  }
+
+  /**
+   * Applies a new, already validated config without dropping connections: series keep their
+   * counts when their shape is unchanged, policies and relay switch for new events. Listen
+   * addresses are not rebound (a restart is needed for that).
+   */
+  async reload(config: Config): Promise<void> {
+    const defs = seriesDefinitions(config);
+    for (const d of defs) this.registry.define(d);
+    this.registry.retain(defs.map((d) => d.name));
+    const oldRelay = this.relay;
+    const relayChanged = config.relay.url !== this.config.relay.url || config.relay.timeout !== this.config.relay.timeout || config.relay.pool_size !== this.config.relay.pool_size;
+    this.config = config;
+    this.recorder.configure(config);
+    this.front.build(config);
+    if (relayChanged) {
+      this.relay = relayFor(config, this.logger);
+      void oldRelay.close().catch(() => {});
+    }
+    this.logger.info({ file: config.file, series: defs.length, policies: config.policies.length }, 'configuration reloaded');
+  }
+
+  /** Stops accepting, drains sessions, closes relay and store. */
+  async close(drainMs = 10_000): Promise<void> {
+    await this.front?.close(drainMs);
+    await this.relay?.close().catch(() => {});
+    await this.store?.close().catch(() => {});
+    this.logger.info('auditgate stopped');
+  }
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const g = new Gateway(opts);
+  await g.start();
+  return g;
+}

@@ -1,0 +1,96 @@
+/**
+ * Compiles the config's policies into per-stage rule lists: CIDR lists parsed once, reply
+ * texts parsed once, series types resolved. Done at start-up and on reload, never per event.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Action, Config, PolicyConfig, Stage } from '../config/schema.js';
+import { monitorSeries, SESSIONS_SERIES, STAGES } from '../config/schema.js';
+import type { SeriesType } from '../series/types.js';
+import { parseReplyText, type ReplySpec } from './reply.js';
+
+export type CidrMatcher = (ip: string) => boolean;
+
+export interface CompiledPolicy {
+  name: string;
+  stage: Stage;
+  action: Action;
+  shadow: boolean;
+  /** Undefined for pure client-list policies (allow/deny lists). */
+  series?: string;
+  seriesType?: SeriesType | 'sessions';
+  /** Series interval in seconds (for "come back in" hints); 0 for sessions. */
+  interval: number;
+  keyTemplate?: string;
+  mask?: number;
+  startv: number;
+  endv: number;
+  above?: number;
+  client?: CidrMatcher;
+  notClient?: CidrMatcher;
+  delayMs: number;
+  reply?: ReplySpec;
+}
+
+export type CompiledPolicies = Record<Stage, CompiledPolicy[]>;
+
+export function cidrMatcher(list: readonly string[]): CidrMatcher {
+  const ranges = list.map((c) => ipaddr.parseCIDR(c));
+  return (ip: string) => {
+    let addr: ipaddr.IPv4 | ipaddr.IPv6;
+    try {
+      addr = ipaddr.process(ip);
+    } catch {
+      return false;
+    }
+    for (const r of ranges) {
+      if (addr.kind() === r[0].kind() && addr.match(r)) return true;
+    }
+    return false;
+  };
+}
+
+export function seriesTypes(config: Config): Map<string, { type: SeriesType; interval: number }> {
+  const m = new Map<string, { type: SeriesType; interval: number }>();
+  for (const s of Object.values(config.series)) m.set(s.name, { type: s.type, interval: s.interval });
+  for (const s of monitorSeries(config.monitors)) m.set(s.name, { type: s.type, interval: s.interval });
+  return m;
+}
+
+export function compilePolicies(config: Config): CompiledPolicies {
+  const types = seriesTypes(config);
+  const out = Object.fromEntries(STAGES.map((s) => [s, [] as CompiledPolicy[]])) as CompiledPolicies;
+  for (const p of config.policies) out[p.on].push(compileOne(p, types));
+  return out;
+}
+
+function compileOne(p: PolicyConfig, types: Map<string, { type: SeriesType; interval: number }>): CompiledPolicy {
+  const c: CompiledPolicy = {
+    name: p.name,
+    stage: p.on,
+    action: p.action,
+    shadow: p.mode === 'shadow',
+    interval: 0,
+    startv: p.windows[0],
+    endv: p.windows[1],
+    delayMs: Math.round((p.delay ?? 0) * 1000),
+  };
+  if (p.series !== undefined) {
+    c.series = p.series;
+    if (p.series === SESSIONS_SERIES) c.seriesType = 'sessions';
+    else {
+      const t = types.get(p.series);
+      c.seriesType = t?.type;
+      c.interval = t?.interval ?? 0;
+    }
+  }
+  if (p.key !== undefined) c.keyTemplate = p.key;
+  if (p.mask !== undefined) c.mask = p.mask;
+  if (p.above !== undefined) c.above = p.above;
+  if (p.client) c.client = cidrMatcher(p.client);
+  if (p.not_client) c.notClient = cidrMatcher(p.not_client);
+  if (p.reply) {
+    const r = parseReplyText(p.reply);
+    if (r) c.reply = r;
+  }
+  return c;
+}

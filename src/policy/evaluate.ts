@@ -1,0 +1,119 @@
+/**
+ * The policy engine: a pure function of compiled rules, the event context and counts.
+ * Counts are fetched by the caller (one round trip for all rules of a stage) and passed in.
+ */
+import type { Stage } from '../config/schema.js';
+import type { CompiledPolicy } from './compile.js';
+
+export interface EventContext {
+  stage: Stage;
+  ip: string;
+  helo?: string;
+  mail_from?: string;
+  mail_from_domain?: string;
+  rcpt?: string;
+  rcpt_domain?: string;
+  auth_user?: string;
+}
+
+/** Expands {placeholders}; undefined when a placeholder has no value at this stage. */
+export function expandTemplate(template: string, ctx: EventContext): string | undefined {
+  let missing = false;
+  const out = template.replace(/\{([a-z_]+)\}/g, (_, name: string) => {
+    const v = (ctx as unknown as Record<string, string | undefined>)[name];
+    if (v === undefined || v === '') {
+      missing = true;
+      return '';
+    }
+    return v;
+  });
+  return missing || out.length === 0 ? undefined : out;
+}
+
+export interface CountRequest {
+  policy: CompiledPolicy;
+  /** The series key: `ip/mask` for cidr types, the expanded template for strings. */
+  key: string;
+}
+
+/** The policies of a stage that apply to this client, with the count each one needs (if any). */
+export function applicable(rules: readonly CompiledPolicy[], ctx: EventContext): Array<{ policy: CompiledPolicy; key?: string }> {
+  const out: Array<{ policy: CompiledPolicy; key?: string }> = [];
+  const v6 = ctx.ip.includes(':');
+  for (const p of rules) {
+    // A cidr series counts IPv4 clients only, cidr_ipv6 IPv6 clients only.
+    if ((p.seriesType === 'cidr' && v6) || (p.seriesType === 'cidr_ipv6' && !v6)) continue;
+    if (p.client && !p.client(ctx.ip)) continue;
+    if (p.notClient && p.notClient(ctx.ip)) continue;
+    if (p.series === undefined) {
+      out.push({ policy: p });
+      continue;
+    }
+    let key: string | undefined;
+    if (p.seriesType === 'string') key = p.keyTemplate ? expandTemplate(p.keyTemplate, ctx) : undefined;
+    else key = p.mask !== undefined ? `${ctx.ip}/${p.mask}` : ctx.ip;
+    if (key === undefined) continue; // nothing to count for this event (e.g. null sender domain)
+    out.push({ policy: p, key });
+  }
+  return out;
+}
+
+export interface Firing {
+  policy: CompiledPolicy;
+  /** The count that crossed the threshold (undefined for client-list policies). */
+  count?: number;
+  key?: string;
+}
+
+export interface Decision {
+  /** continue: no enforcing policy fired. */
+  verdict: 'continue' | 'accept' | 'tempfail' | 'reject' | 'tarpit';
+  fired?: Firing;
+  /** Shadow policies that would have fired before the deciding one. */
+  shadow: Firing[];
+}
+
+/**
+ * Walks the applicable policies in order: the first enforcing policy that fires decides;
+ * shadow policies that fire are collected and evaluation goes on. A count of undefined
+ * (the store could not answer and on_error says skip) never fires.
+ */
+export function evaluate(items: ReadonlyArray<{ policy: CompiledPolicy; key?: string }>, counts: ReadonlyArray<number | undefined>): Decision {
+  const shadow: Firing[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const { policy, key } = items[i]!;
+    let fires: boolean;
+    let count: number | undefined;
+    if (policy.series === undefined) fires = true;
+    else {
+      count = counts[i];
+      fires = count !== undefined && policy.above !== undefined && count > policy.above;
+    }
+    if (!fires) continue;
+    const firing: Firing = { policy };
+    if (count !== undefined) firing.count = count;
+    if (key !== undefined) firing.key = key;
+    if (policy.shadow) {
+      shadow.push(firing);
+      continue;
+    }
+    return { verdict: policy.action, fired: firing, shadow };
+  }
+  return { verdict: 'continue', shadow };
+}
+
+/**
+ * Seconds until a count over windows startv..endv falls to `above` or below, given the
+ * per-window counts (index v = window v) and the time to the next boundary. Undefined
+ * when it will not fall by ageing alone (e.g. startv > 0 windows keep filling).
+ */
+export function secondsUntilFree(perWindow: readonly number[], startv: number, endv: number, above: number, interval: number, msToBoundary: number): number | undefined {
+  // After k boundaries, window v now is window v+k; the range startv..endv then holds the
+  // current windows startv-k..endv-k (those < 0 are future windows, assumed empty).
+  for (let k = 1; k <= endv + 1; k++) {
+    let sum = 0;
+    for (let v = Math.max(0, startv - k); v <= endv - k; v++) sum += perWindow[v] ?? 0;
+    if (sum <= above) return Math.ceil(msToBoundary / 1000 + (k - 1) * interval);
+  }
+  return undefined;
+}

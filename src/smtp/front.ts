@@ -1,0 +1,404 @@
+/**
+ * The SMTP front: listeners, PROXY/XCLIENT trust, and thin smtp-server hooks that turn SMTP
+ * commands into stage events for the recorder and decisions into replies, relaying each
+ * accepted step to the backend in lockstep.
+ */
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { Logger } from 'pino';
+import type { Config, HostPort, Stage } from '../config/schema.js';
+import type { Recorder, StageResult } from '../audit/recorder.js';
+import type { SessionTracker } from '../audit/sessions.js';
+import type { EventContext } from '../policy/evaluate.js';
+import { cidrMatcher, type CidrMatcher } from '../policy/compile.js';
+import { normalizeAddress } from '../series/address.js';
+import { refusalReply, smtpError, STORE_FAILURE_REPLY } from './replies.js';
+import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
+import type { Relay, RelayTransaction, SmtpReply } from './relay.js';
+import { smtpServerLogger } from '../log.js';
+
+interface ClientState {
+  cid: string;
+  tag: string;
+  ip: string;
+  /** An `accept` policy at connect trusts the session: later stages record but skip policies. */
+  trusted: boolean;
+  heloSeen?: string;
+  tx?: RelayTransaction;
+  timers: Set<NodeJS.Timeout>;
+  closed: boolean;
+}
+
+export interface FrontDeps {
+  config: () => Config;
+  recorder: Recorder;
+  sessions: SessionTracker;
+  relay: () => Relay;
+  logger: Logger;
+}
+
+const PROXY_HEADER_TIMEOUT_MS = 5000;
+
+export class SmtpFront {
+  private readonly listeners: net.Server[] = [];
+  private plain!: SMTPServer;
+  private xclient!: SMTPServer;
+  private proxyTrusted!: CidrMatcher;
+  private xclientTrusted!: CidrMatcher;
+  private readonly states = new Map<string, ClientState>();
+  private closing = false;
+  relayFailures = 0;
+
+  constructor(private readonly deps: FrontDeps) {
+    this.build(deps.config());
+  }
+
+  /** (Re)builds the smtp-server instances from config; existing sessions keep their instance. */
+  build(config: Config): void {
+    this.proxyTrusted = cidrMatcher(config.server.proxy_protocol);
+    this.xclientTrusted = cidrMatcher(config.server.xclient);
+    this.plain = new SMTPServer(this.options(config, false));
+    this.xclient = new SMTPServer(this.options(config, true));
+  }
+
+  private options(config: Config, xclient: boolean): SMTPServerOptions {
+    const s = config.server;
+    const opts: SMTPServerOptions = {
+      name: s.hostname,
+      size: s.max_message_size,
+      maxClients: s.max_clients,
+      socketTimeout: s.idle_timeout * 1000,
+      closeTimeout: 30_000,
+      authOptional: true,
+      disabledCommands: s.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+      disableReverseLookup: true,
+      useXClient: xclient,
+      logger: smtpServerLogger(this.deps.logger.child({ component: 'smtp' })) as unknown as SMTPServerOptions['logger'],
+      onConnect: (session, cb) => void this.onConnect(session, cb),
+      onMailFrom: (address, session, cb) => void this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => void this.onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => void this.onData(stream, session, cb),
+      onClose: (session) => this.onClose(session),
+    };
+    (opts as Record<string, unknown>).maxCommandLength = s.max_line_length;
+    if (s.banner) opts.banner = s.banner;
+    if (s.tls) {
+      opts.key = readFileSync(s.tls.key);
+      opts.cert = readFileSync(s.tls.cert);
+    } else {
+      opts.hideSTARTTLS = true;
+    }
+    return opts;
+  }
+
+  async listen(addresses: readonly HostPort[]): Promise<void> {
+    for (const a of addresses) {
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(a.port, a.host, () => {
+          server.removeListener('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (err) => this.deps.logger.error({ err }, 'listener error'));
+      this.listeners.push(server);
+    }
+  }
+
+  addresses(): HostPort[] {
+    return this.listeners.map((l) => {
+      const a = l.address() as net.AddressInfo;
+      return { host: a.address, port: a.port };
+    });
+  }
+
+  openSessions(): number {
+    return this.states.size;
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.on('error', () => {});
+    if (this.closing) {
+      socket.end('421 4.3.2 Service shutting down\r\n');
+      return;
+    }
+    const peer = normalizeAddress(socket.remoteAddress ?? '')?.address ?? '';
+    const id = randomBytes(6).toString('hex');
+    const target = this.xclientTrusted(peer) ? this.xclient : this.plain;
+    if (this.proxyTrusted(peer)) {
+      socket.resume();
+      readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS).then(
+        (info) => {
+          const opts: Record<string, unknown> = { id };
+          if (info.sourceAddress) opts.remoteAddress = info.sourceAddress;
+          if (info.sourcePort) opts.remotePort = info.sourcePort;
+          target.connect(socket, opts as never);
+        },
+        (err: Error) => {
+          this.deps.logger.warn({ peer, err: err.message }, 'bad PROXY header from a trusted peer');
+          socket.end(`554 5.5.4 Invalid PROXY header [${id}@${this.deps.config().server.hostname}]\r\n`);
+          setTimeout(() => socket.destroy(), 1000).unref();
+        },
+      );
+      return;
+    }
+    // Anyone else sending a PROXY header is refused: it would otherwise spoof its address.
+    const sniff = (chunk: Buffer): void => {
+      if (!looksLikeProxyHeader(chunk)) return;
+      this.deps.logger.warn({ peer, cid: id }, 'PROXY header from an untrusted peer refused');
+      socket.end(`554 5.7.1 PROXY header not accepted from ${peer} [${id}@${this.deps.config().server.hostname}]\r\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    };
+    socket.prependOnceListener('data', sniff);
+    target.connect(socket, { id } as never);
+  }
+
+  // ---- hooks ------------------------------------------------------------------------------
+
+  private state(session: SMTPServerSession): ClientState {
+    let st = this.states.get(session.id);
+    if (!st) {
+      const ip = normalizeAddress(session.remoteAddress)?.address ?? session.remoteAddress;
+      st = { cid: session.id, tag: `${session.id}@${this.deps.config().server.hostname}`, ip, trusted: false, timers: new Set(), closed: false };
+      this.states.set(session.id, st);
+    }
+    return st;
+  }
+
+  private ctx(st: ClientState, stage: Stage, session: SMTPServerSession, extra: Partial<EventContext> = {}): EventContext {
+    const c: EventContext = { stage, ip: st.ip, ...extra };
+    if (session.hostNameAppearsAs) c.helo = session.hostNameAppearsAs;
+    if (session.user !== undefined) c.auth_user = String(session.user);
+    return c;
+  }
+
+  /**
+   * Runs a stage and turns the decision into a callback: refusal → error reply (and a
+   * `reject` event), tarpit → delayed continue, accept/continue → continue.
+   */
+  private async runStage(st: ClientState, ctx: EventContext, cb: (err?: Error | null) => void, next: () => void): Promise<void> {
+    const res: StageResult = await this.deps.recorder.stage(ctx, st.cid, { skipPolicies: st.trusted });
+    if (st.closed) return;
+    switch (res.verdict) {
+      case 'tempfail':
+      case 'reject': {
+        const err = res.storeFailure
+          ? refusalReply('tempfail', ctx.stage, st.tag, STORE_FAILURE_REPLY)
+          : refusalReply(res.verdict, ctx.stage, st.tag, res.fired?.policy.reply, res.retryAfter);
+        void this.rejectEvent(st, ctx);
+        cb(err);
+        return;
+      }
+      case 'tarpit': {
+        const t = setTimeout(() => {
+          st.timers.delete(t);
+          if (!st.closed) next();
+        }, res.fired?.policy.delayMs ?? 0);
+        st.timers.add(t);
+        return;
+      }
+      case 'accept':
+        if (ctx.stage === 'connect') st.trusted = true;
+        next();
+        return;
+      default:
+        next();
+    }
+  }
+
+  private async rejectEvent(st: ClientState, ctx: EventContext): Promise<void> {
+    if (ctx.stage === 'reject') return;
+    try {
+      await this.deps.recorder.stage({ ...ctx, stage: 'reject' }, st.cid);
+    } catch {
+      // the recorder reports its own failures
+    }
+  }
+
+  private async onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
+    const st = this.state(session);
+    this.deps.sessions.opened(st.ip);
+    await this.runStage(st, this.ctx(st, 'connect', session), cb, () => cb());
+  }
+
+  private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
+    const st = this.state(session);
+    this.followXclient(st, session);
+    const helo = session.hostNameAppearsAs || '';
+    const mailFrom = address.address.toLowerCase();
+    const at = mailFrom.lastIndexOf('@');
+    const extra: Partial<EventContext> = { mail_from: mailFrom };
+    if (at > 0) extra.mail_from_domain = mailFrom.slice(at + 1);
+    const mailStage = (): void =>
+      void this.runStage(st, this.ctx(st, 'mail', session, extra), cb, () => void this.openTransaction(st, address, session, cb));
+    if (helo && st.heloSeen !== helo) {
+      // smtp-server has no HELO hook: the helo stage runs once per HELO name, before the first MAIL after it
+      st.heloSeen = helo;
+      await this.runStage(st, this.ctx(st, 'helo', session), cb, mailStage);
+    } else mailStage();
+  }
+
+  /** XCLIENT changes the client address mid-connection: count the new client from then on. */
+  private followXclient(st: ClientState, session: SMTPServerSession): void {
+    const ip = normalizeAddress(session.remoteAddress)?.address ?? session.remoteAddress;
+    if (ip === st.ip) return;
+    this.deps.sessions.closed(st.ip);
+    st.ip = ip;
+    st.trusted = false;
+    this.deps.sessions.opened(ip);
+  }
+
+  private async openTransaction(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
+    try {
+      if (st.tx) {
+        const old = st.tx;
+        st.tx = undefined;
+        await old.release().catch(() => {});
+      }
+      const tx = await this.deps.relay().begin({ clientAddress: st.ip, heloName: session.hostNameAppearsAs || '' });
+      if (st.closed) {
+        tx.abort();
+        return;
+      }
+      st.tx = tx;
+      const args = (address.args || {}) as Record<string, string | boolean>;
+      const params: { size?: number; body?: '8BITMIME' | '7BIT'; smtputf8?: boolean } = {};
+      if (args.SIZE) params.size = Number(args.SIZE);
+      if (args.BODY === '8BITMIME' || args.BODY === '7BIT') params.body = args.BODY;
+      if (args.SMTPUTF8) params.smtputf8 = true;
+      const reply = await tx.mailFrom(address.address, params);
+      if (reply.code >= 400) {
+        st.tx = undefined;
+        await tx.release().catch(() => {});
+        void this.rejectEvent(st, this.ctx(st, 'mail', session));
+        cb(backendError(reply, st.tag));
+        return;
+      }
+      cb();
+    } catch (err) {
+      this.relayFailure(st, err);
+      cb(smtpError(451, `4.4.1 Backend unavailable, try again later [${st.tag}]`));
+    }
+  }
+
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
+    const st = this.state(session);
+    const max = this.deps.config().server.max_recipients;
+    if (session.envelope.rcptTo.length >= max) {
+      cb(smtpError(452, `4.5.3 Too many recipients (at most ${max} per message) [${st.tag}]`));
+      return;
+    }
+    const rcpt = address.address.toLowerCase();
+    const at = rcpt.lastIndexOf('@');
+    const extra: Partial<EventContext> = { rcpt, mail_from: session.envelope.mailFrom ? session.envelope.mailFrom.address.toLowerCase() : '' };
+    if (at > 0) extra.rcpt_domain = rcpt.slice(at + 1);
+    const mf = extra.mail_from ?? '';
+    if (mf.lastIndexOf('@') > 0) extra.mail_from_domain = mf.slice(mf.lastIndexOf('@') + 1);
+    await this.runStage(st, this.ctx(st, 'rcpt', session, extra), cb, () => void this.relayRcpt(st, address, session, extra, cb));
+  }
+
+  private async relayRcpt(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, extra: Partial<EventContext>, cb: (err?: Error | null) => void): Promise<void> {
+    const tx = st.tx;
+    if (!tx) {
+      cb(smtpError(451, `4.3.0 No backend transaction, send MAIL FROM again [${st.tag}]`));
+      return;
+    }
+    try {
+      const reply = await tx.rcptTo(address.address);
+      if (reply.code < 400) {
+        cb();
+        return;
+      }
+      if (reply.code >= 500) {
+        // The backend does not know this recipient: the event directory-harvest policies count.
+        const res = await this.deps.recorder.stage(this.ctx(st, 'rcpt_rejected', session, extra), st.cid);
+        if ((res.verdict === 'tempfail' || res.verdict === 'reject') && !st.trusted) {
+          void this.rejectEvent(st, this.ctx(st, 'rcpt', session, extra));
+          cb(res.storeFailure ? refusalReply('tempfail', 'rcpt', st.tag, STORE_FAILURE_REPLY) : refusalReply(res.verdict, 'rcpt', st.tag, res.fired?.policy.reply, res.retryAfter));
+          return;
+        }
+      }
+      void this.rejectEvent(st, this.ctx(st, 'rcpt', session, extra));
+      cb(backendError(reply, st.tag));
+    } catch (err) {
+      this.relayFailure(st, err);
+      st.tx = undefined;
+      cb(smtpError(451, `4.4.1 Backend unavailable, try again later [${st.tag}]`));
+    }
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): Promise<void> {
+    const st = this.state(session);
+    await this.runStage(st, this.ctx(st, 'data', session), cb, () => void this.relayData(st, stream, session, cb));
+  }
+
+  private async relayData(st: ClientState, stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): Promise<void> {
+    const tx = st.tx;
+    if (!tx) {
+      stream.resume();
+      cb(smtpError(451, `4.3.0 No backend transaction [${st.tag}]`));
+      return;
+    }
+    st.tx = undefined;
+    try {
+      const reply = await tx.data(stream, this.received(st, session));
+      await tx.release().catch(() => {});
+      if (reply.code >= 200 && reply.code < 300) {
+        void this.deps.recorder.monitor('receptions', st.ip);
+        cb(null, `${reply.enhanced ?? '2.0.0'} ${reply.message || 'Ok'} [${st.tag}]`);
+        return;
+      }
+      void this.rejectEvent(st, this.ctx(st, 'data', session));
+      cb(backendError(reply, st.tag));
+    } catch (err) {
+      tx.abort();
+      this.relayFailure(st, err);
+      cb(smtpError(451, `4.4.1 Backend failed during DATA, message not accepted, try again later [${st.tag}]`));
+    }
+  }
+
+  private received(st: ClientState, session: SMTPServerSession): string {
+    const helo = session.hostNameAppearsAs || 'unknown';
+    const proto = session.transmissionType || 'ESMTP';
+    const rcpts = session.envelope.rcptTo;
+    const forPart = rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]!.address}>` : '';
+    const host = this.deps.config().server.hostname;
+    const addr = st.ip.includes(':') ? `IPv6:${st.ip}` : st.ip;
+    return `Received: from ${helo} ([${addr}])\r\n\tby ${host} (auditgate) with ${proto} id ${st.cid}${forPart};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
+  }
+
+  private relayFailure(st: ClientState, err: unknown): void {
+    this.relayFailures++;
+    this.deps.logger.warn({ cid: st.cid, client: st.ip, err: err instanceof Error ? err.message : String(err) }, 'relay failed: client told to retry');
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const st = this.states.get(session.id);
+    if (!st) return;
+    st.closed = true;
+    for (const t of st.timers) clearTimeout(t);
+    st.tx?.abort();
+    this.deps.sessions.closed(st.ip);
+    this.states.delete(session.id);
+  }
+
+  /** Stops accepting, lets open sessions finish (up to drainMs), then closes the rest. */
+  async close(drainMs = 10_000): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
+    const deadline = Date.now() + drainMs;
+    while (this.states.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const servers = [this.plain, this.xclient];
+    for (const s of servers) {
+      for (const c of (s as unknown as { connections: Set<{ close(): void }> }).connections) c.close();
+    }
+  }
+}
+
+function backendError(reply: SmtpReply, tag: string): Error {
+  const enhanced = reply.enhanced ? `${reply.enhanced} ` : '';
+  return smtpError(reply.code, `${enhanced}${reply.message} [${tag}]`);
+}

@@ -1,0 +1,51 @@
+/**
+ * The one table that maps a decision to an SMTP reply. Every refusal carries the connection
+ * id (`[cid@host]`) so a sender's complaint finds the log line.
+ */
+import type { Stage } from '../config/schema.js';
+import type { ReplySpec } from '../policy/reply.js';
+
+export type Refusal = 'tempfail' | 'reject';
+
+const TABLE: Record<Refusal, Partial<Record<Stage, ReplySpec>> & { default: ReplySpec }> = {
+  tempfail: {
+    connect: { code: 421, enhanced: '4.7.0', text: 'Too many connections from your network, try again later' },
+    default: { code: 451, enhanced: '4.7.1', text: 'Rate limit exceeded, try again later' },
+  },
+  reject: {
+    connect: { code: 554, enhanced: '5.7.1', text: 'Connection refused by policy' },
+    rcpt: { code: 550, enhanced: '5.7.1', text: 'Recipient refused by policy' },
+    data: { code: 554, enhanced: '5.7.1', text: 'Message refused by policy' },
+    default: { code: 550, enhanced: '5.7.1', text: 'Refused by policy' },
+  },
+};
+
+export const STORE_FAILURE_REPLY: ReplySpec = { code: 451, enhanced: '4.3.0', text: 'Temporary local problem, try again later' };
+
+export interface SmtpError extends Error {
+  responseCode: number;
+}
+
+export function smtpError(code: number, message: string): SmtpError {
+  return Object.assign(new Error(message), { responseCode: code });
+}
+
+export function formatRetry(seconds: number | undefined): string {
+  if (seconds === undefined) return '';
+  if (seconds < 120) return ` (try again in ${seconds}s)`;
+  if (seconds < 7200) return ` (try again in ${Math.ceil(seconds / 60)}m)`;
+  return ` (try again in ${Math.ceil(seconds / 3600)}h)`;
+}
+
+/**
+ * The reply for a refusal at a stage: the policy's own reply when it has one, else the table's.
+ * A tempfail at connect is always a 421 (the connection closes).
+ */
+export function refusalReply(kind: Refusal, stage: Stage, tag: string, policyReply?: ReplySpec, retryAfter?: number): SmtpError {
+  const base = policyReply ?? TABLE[kind][stage] ?? TABLE[kind].default;
+  let code = base.code;
+  if (kind === 'tempfail' && stage === 'connect') code = 421;
+  const enhanced = base.enhanced ?? (kind === 'tempfail' ? '4.7.0' : '5.7.1');
+  const text = base.text || (TABLE[kind][stage] ?? TABLE[kind].default).text;
+  return smtpError(code, `${enhanced} ${text}${kind === 'tempfail' ? formatRetry(retryAfter) : ''} [${tag}]`);
+}
