@@ -1,5 +1,6 @@
 /** `npm run bench [-- --json] [-- --only series|memory|gateway]` */
 import { benchMemory, benchSeries } from './series.js';
+import { benchGateway } from './gateway.js';
 import { report, type Figure } from './harness.js';
 
 const args = process.argv.slice(2);
@@ -10,6 +11,7 @@ const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
 const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   series: benchSeries,
   memory: benchMemory,
+  gateway: benchGateway,
 };
 
 const figures: Figure[] = [];

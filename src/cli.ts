@@ -4,12 +4,18 @@ import { loadConfig, formatConfig } from './config/load.js';
 import { AuditgateError } from './errors.js';
 import { createLogger } from './log.js';
 import { startGateway } from './gateway.js';
+import { seriesCommand } from './admin/cli-series.js';
+import { historyCommand } from './history.js';
 
 const DEFAULT_CONFIG = 'config/auditgate.yaml';
 
 const USAGE = `usage:
   auditgate serve [--config FILE]            run the gateway (default ${DEFAULT_CONFIG})
   auditgate check-config [FILE]              validate a config and print the effective one
+  auditgate history --log-dir DIR --series NAME --from DATE --to DATE [--prefix P] [--group N] [--limit N] [--json]
+                                             query serialized window logs (e.g. the ten /24s with most rejections yesterday)
+  auditgate series VERB [options]            list, count, top, add, delete, show, sessions, decisions
+                                             against a running gateway's admin listener
 `;
 
 function option(args: string[], name: string): string | undefined {
@@ -67,6 +73,10 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(args);
       case 'check-config':
         return checkConfig(args);
+      case 'history':
+        return await historyCommand(args, (l) => process.stdout.write(`${l}\n`), { err: (l) => process.stderr.write(`${l}\n`) });
+      case 'series':
+        return await seriesCommand(args);
       case undefined:
       case '-h':
       case '--help':

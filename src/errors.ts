@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   AG_SNAPSHOT: 'A series snapshot cannot be restored (wrong shape or series mismatch).',
   AG_STORE: 'The shared store (Redis) failed or is unreachable.',
   AG_RELAY: 'The backend mail server failed, refused or timed out.',
+  AG_PERSIST: 'Series state under state_dir could not be written, or a state file could not be restored.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -74,5 +75,11 @@ export class RelayError extends AuditgateError {
   constructor(message: string, responseCode: number, options?: { cause?: unknown }) {
     super('AG_RELAY', message, options);
     this.responseCode = responseCode;
+  }
+}
+
+export class PersistError extends AuditgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('AG_PERSIST', message, options);
   }
 }

@@ -15,6 +15,9 @@ import { createRelay, type Relay } from './smtp/relay.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
 import type { HostPort } from './config/schema.js';
+import { AdminServer } from './admin/server.js';
+import { SeriesPersister } from './store/persist.js';
+import { SeriesLogWriter } from './store/serialize.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -66,7 +69,11 @@ export class Gateway {
   recorder!: Recorder;
   relay!: Relay;
   front!: SmtpFront;
+  /** The admin HTTP listener, when config.admin.listen is set. */
+  admin: AdminServer | undefined;
   readonly startedAt: number;
+  persister: SeriesPersister | undefined;
+  logWriter: SeriesLogWriter | undefined;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -79,6 +86,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     for (const d of seriesDefinitions(this.config)) this.registry.define(d);
+    this.startPersistence();
     this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
     this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
     this.relay = relayFor(this.config, this.logger);
@@ -90,7 +98,47 @@ export class Gateway {
       logger: this.logger,
     });
     await this.front.listen(this.config.server.listen);
-    this.logger.info({ listen: this.front.addresses(), relay: this.config.relay.url, series: this.registry.list().length }, 'auditgate listening');
+    if (this.config.admin.listen) {
+      const admin = new AdminServer(this, this.config.admin.listen);
+      try {
+        await admin.listen();
+      } catch (err) {
+        await this.close(0).catch(() => {});
+        throw err;
+      }
+      this.admin = admin;
+    }
+    this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: this.config.relay.url, series: this.registry.list().length }, 'auditgate listening');
+  }
+
+  /** Where the admin listener is bound (port 0 resolved), or undefined when disabled. */
+  adminAddress(): HostPort | undefined {
+    return this.admin?.address();
+  }
+
+  /** persist: true series are reloaded now and saved periodically; serialize: true series log closed windows. */
+  private startPersistence(): void {
+    const names = (flag: 'persist' | 'serialize') => (): string[] => Object.values(this.config.series).filter((s) => s[flag]).map((s) => s.name);
+    this.persister = new SeriesPersister({
+      registry: this.registry,
+      stateDir: this.config.state_dir,
+      intervalSec: this.config.persist_interval,
+      logger: this.logger,
+      clock: this.clock,
+      seriesNames: names('persist'),
+    });
+    const { restored, problems } = this.persister.loadAll();
+    if (Object.keys(restored).length || problems.length) this.logger.info({ restored, problems }, 'persisted series loaded');
+    this.persister.start();
+    this.logWriter = new SeriesLogWriter({
+      registry: this.registry,
+      logDir: this.config.log_dir,
+      retentionSec: this.config.log_retention,
+      logger: this.logger,
+      clock: this.clock,
+      seriesNames: names('serialize'),
+    });
+    this.logWriter.start();
   }
 
   smtpAddresses(): HostPort[] {
@@ -120,7 +168,10 @@ export class Gateway {
 
   /** Stops accepting, drains sessions, closes relay and store. */
   async close(drainMs = 10_000): Promise<void> {
+    await this.admin?.close().catch(() => {});
     await this.front?.close(drainMs);
+    await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
+    await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');

@@ -1,13 +1,17 @@
 /**
  * Builds the store the gateway uses: series with replicate: none live in the memory store;
  * series with replicate: cluster | manager go through the Redis store (see redis-store.ts).
+ * The result routes each call by series name; countMany/addMany split and merge in order.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../series/clock.js';
 import type { SeriesRegistry } from '../series/registry.js';
+import type { TopEntry, TopOptions } from '../series/types.js';
 import { MemoryStore } from './memory-store.js';
-import type { SeriesStore } from './types.js';
+import { replicatedSeries } from './redis-layout.js';
+import { RedisSeriesStore, type RedisStoreOptions } from './redis-store.js';
+import type { AddOp, CountQuery, SeriesStore } from './types.js';
 
 export interface StoreStatus {
   kind: string;
@@ -18,6 +22,11 @@ export interface StoreStatus {
   errors: number;
   /** Adds waiting to be shipped to Redis. */
   pending: number;
+  /** Adds counted locally only because the merge buffer was full (this outage). */
+  dropped?: number;
+  /** The last Redis failure, e.g. "count: Command timed out". */
+  lastError?: string;
+  onError?: 'local' | 'accept' | 'tempfail';
 }
 
 export interface ManagedStore extends SeriesStore {
@@ -29,7 +38,13 @@ export interface StoreContext {
   registry: SeriesRegistry;
   clock: Clock;
   logger: Logger;
+  /** Redis store settings the config does not carry (key prefix, timeouts, buffer bound). */
+  redis?: RedisTuning;
 }
+
+export type RedisTuning = Partial<
+  Pick<RedisStoreOptions, 'keyPrefix' | 'commandTimeoutMs' | 'connectTimeoutMs' | 'probeIntervalMs' | 'maxBuffered' | 'nodeId'>
+>;
 
 export class ManagedMemoryStore extends MemoryStore implements ManagedStore {
   private readonly since: number;
@@ -42,6 +57,99 @@ export class ManagedMemoryStore extends MemoryStore implements ManagedStore {
   }
 }
 
+/** Memory for replicate: none, Redis for replicate: cluster | manager. */
+export class RoutingStore implements ManagedStore {
+  readonly kind = 'memory+redis';
+  constructor(
+    readonly memory: ManagedMemoryStore,
+    readonly redis: RedisSeriesStore,
+  ) {}
+
+  private pick(series: string): SeriesStore {
+    return this.redis.serves(series) ? this.redis : this.memory;
+  }
+
+  /** Follows a config reload: the replicated series, their masks and shapes. */
+  reconfigure(config: Config): void {
+    this.redis.configure(replicatedSeries(config));
+  }
+
+  add(series: string, key: string, count = 1): Promise<void> {
+    return this.pick(series).add(series, key, count);
+  }
+
+  async addMany(ops: readonly AddOp[]): Promise<void> {
+    const mem: AddOp[] = [];
+    const red: AddOp[] = [];
+    for (const op of ops) (this.pick(op.series) === this.redis ? red : mem).push(op);
+    // Memory first: it cannot fail for Redis reasons, so a StoreError never hides local counting.
+    if (mem.length) await this.memory.addMany(mem);
+    if (red.length) await this.redis.addMany(red);
+  }
+
+  count(series: string, key: string, startv = 0, endv = startv): Promise<number> {
+    return this.pick(series).count(series, key, startv, endv);
+  }
+
+  async countMany(queries: readonly CountQuery[]): Promise<number[]> {
+    const memIdx: number[] = [];
+    const redIdx: number[] = [];
+    queries.forEach((q, i) => (this.pick(q.series) === this.redis ? redIdx : memIdx).push(i));
+    if (redIdx.length === 0) return this.memory.countMany(queries);
+    if (memIdx.length === 0) return this.redis.countMany(queries);
+    const [m, r] = await Promise.all([
+      this.memory.countMany(memIdx.map((i) => queries[i]!)),
+      this.redis.countMany(redIdx.map((i) => queries[i]!)),
+    ]);
+    const out = new Array<number>(queries.length);
+    memIdx.forEach((i, j) => (out[i] = m[j]!));
+    redIdx.forEach((i, j) => (out[i] = r[j]!));
+    return out;
+  }
+
+  removeItem(series: string, key: string): Promise<number> {
+    return this.pick(series).removeItem(series, key);
+  }
+
+  top(series: string, opts?: TopOptions): Promise<TopEntry[]> {
+    return this.pick(series).top(series, opts);
+  }
+
+  /** Ships the buffered Redis adds now (tests, shutdown). */
+  flush(): Promise<void> {
+    return this.redis.flush();
+  }
+
+  status(): StoreStatus {
+    return { ...this.redis.status(), kind: `memory+${this.redis.status().kind}` };
+  }
+
+  async close(): Promise<void> {
+    await this.redis.close();
+    await this.memory.close();
+  }
+}
+
 export async function createStore(ctx: StoreContext): Promise<ManagedStore> {
-  return new ManagedMemoryStore(ctx.registry, ctx.clock);
+  const memory = new ManagedMemoryStore(ctx.registry, ctx.clock);
+  const series = replicatedSeries(ctx.config);
+  const { store } = ctx.config;
+  if (series.length === 0) return memory;
+  if (store.redis === undefined) {
+    // The config loader refuses this; a hand-built config still gets a working gateway.
+    ctx.logger.warn({ series: series.map((s) => s.name) }, 'replicated series without store.redis: counting in process only');
+    return memory;
+  }
+  const redis = await RedisSeriesStore.connect({
+    ...ctx.redis,
+    redis: store.redis,
+    series,
+    clock: ctx.clock,
+    logger: ctx.logger,
+    registry: ctx.registry,
+    onError: store.on_error,
+    maxDelay: store.max_delay,
+    maxPending: store.max_pending,
+  });
+  return new RoutingStore(memory, redis);
 }

@@ -161,7 +161,7 @@ export interface TestGateway {
  * Starts a gateway from YAML (listen 127.0.0.1:0, PROXY trusted from loopback, the given
  * relay). `body` holds the series / record / policies sections.
  */
-export async function startTestGateway(opts: { relay: string; body: string; clock?: Clock; server?: string; store?: string; proxy?: string }): Promise<TestGateway> {
+export async function startTestGateway(opts: { relay: string; body: string; clock?: Clock; server?: string; store?: string; proxy?: string; admin?: string }): Promise<TestGateway> {
   const yaml = `server:
   hostname: gw.test
   listen: ["127.0.0.1:0"]
@@ -171,7 +171,7 @@ ${opts.server ?? ''}
 relay:
   url: ${opts.relay}
   timeout: 2s
-admin: { enabled: false }
+admin: ${opts.admin ?? '{ enabled: false }'}
 log: { level: debug }
 ${opts.store ?? ''}
 ${opts.body}

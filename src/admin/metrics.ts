@@ -1,0 +1,171 @@
+/**
+ * Prometheus metrics for `GET /metrics`, built on prom-client with one Registry per gateway
+ * (so several gateways in one process, as in tests, never share counters). Every value is
+ * read at scrape time from what the gateway already keeps (recorder, sessions, store, relay,
+ * registry): the SMTP path does no extra work for metrics.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Gateway } from '../gateway.js';
+
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** Prometheus text exposition. */
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+export function createMetrics(gateway: Gateway): GatewayMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+
+  new Counter({
+    name: 'auditgate_decisions_total',
+    help: 'Policy firings by policy, action and mode (mode="shadow" counts what would have fired).',
+    labelNames: ['policy', 'action', 'mode'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [k, n] of gateway.recorder.decisionCounts) {
+        const [policy = '', action = '', mode = ''] = k.split('\t');
+        this.inc({ policy, action, mode }, n);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_sessions_open',
+    help: 'SMTP sessions currently open.',
+    registers,
+    collect() {
+      this.set(gateway.front.openSessions());
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_sessions_tracked',
+    help: 'Sessions counted in the per-prefix sessions gauge (clients with a known address).',
+    registers,
+    collect() {
+      this.set(gateway.sessions.total());
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_series_keys',
+    help: 'Keys tracked in process per series (for replicate: cluster series, the local copy).',
+    labelNames: ['series', 'type'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const s of gateway.registry.list()) this.set({ series: s.name, type: s.type }, s.size());
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_series_memory_bytes',
+    help: 'Bytes held in process per series.',
+    labelNames: ['series'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const s of gateway.registry.list()) this.set({ series: s.name }, s.memoryBytes());
+    },
+  });
+
+  new Counter({
+    name: 'auditgate_relay_failures_total',
+    help: 'Relay transport failures seen by the SMTP front (backend unreachable, timed out, broke).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(gateway.front.relayFailures);
+    },
+  });
+
+  const relayCounter = (name: string, help: string, pick: (s: ReturnType<Gateway['relay']['stats']>) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(Math.max(0, pick(gateway.relay.stats())));
+      },
+    });
+  };
+  relayCounter('auditgate_relay_messages_total', 'Messages the backend accepted (since the current relay was built).', (s) => s.messages);
+  relayCounter('auditgate_relay_bytes_total', 'Bytes of accepted messages (since the current relay was built).', (s) => s.bytes);
+  relayCounter('auditgate_relay_transactions_total', 'Relay transactions begun (since the current relay was built).', (s) => s.transactions);
+  relayCounter('auditgate_relay_connections_opened_total', 'Backend connections opened (since the current relay was built).', (s) => s.opened);
+
+  new Gauge({
+    name: 'auditgate_relay_transactions_active',
+    help: 'Relay transactions in progress.',
+    registers,
+    collect() {
+      this.set(gateway.relay.stats().active);
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_relay_connections_idle',
+    help: 'Idle pooled backend connections.',
+    registers,
+    collect() {
+      this.set(gateway.relay.stats().idle);
+    },
+  });
+
+  new Counter({
+    name: 'auditgate_store_errors_total',
+    help: 'Errors the series store reported (Redis failures).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(Math.max(0, gateway.store.status().errors));
+    },
+  });
+
+  new Counter({
+    name: 'auditgate_store_failures_total',
+    help: 'Store failures that reached the recorder (on_error: accept / tempfail paths).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(gateway.recorder.storeFailureCount());
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_store_fallback',
+    help: '1 while the shared store is unreachable and series count in process (on_error: local), else 0.',
+    registers,
+    collect() {
+      this.set(gateway.store.status().state === 'fallback' ? 1 : 0);
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_store_pending',
+    help: 'Adds waiting to be shipped to the shared store.',
+    registers,
+    collect() {
+      this.set(gateway.store.status().pending);
+    },
+  });
+
+  new Gauge({
+    name: 'auditgate_uptime_seconds',
+    help: 'Seconds since the gateway started.',
+    registers,
+    collect() {
+      this.set(Math.max(0, (gateway.clock.now() - gateway.startedAt) / 1000));
+    },
+  });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+  };
+}

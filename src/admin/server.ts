@@ -1,0 +1,463 @@
+/**
+ * The admin HTTP listener: Momentum `inbound_audit` console verbs as JSON endpoints, plus
+ * Prometheus `/metrics` and an open `/healthz`. Plain node:http, loopback by default, a bearer
+ * token when `admin.token` is set. Request bodies are bounded; every handler does at most one
+ * store round trip (or one top() call), so nothing here can stall the SMTP path. Bad input is
+ * a 4xx JSON `{error, code}`; nothing a client sends can crash the gateway.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Gateway } from '../gateway.js';
+import type { HostPort } from '../config/schema.js';
+import { normalizeCidr } from '../config/schema.js';
+import { AuditgateError } from '../errors.js';
+import type { AuditSeries } from '../series/index.js';
+import type { CountQuery } from '../store/types.js';
+import { createMetrics, type GatewayMetrics } from './metrics.js';
+
+/** Largest request body accepted (POST /series/:name/add takes a tiny JSON object). */
+export const MAX_BODY_BYTES = 16 * 1024;
+/** Past this many bytes of an oversized body, stop draining and drop the connection. */
+const MAX_DRAIN_BYTES = 1024 * 1024;
+const MAX_TOP_LIMIT = 1000;
+const MAX_STRING_KEY = 1024;
+
+export class AdminHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const bad = (message: string, code = 'AG_ADMIN_BAD_REQUEST'): AdminHttpError => new AdminHttpError(400, code, message);
+
+function statusFor(err: AuditgateError): number {
+  switch (err.code) {
+    case 'AG_SERIES_UNKNOWN':
+      return 404;
+    case 'AG_KEY_INVALID':
+    case 'AG_WINDOW_RANGE':
+    case 'AG_SERIES_DEFINITION':
+      return 400;
+    case 'AG_STORE':
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Parses "0-3" / "2" into an inclusive window range within the series. */
+export function parseWindows(text: string | null, series: Pick<AuditSeries, 'name' | 'windows'>): [number, number] {
+  if (text === null || text === '') return [0, series.windows - 1];
+  const m = /^\s*(\d{1,6})\s*(?:-\s*(\d{1,6})\s*)?$/.exec(text);
+  if (!m) throw bad(`windows "${text}" is not a window range such as "0-3" or "0"`, 'AG_WINDOW_RANGE');
+  const start = Number(m[1]);
+  const end = m[2] === undefined ? start : Number(m[2]);
+  if (start > end) throw bad(`windows "${text}": the start (${start}) is after the end (${end})`, 'AG_WINDOW_RANGE');
+  if (end >= series.windows) {
+    throw bad(`windows "${text}": series "${series.name}" has windows 0-${series.windows - 1}`, 'AG_WINDOW_RANGE');
+  }
+  return [start, end];
+}
+
+function parseIntParam(text: string | null, name: string, min: number, max: number, dflt: number | undefined): number | undefined {
+  if (text === null || text === '') return dflt;
+  if (!/^\d{1,7}$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+    throw bad(`${name} "${text}" must be an integer from ${min} to ${max}`);
+  }
+  return Number(text);
+}
+
+/** Validates a key for the series (the store would refuse it too, but with less context). */
+export function checkKey(series: AuditSeries, key: string | null | undefined, opts: { address?: boolean } = {}): string {
+  if (key === null || key === undefined || key === '') throw bad(`a key is required (e.g. key=192.0.2.0/24)`, 'AG_KEY_INVALID');
+  if (series.type === 'string') {
+    if (key.length > MAX_STRING_KEY) throw bad(`key is longer than ${MAX_STRING_KEY} characters`, 'AG_KEY_INVALID');
+    return key;
+  }
+  const n = normalizeCidr(key);
+  if (n === null) throw bad(`"${key}" is not an IP address or CIDR prefix (e.g. 192.0.2.7, 192.0.2.0/24, 2001:db8::/48)`, 'AG_KEY_INVALID');
+  const v6 = n.includes(':');
+  if (v6 !== (series.type === 'cidr_ipv6')) {
+    throw bad(`series "${series.name}" (${series.type}) holds ${series.type === 'cidr' ? 'IPv4' : 'IPv6'} addresses, not "${key}"`, 'AG_KEY_INVALID');
+  }
+  if (opts.address && key.includes('/') && !n.endsWith(v6 ? '/128' : '/32')) {
+    // cidr_ipv6 with store_prefix takes prefixes at least that long; the series checks that.
+    if (!(v6 && series.options.store_prefix !== undefined)) throw bad(`add takes an address, not the prefix "${key}"`, 'AG_KEY_INVALID');
+  }
+  return key.trim();
+}
+
+interface Route {
+  method: string;
+  /** Path segments; ':x' captures. */
+  parts: string[];
+  auth: boolean;
+  handler: (ctx: RequestContext) => Promise<unknown>;
+}
+
+interface RequestContext {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+}
+
+/** A raw response (metrics text) instead of JSON. */
+class RawBody {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+  ) {}
+}
+
+export class AdminServer {
+  private server: http.Server | undefined;
+  private readonly metrics: GatewayMetrics;
+  private readonly routes: Route[];
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private readonly gateway: Gateway,
+    private readonly listenOn: HostPort,
+  ) {
+    this.metrics = createMetrics(gateway);
+    this.routes = [
+      { method: 'GET', parts: ['healthz'], auth: false, handler: () => this.healthz() },
+      { method: 'GET', parts: ['metrics'], auth: true, handler: async () => new RawBody(this.metrics.contentType, await this.metrics.render()) },
+      { method: 'GET', parts: ['series'], auth: true, handler: () => this.listSeries() },
+      { method: 'GET', parts: ['show', 'ip', ':ip'], auth: true, handler: (c) => this.showIp(c.params.ip!) },
+      { method: 'GET', parts: ['series', ':name', 'count'], auth: true, handler: (c) => this.count(c) },
+      { method: 'POST', parts: ['series', ':name', 'add'], auth: true, handler: (c) => this.add(c) },
+      { method: 'DELETE', parts: ['series', ':name', 'items'], auth: true, handler: (c) => this.remove(c) },
+      { method: 'GET', parts: ['series', ':name', 'top'], auth: true, handler: (c) => this.top(c) },
+      { method: 'GET', parts: ['sessions'], auth: true, handler: (c) => this.sessionsTop(c) },
+      { method: 'GET', parts: ['decisions'], auth: true, handler: (c) => this.decisions(c) },
+    ];
+  }
+
+  async listen(): Promise<void> {
+    const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
+      void this.handle(req, res);
+    });
+    server.on('connection', (s: net.Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.listenOn.port, this.listenOn.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.gateway.logger.error({ err }, 'admin listener error'));
+    this.server = server;
+  }
+
+  address(): HostPort | undefined {
+    const a = this.server?.address();
+    if (!a || typeof a === 'string') return undefined;
+    return { host: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    const t = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, 1000);
+    await closed;
+    clearTimeout(t);
+  }
+
+  // ---- dispatch -------------------------------------------------------------------------
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      let segments: string[];
+      try {
+        segments = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+      } catch {
+        throw bad(`the path "${url.pathname}" is not valid percent-encoding`);
+      }
+      const { route, params, methodMismatch } = this.match(req.method ?? 'GET', segments);
+      if (!route) {
+        if (methodMismatch.length) {
+          res.setHeader('Allow', methodMismatch.join(', '));
+          throw new AdminHttpError(405, 'AG_ADMIN_METHOD', `${req.method} is not allowed on ${url.pathname} (use ${methodMismatch.join(', ')})`);
+        }
+        throw new AdminHttpError(404, 'AG_ADMIN_NOT_FOUND', `no admin endpoint ${req.method} ${url.pathname}`);
+      }
+      if (route.auth) this.authorize(req, res);
+      const result = await route.handler({ req, res, params, query: url.searchParams });
+      if (result instanceof RawBody) this.send(res, 200, result.body, result.contentType);
+      else this.sendJson(res, 200, result);
+    } catch (err) {
+      this.fail(req, res, err);
+    }
+  }
+
+  private match(method: string, segments: string[]): { route?: Route; params: Record<string, string>; methodMismatch: string[] } {
+    const methodMismatch: string[] = [];
+    for (const r of this.routes) {
+      if (r.parts.length !== segments.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < r.parts.length && ok; i++) {
+        const p = r.parts[i]!;
+        const s = segments[i]!;
+        if (p.startsWith(':')) params[p.slice(1)] = s;
+        else ok = p === s;
+      }
+      if (!ok) continue;
+      // /series/top/... etc. never collide: literal routes are listed first.
+      if (r.method === method || (method === 'HEAD' && r.method === 'GET')) return { route: r, params, methodMismatch };
+      methodMismatch.push(r.method);
+    }
+    return { params: {}, methodMismatch };
+  }
+
+  private authorize(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const token = this.gateway.config.admin.token;
+    if (token === undefined) return;
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(.+)$/i.exec(header.trim());
+    if (!m) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="auditgate"');
+      throw new AdminHttpError(401, 'AG_ADMIN_UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <admin.token>)');
+    }
+    if (!timingSafeEqual(digest(m[1]!.trim()), digest(token))) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="auditgate", error="invalid_token"');
+      throw new AdminHttpError(401, 'AG_ADMIN_UNAUTHORIZED', 'the bearer token is wrong');
+    }
+  }
+
+  private fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
+    let status = 500;
+    let code = 'AG_ADMIN_INTERNAL';
+    let message = 'internal error';
+    if (err instanceof AdminHttpError) {
+      ({ status, code, message } = err);
+    } else if (err instanceof AuditgateError) {
+      status = statusFor(err);
+      code = err.code;
+      message = err.message;
+    } else {
+      this.gateway.logger.error({ err, method: req.method, url: req.url }, 'admin request failed');
+      message = err instanceof Error ? `internal error: ${err.message}` : 'internal error';
+    }
+    if (status >= 500 && !(err instanceof AdminHttpError)) this.gateway.logger.warn({ code, method: req.method, url: req.url, err: message }, 'admin request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.sendJson(res, status, { error: message, code });
+  }
+
+  private sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+    this.send(res, status, `${JSON.stringify(body, null, 2)}\n`, 'application/json; charset=utf-8');
+  }
+
+  private send(res: http.ServerResponse, status: number, body: string, contentType: string): void {
+    if (res.writableEnded) return;
+    res.statusCode = status;
+    res.setHeader('Content-Type', contentType);
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(res.req.method === 'HEAD' ? undefined : body);
+  }
+
+  /** Reads a bounded JSON body. Oversized bodies are a 413 (the rest is drained, within limits). */
+  private async readJson(req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> {
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    const tooLarge = (): AdminHttpError => {
+      res.setHeader('Connection', 'close');
+      let drained = 0;
+      req.on('data', (c: Buffer) => {
+        drained += c.length;
+        if (drained > MAX_DRAIN_BYTES) req.destroy();
+      });
+      req.resume();
+      return new AdminHttpError(413, 'AG_ADMIN_BODY_TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    };
+    if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
+    const text = await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const onData = (c: Buffer): void => {
+        size += c.length;
+        if (size > MAX_BODY_BYTES) {
+          cleanup();
+          reject(tooLarge());
+          return;
+        }
+        chunks.push(c);
+      };
+      const onEnd = (): void => {
+        cleanup();
+        resolve(Buffer.concat(chunks).toString('utf8'));
+      };
+      const onError = (e: Error): void => {
+        cleanup();
+        reject(bad(`the request body could not be read: ${e.message}`));
+      };
+      const cleanup = (): void => {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onError);
+      };
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onError);
+    });
+    if (text.trim() === '') throw bad('a JSON body is required, e.g. {"key": "192.0.2.7", "count": 1}', 'AG_ADMIN_BAD_JSON');
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      throw bad(`the request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, 'AG_ADMIN_BAD_JSON');
+    }
+  }
+
+  // ---- handlers -------------------------------------------------------------------------
+
+  private healthz(): Promise<unknown> {
+    const g = this.gateway;
+    const st = g.store.status();
+    return Promise.resolve({
+      status: 'ok',
+      uptime: Math.round((g.clock.now() - g.startedAt) / 1000),
+      sessions: g.front.openSessions(),
+      store: { kind: st.kind, state: st.state },
+    });
+  }
+
+  private replicateOf(name: string): string {
+    return this.gateway.config.series[name]?.replicate ?? 'none';
+  }
+
+  private isMonitor(name: string): boolean {
+    return this.gateway.config.series[name] === undefined;
+  }
+
+  private listSeries(): Promise<unknown> {
+    const series = this.gateway.registry.list().map((s) => ({
+      name: s.name,
+      type: s.type,
+      interval: s.interval,
+      windows: s.windows,
+      keys: s.size(),
+      memory_bytes: s.memoryBytes(),
+      replicate: this.replicateOf(s.name),
+      monitor: this.isMonitor(s.name),
+    }));
+    const st = this.gateway.store.status();
+    return Promise.resolve({ series, store: st });
+  }
+
+  private async showIp(ip: string): Promise<unknown> {
+    const n = normalizeCidr(ip);
+    if (n === null) throw bad(`"${ip}" is not an IP address or CIDR prefix`, 'AG_KEY_INVALID');
+    const family = n.includes(':') ? 6 : 4;
+    const wanted = family === 4 ? 'cidr' : 'cidr_ipv6';
+    const list = this.gateway.registry.list().filter((s) => s.type === wanted);
+    const queries: CountQuery[] = [];
+    for (const s of list) for (let v = 0; v < s.windows; v++) queries.push({ series: s.name, key: ip, startv: v, endv: v });
+    const counts = queries.length ? await this.gateway.store.countMany(queries) : [];
+    let i = 0;
+    const series = list.map((s) => {
+      const windows = counts.slice(i, i + s.windows);
+      i += s.windows;
+      return {
+        name: s.name,
+        type: s.type,
+        interval: s.interval,
+        monitor: this.isMonitor(s.name),
+        total: windows.reduce((a, b) => a + b, 0),
+        windows,
+      };
+    });
+    return { ip, key: n, family, sessions: this.gateway.sessions.count(ip), series };
+  }
+
+  private series(c: RequestContext): AuditSeries {
+    return this.gateway.registry.get(c.params.name!);
+  }
+
+  private async count(c: RequestContext): Promise<unknown> {
+    const s = this.series(c);
+    const key = checkKey(s, c.query.get('key'));
+    const [startv, endv] = parseWindows(c.query.get('windows'), s);
+    const count = await this.gateway.store.count(s.name, key, startv, endv);
+    return { series: s.name, key, windows: [startv, endv], count };
+  }
+
+  private async add(c: RequestContext): Promise<unknown> {
+    const s = this.series(c);
+    const body = await this.readJson(c.req, c.res);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('the body must be a JSON object {"key": "...", "count": N}', 'AG_ADMIN_BAD_JSON');
+    const o = body as Record<string, unknown>;
+    if (typeof o.key !== 'string') throw bad('"key" must be a string (an address, or a string key for a string series)', 'AG_KEY_INVALID');
+    const key = checkKey(s, o.key, { address: true });
+    const count = o.count === undefined ? 1 : o.count;
+    if (typeof count !== 'number' || !Number.isSafeInteger(count)) throw bad(`"count" must be an integer (negative subtracts), got ${JSON.stringify(count)}`);
+    await this.gateway.store.add(s.name, key, count);
+    const now = await this.gateway.store.count(s.name, key, 0, 0);
+    return { series: s.name, key, added: count, count: now };
+  }
+
+  private async remove(c: RequestContext): Promise<unknown> {
+    const s = this.series(c);
+    const key = checkKey(s, c.query.get('key'));
+    const removed = await this.gateway.store.removeItem(s.name, key);
+    return { series: s.name, key, removed };
+  }
+
+  private async top(c: RequestContext): Promise<unknown> {
+    const s = this.series(c);
+    const full = s.type === 'cidr' ? 32 : s.type === 'cidr_ipv6' ? 128 : undefined;
+    const mask = full === undefined ? undefined : parseIntParam(c.query.get('mask'), 'mask', 0, full, undefined);
+    const limit = parseIntParam(c.query.get('limit'), 'limit', 1, MAX_TOP_LIMIT, 10)!;
+    const [startv, endv] = parseWindows(c.query.get('windows'), s);
+    const opts: { mask?: number; startv: number; endv: number; limit: number } = { startv, endv, limit };
+    if (mask !== undefined) opts.mask = mask;
+    const top = await this.gateway.store.top(s.name, opts);
+    return { series: s.name, mask: mask ?? null, windows: [startv, endv], limit, top };
+  }
+
+  private sessionsTop(c: RequestContext): Promise<unknown> {
+    const familyText = c.query.get('family');
+    if (familyText !== null && familyText !== '4' && familyText !== '6') throw bad(`family "${familyText}" must be 4 or 6`);
+    const family: 4 | 6 = familyText === '6' ? 6 : 4;
+    const mask = parseIntParam(c.query.get('mask'), 'mask', 0, family === 4 ? 32 : 128, family === 4 ? 24 : 64)!;
+    const limit = parseIntParam(c.query.get('limit'), 'limit', 1, MAX_TOP_LIMIT, 10)!;
+    const top = this.gateway.sessions.top(mask, family, limit);
+    return Promise.resolve({ total: this.gateway.sessions.total(), open: this.gateway.front.openSessions(), family, mask, limit, top });
+  }
+
+  private decisions(c: RequestContext): Promise<unknown> {
+    const limit = parseIntParam(c.query.get('limit'), 'limit', 1, 200, 50)!;
+    const counts = [...this.gateway.recorder.decisionCounts].map(([k, count]) => {
+      const [policy, action, mode] = k.split('\t');
+      return { policy, action, mode, count };
+    });
+    return Promise.resolve({ decisions: this.gateway.recorder.recentFirings(limit), counts });
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * `persist: true`: series state written to `state_dir`, one file per series, and reloaded at start.
+ *
+ * File `<state_dir>/<safe name>.json` is one JSON document, written in chunks so a big series
+ * does not hold the event loop while it is serialized:
+ *
+ *   {"format":"auditgate-series-state","format_version":1,"written_at":"2026-11-20T10:00:00.000Z",
+ *    "written_at_ms":1795168800000,"series":"connections","snapshot":{"version":1,"name":"connections",
+ *    "type":"cidr","interval":900,"windows":4,"window":1994632,"entries":[
+ *   ["192.0.2.1",[3,0,1,0]],
+ *   …
+ *   ]}}
+ *
+ * Writes are atomic: a temp file in the same directory, fsync, rename over the target, fsync the
+ * directory. A reader (or a restart after a crash) sees the old file or the new one, never half.
+ * A file that cannot be restored (bad JSON, wrong shape, type or interval changed) is reported,
+ * renamed to `<file>.corrupt-<timestamp>`, and the series starts empty.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../series/clock.js';
+import type { SeriesRegistry } from '../series/registry.js';
+import type { SeriesSnapshot } from '../series/types.js';
+import { PersistError } from '../errors.js';
+
+export const STATE_FORMAT = 'auditgate-series-state';
+export const STATE_FORMAT_VERSION = 1;
+/** Entries serialized per write: small enough that no single step blocks for long. */
+const CHUNK_ENTRIES = 10_000;
+const TEMP_RE = /\.json\.tmp-\d+-\d+$/;
+
+export interface StateFileHeader {
+  format: typeof STATE_FORMAT;
+  format_version: typeof STATE_FORMAT_VERSION;
+  written_at: string;
+  written_at_ms: number;
+  series: string;
+}
+
+export interface StateFile extends StateFileHeader {
+  snapshot: SeriesSnapshot;
+}
+
+/**
+ * A series name as a file or directory name: names may hold `:` and `,` (monitor series such as
+ * `connections:300,6`); they are percent-encoded, and a leading dot too (no hidden files, no `..`).
+ */
+export function safeFileName(name: string): string {
+  return encodeURIComponent(name).replace(/^\./, '%2E');
+}
+
+/** The inverse of safeFileName. */
+export function unsafeFileName(file: string): string {
+  return decodeURIComponent(file);
+}
+
+export interface SeriesPersisterOptions {
+  registry: SeriesRegistry;
+  stateDir: string;
+  /** Seconds between periodic saves. */
+  intervalSec: number;
+  logger: Logger;
+  clock: Clock;
+  /** The series with `persist: true` (asked again at every save, so a config reload applies). */
+  seriesNames: () => string[];
+}
+
+export interface LoadResult {
+  /** Keys restored per series (0 when there was no file or it was set aside). */
+  restored: Record<string, number>;
+  /** One line per file that could not be restored, naming the file. */
+  problems: string[];
+}
+
+export class SeriesPersister {
+  private readonly registry: SeriesRegistry;
+  private readonly stateDir: string;
+  private readonly intervalMs: number;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly seriesNames: () => string[];
+  private timer: NodeJS.Timeout | undefined;
+  /** The save in progress (saves never overlap). */
+  private current: Promise<void> = Promise.resolve();
+  private busy = false;
+  private seq = 0;
+
+  constructor(opts: SeriesPersisterOptions) {
+    if (!Number.isFinite(opts.intervalSec) || opts.intervalSec <= 0) {
+      throw new PersistError(`persist interval must be a positive number of seconds, got ${opts.intervalSec}`);
+    }
+    this.registry = opts.registry;
+    this.stateDir = opts.stateDir;
+    this.intervalMs = Math.max(10, Math.round(opts.intervalSec * 1000));
+    this.logger = opts.logger;
+    this.clock = opts.clock;
+    this.seriesNames = opts.seriesNames;
+  }
+
+  /** The state file of a series. */
+  fileFor(name: string): string {
+    return path.join(this.stateDir, `${safeFileName(name)}.json`);
+  }
+
+  /**
+   * Restores every persisted series from its file. Never throws for a bad file: it is reported
+   * (logger.warn and `problems`), moved aside and the series starts empty. Temp files left by a
+   * process killed mid-save are removed.
+   */
+  loadAll(): LoadResult {
+    const restored: Record<string, number> = {};
+    const problems: string[] = [];
+    try {
+      fs.mkdirSync(this.stateDir, { recursive: true });
+      this.removeStaleTemps();
+    } catch (e) {
+      const msg = `${this.stateDir}: cannot prepare the state directory: ${errText(e)}`;
+      this.logger.warn({ dir: this.stateDir }, msg);
+      problems.push(msg);
+    }
+    for (const name of this.seriesNames()) {
+      restored[name] = 0;
+      const file = this.fileFor(name);
+      if (!this.registry.has(name)) {
+        const msg = `${file}: series "${name}" is not defined; state not loaded`;
+        this.logger.warn({ file, series: name }, msg);
+        problems.push(msg);
+        continue;
+      }
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        const msg = `${file}: cannot read series state: ${errText(e)}`;
+        this.logger.warn({ file, series: name }, msg);
+        problems.push(msg);
+        continue;
+      }
+      try {
+        const state = parseStateFile(text, name);
+        const n = this.registry.restore(state.snapshot);
+        restored[name] = n;
+        this.logger.info({ file, series: name, keys: n, written_at: state.written_at }, 'series state restored');
+      } catch (e) {
+        const aside = this.moveAside(file);
+        const msg = `${file}: series state not restored (${errText(e)}); ${
+          aside ? `moved to ${aside}` : 'could not move it aside'
+        }; series "${name}" starts empty`;
+        this.logger.warn({ file, series: name, moved_to: aside }, msg);
+        problems.push(msg);
+      }
+    }
+    return { restored, problems };
+  }
+
+  /** Saves every persisted series now and then every intervalSec (the timer does not hold the process). */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (this.busy) return; // the previous save is still writing: skip this tick
+      this.saveAll().catch((e: unknown) => {
+        this.logger.error({ err: e, dir: this.stateDir }, 'periodic series state save failed');
+      });
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Writes every persisted series (each atomically). Saves are serialized: a call made while a
+   * save runs waits for it, then saves again. Rejects with a PersistError naming the series that
+   * failed, after trying them all.
+   */
+  saveAll(): Promise<void> {
+    const run = this.current.catch(() => undefined).then(() => this.saveAllNow());
+    this.current = run;
+    return run;
+  }
+
+  /** Stops the timer and writes a final save. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.saveAll();
+  }
+
+  private async saveAllNow(): Promise<void> {
+    this.busy = true;
+    const failed: string[] = [];
+    let firstError: unknown;
+    try {
+      await fsp.mkdir(this.stateDir, { recursive: true });
+      for (const name of this.seriesNames()) {
+        if (!this.registry.has(name)) continue;
+        try {
+          await this.saveOne(name);
+        } catch (e) {
+          failed.push(name);
+          firstError ??= e;
+          this.logger.error({ err: e, series: name, file: this.fileFor(name) }, 'series state save failed');
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+    if (failed.length > 0) {
+      throw new PersistError(`could not save series state for ${failed.map((n) => `"${n}"`).join(', ')}: ${errText(firstError)}`, {
+        cause: firstError,
+      });
+    }
+  }
+
+  private async saveOne(name: string): Promise<void> {
+    // The snapshot is taken synchronously, so the file is one consistent instant of the series.
+    const snap = this.registry.snapshot(name);
+    const target = this.fileFor(name);
+    const tmp = `${target}.tmp-${process.pid}-${++this.seq}`;
+    const now = this.clock.now();
+    const header: StateFileHeader = {
+      format: STATE_FORMAT,
+      format_version: STATE_FORMAT_VERSION,
+      written_at: new Date(now).toISOString(),
+      written_at_ms: now,
+      series: name,
+    };
+    const { entries, ...rest } = snap;
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(tmp, 'wx', 0o644);
+      const head = JSON.stringify(header).slice(0, -1);
+      const snapHead = JSON.stringify(rest).slice(0, -1);
+      await writeAll(fh, `${head},"snapshot":${snapHead},"entries":[`);
+      for (let i = 0; i < entries.length; i += CHUNK_ENTRIES) {
+        const end = Math.min(entries.length, i + CHUNK_ENTRIES);
+        let s = '';
+        for (let j = i; j < end; j++) s += (j === 0 ? '\n' : ',\n') + JSON.stringify(entries[j]);
+        await writeAll(fh, s);
+      }
+      await writeAll(fh, '\n]}}\n');
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      await fsp.rename(tmp, target);
+      await syncDir(this.stateDir);
+    } catch (e) {
+      if (fh) await fh.close().catch(() => undefined);
+      await fsp.unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+    this.logger.debug({ series: name, file: target, keys: entries.length }, 'series state saved');
+  }
+
+  private removeStaleTemps(): void {
+    for (const f of fs.readdirSync(this.stateDir)) {
+      if (!TEMP_RE.test(f)) continue;
+      const p = path.join(this.stateDir, f);
+      try {
+        fs.unlinkSync(p);
+        this.logger.info({ file: p }, 'removed a temp state file left by an interrupted save');
+      } catch (e) {
+        this.logger.warn({ file: p, err: e }, 'could not remove a stale temp state file');
+      }
+    }
+  }
+
+  /** Renames a bad file to `<file>.corrupt-<timestamp>`; returns the new path, or undefined. */
+  private moveAside(file: string): string | undefined {
+    const stamp = new Date(this.clock.now()).toISOString().replace(/[-:]/g, '').replace('.', '_');
+    for (let n = 0; n < 100; n++) {
+      const dest = `${file}.corrupt-${stamp}${n === 0 ? '' : `-${n}`}`;
+      if (fs.existsSync(dest)) continue;
+      try {
+        fs.renameSync(file, dest);
+        return dest;
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Parses and checks a state file's text for series `name`. Throws with a readable reason. */
+export function parseStateFile(text: string, name: string): StateFile {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new PersistError(`not valid JSON (${errText(e)}); truncated or corrupt`);
+  }
+  if (!isObject(doc)) throw new PersistError('not a series state file (expected a JSON object)');
+  if (doc.format !== STATE_FORMAT) throw new PersistError(`not a series state file (format is ${JSON.stringify(doc.format)})`);
+  if (doc.format_version !== STATE_FORMAT_VERSION) {
+    throw new PersistError(`unsupported format_version ${JSON.stringify(doc.format_version)} (this build reads ${STATE_FORMAT_VERSION})`);
+  }
+  if (doc.series !== name) throw new PersistError(`the file holds series ${JSON.stringify(doc.series)}, expected "${name}"`);
+  const s = doc.snapshot;
+  if (!isObject(s)) throw new PersistError('snapshot missing');
+  if (s.version !== 1) throw new PersistError(`unsupported snapshot version ${JSON.stringify(s.version)}`);
+  if (s.name !== name) throw new PersistError(`snapshot is for series ${JSON.stringify(s.name)}, expected "${name}"`);
+  if (typeof s.type !== 'string') throw new PersistError('snapshot type missing');
+  if (typeof s.interval !== 'number' || !(s.interval > 0)) throw new PersistError('snapshot interval invalid');
+  if (!Number.isInteger(s.windows) || (s.windows as number) < 1) throw new PersistError('snapshot windows invalid');
+  if (!Number.isSafeInteger(s.window)) throw new PersistError('snapshot window invalid');
+  if (s.store_prefix !== undefined && !Number.isInteger(s.store_prefix)) throw new PersistError('snapshot store_prefix invalid');
+  if (!Array.isArray(s.entries)) throw new PersistError('snapshot entries missing');
+  const entries = s.entries as unknown[];
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || !Array.isArray(e[1])) {
+      throw new PersistError(`snapshot entry ${i} is not [key, [counts…]]`);
+    }
+    for (const c of e[1] as unknown[]) {
+      if (!Number.isSafeInteger(c)) throw new PersistError(`snapshot entry ${i} has a count that is not an integer`);
+    }
+  }
+  return doc as unknown as StateFile;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+async function writeAll(fh: fsp.FileHandle, text: string): Promise<void> {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+/** fsync a directory so a rename in it is durable. Platforms that refuse it are ignored. */
+async function syncDir(dir: string): Promise<void> {
+  let d: fsp.FileHandle | undefined;
+  try {
+    d = await fsp.open(dir, 'r');
+    await d.sync();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw e;
+  } finally {
+    await d?.close().catch(() => undefined);
+  }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

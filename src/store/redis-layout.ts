@@ -1,0 +1,107 @@
+/**
+ * How replicated series are laid out in Redis (pure: no I/O).
+ *
+ * Keys, for series S with interval I seconds and absolute window number W
+ * (W = floor(epoch ms / (I × 1000)), the same on every node):
+ *
+ *   <prefix>{S}:<I>s:<W>:l        hash  leaf → count   (cidr: address or stored prefix; string: the key)
+ *   <prefix>{S}:<I>s:<W>:a        hash  prefix → count for the aggregate masks (cidr types only),
+ *                                       e.g. "192.0.2.0/24", "0.0.0.0/0"; plus two markers:
+ *                                       "#m" the mask set the writers kept ("0,24"),
+ *                                       "#x" set when writers disagreed (counts then scan the leaves)
+ *   <prefix>{S}:<I>s:seq:<node>   string  last batch sequence applied from one node (retries are
+ *                                         applied once)
+ *
+ * The hash tag {S} puts every key of one series in one Redis Cluster slot, so a Lua script may
+ * touch all of them. Every key expires `ttlSeconds` after its last write: the series coverage
+ * (interval × windows) plus a margin.
+ */
+import type { Config } from '../config/schema.js';
+import { FAMILY_BITS, type Family } from '../series/address.js';
+import type { SeriesType } from '../series/types.js';
+
+export type ReplicateMode = 'cluster' | 'manager';
+
+/** A series whose adds go to Redis. */
+export interface ReplicatedSeries {
+  name: string;
+  type: SeriesType;
+  /** Seconds per window. */
+  interval: number;
+  windows: number;
+  store_prefix?: number;
+  replicate: ReplicateMode;
+  /**
+   * Aggregate masks kept per window (cidr types), ascending, each below the stored key length;
+   * always includes 0. Empty for string series.
+   */
+  masks: number[];
+}
+
+export const DEFAULT_KEY_PREFIX = 'ag:';
+
+export function familyOf(type: SeriesType): Family | undefined {
+  return type === 'cidr' ? 4 : type === 'cidr_ipv6' ? 6 : undefined;
+}
+
+/** Bits kept per stored cidr key: 32, 128, or store_prefix. */
+export function leafBitsOf(s: Pick<ReplicatedSeries, 'type' | 'store_prefix'>): number {
+  const f = familyOf(s.type);
+  if (f === undefined) return 0;
+  return s.store_prefix ?? FAMILY_BITS[f];
+}
+
+/**
+ * The masks kept as aggregates in Redis for one series: /0 plus the mask of every policy that
+ * counts this series, below the stored key length (longer masks are the leaves themselves).
+ */
+export function aggregateMasks(config: Pick<Config, 'policies'>, s: Pick<ReplicatedSeries, 'name' | 'type' | 'store_prefix'>): number[] {
+  if (s.type === 'string') return [];
+  const leafBits = leafBitsOf(s);
+  const set = new Set<number>([0]);
+  for (const p of config.policies) {
+    if (p.series === s.name && p.mask !== undefined && p.mask < leafBits) set.add(p.mask);
+  }
+  return [...set].sort((a, b) => a - b);
+}
+
+/** Every series of the config with replicate: cluster | manager. */
+export function replicatedSeries(config: Pick<Config, 'series' | 'policies'>): ReplicatedSeries[] {
+  const out: ReplicatedSeries[] = [];
+  for (const s of Object.values(config.series)) {
+    if (s.replicate === 'none') continue;
+    const r: ReplicatedSeries = { name: s.name, type: s.type, interval: s.interval, windows: s.windows, replicate: s.replicate, masks: [] };
+    if (s.store_prefix !== undefined) r.store_prefix = s.store_prefix;
+    r.masks = aggregateMasks(config, r);
+    out.push(r);
+  }
+  return out;
+}
+
+/** Seconds a window key lives after its last write: coverage plus max(60 s, one interval). */
+export function ttlSeconds(s: Pick<ReplicatedSeries, 'interval' | 'windows'>): number {
+  return Math.ceil(s.interval * s.windows + Math.max(60, s.interval));
+}
+
+export class KeyLayout {
+  constructor(readonly prefix: string = DEFAULT_KEY_PREFIX) {
+    if (/[{}]/.test(prefix)) throw new Error('a Redis key prefix must not contain { or }');
+  }
+
+  /** `<prefix>{S}:<I>s` — the interval is part of the name so nodes with a different shape never mix. */
+  base(s: Pick<ReplicatedSeries, 'name' | 'interval'>): string {
+    return `${this.prefix}{${s.name}}:${s.interval}s`;
+  }
+
+  leaf(s: Pick<ReplicatedSeries, 'name' | 'interval'>, window: number): string {
+    return `${this.base(s)}:${window}:l`;
+  }
+
+  agg(s: Pick<ReplicatedSeries, 'name' | 'interval'>, window: number): string {
+    return `${this.base(s)}:${window}:a`;
+  }
+
+  seq(s: Pick<ReplicatedSeries, 'name' | 'interval'>, node: string): string {
+    return `${this.base(s)}:seq:${node}`;
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * `serialize: true`: every closed window of a series is appended to a log, so history can be
+ * queried after the counts aged out (see src/history.ts).
+ *
+ * Layout: `<log_dir>/<safe series name>/<YYYY-MM-DD>.jsonl`, one file per series per UTC day
+ * (the day of the window's start). One line per closed window with at least one non-zero count:
+ *
+ *   {"series":"rejections:300,6","type":"cidr","window":5983506,"start":"2026-11-20T10:30:00.000Z",
+ *    "end":"2026-11-20T10:35:00.000Z","interval":300,"counts":{"192.0.2.1":3,"198.51.100.7":1}}
+ *
+ * Lines are appended with O_APPEND, one whole line per write; a line torn by a crash is ended
+ * before the next append so it cannot swallow the following line (readers skip it). Retention
+ * deletes whole day files once their last window is older than log_retention.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Clock } from '../series/clock.js';
+import type { AuditSeries } from '../series/index.js';
+import type { SeriesRegistry } from '../series/registry.js';
+import type { ClosedWindow } from '../series/windowed.js';
+import { safeFileName } from './persist.js';
+
+const DAY_MS = 86_400_000;
+const TICK_MS = 1000;
+const PRUNE_EVERY_MS = 3_600_000;
+/** Keys stringified between two yields to the event loop. */
+const CHUNK_KEYS = 10_000;
+export const DAY_FILE_RE = /^(\d{4}-\d{2}-\d{2})\.jsonl$/;
+
+/** One line of a series log. */
+export interface WindowLogLine {
+  series: string;
+  type: string;
+  /** Absolute window number: floor(epoch seconds / interval). */
+  window: number;
+  /** ISO time the window started / ended. */
+  start: string;
+  end: string;
+  /** Seconds. */
+  interval: number;
+  counts: Record<string, number>;
+}
+
+export interface SeriesLogWriterOptions {
+  registry: SeriesRegistry;
+  logDir: string;
+  /** Seconds: day files whose last window is older than this are deleted. */
+  retentionSec: number;
+  logger: Logger;
+  clock: Clock;
+  /** The series with `serialize: true` (asked again every tick, so a config reload applies). */
+  seriesNames: () => string[];
+}
+
+interface Pending {
+  closed: ClosedWindow;
+  type: string;
+  interval: number;
+}
+
+/** UTC day (YYYY-MM-DD) of a time in ms. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export class SeriesLogWriter {
+  private readonly registry: SeriesRegistry;
+  private readonly logDir: string;
+  private readonly retentionMs: number;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly seriesNames: () => string[];
+  /** Series we listen to, by name (the object: a redefined series is a new one). */
+  private readonly subscribed = new Map<string, AuditSeries>();
+  private readonly queue: Pending[] = [];
+  private draining: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastPrune = -Infinity;
+  private pruning: Promise<string[]> | undefined;
+
+  constructor(opts: SeriesLogWriterOptions) {
+    this.registry = opts.registry;
+    this.logDir = opts.logDir;
+    this.retentionMs = opts.retentionSec * 1000;
+    this.logger = opts.logger;
+    this.clock = opts.clock;
+    this.seriesNames = opts.seriesNames;
+  }
+
+  /** The log file a window starting at `startMs` goes to. */
+  fileFor(series: string, startMs: number): string {
+    return path.join(this.logDir, safeFileName(series), `${utcDay(startMs)}.jsonl`);
+  }
+
+  /** Subscribes to the serialized series and starts the 1 s tick (unref'd) that closes windows and prunes. */
+  start(): void {
+    if (this.timer) return;
+    this.tick();
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  /**
+   * One tick: follows the series list (config reloads), closes windows that are due (their lines
+   * are queued), and prunes old day files once an hour. Public so tests with a manual clock can
+   * drive it.
+   */
+  tick(): void {
+    try {
+      this.syncSubscriptions();
+      for (const s of this.subscribed.values()) s.currentWindow();
+      const now = this.clock.now();
+      if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+        this.lastPrune = now;
+        void this.prune();
+      }
+    } catch (e) {
+      this.logger.error({ err: e }, 'series log tick failed');
+    }
+  }
+
+  /** Resolves once every queued line is written. */
+  async flush(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  /** Closes windows that are due, stops listening and writes what is queued. The current window is not written. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    try {
+      for (const s of this.subscribed.values()) s.currentWindow();
+    } catch (e) {
+      this.logger.error({ err: e }, 'series log: closing windows at stop failed');
+    }
+    for (const s of this.subscribed.values()) s.onWindowClosed(undefined);
+    this.subscribed.clear();
+    await this.flush();
+    if (this.pruning) await this.pruning;
+  }
+
+  /**
+   * Deletes day files (of every series under log_dir) whose whole day ended more than
+   * log_retention ago. Returns the deleted paths.
+   */
+  prune(): Promise<string[]> {
+    const run = (this.pruning ?? Promise.resolve([])).then(() => this.pruneNow());
+    this.pruning = run;
+    return run;
+  }
+
+  private async pruneNow(): Promise<string[]> {
+    const cutoff = this.clock.now() - this.retentionMs;
+    const deleted: string[] = [];
+    let dirs: string[];
+    try {
+      dirs = await fsp.readdir(this.logDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.logger.warn({ err: e, dir: this.logDir }, 'series log: cannot list log_dir for retention');
+      }
+      return deleted;
+    }
+    for (const d of dirs) {
+      const dir = path.join(this.logDir, d);
+      let files: string[];
+      try {
+        files = await fsp.readdir(dir);
+      } catch {
+        continue; // not a directory
+      }
+      for (const f of files) {
+        const m = DAY_FILE_RE.exec(f);
+        if (!m) continue;
+        const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
+        if (!Number.isFinite(dayStart) || dayStart + DAY_MS > cutoff) continue;
+        const p = path.join(dir, f);
+        try {
+          await fsp.unlink(p);
+          deleted.push(p);
+        } catch (e) {
+          this.logger.warn({ err: e, file: p }, 'series log: cannot delete an expired day file');
+        }
+      }
+    }
+    if (deleted.length > 0) this.logger.info({ files: deleted.length }, 'series log: expired day files deleted');
+    return deleted;
+  }
+
+  private syncSubscriptions(): void {
+    const wanted = new Map<string, AuditSeries>();
+    for (const name of this.seriesNames()) if (this.registry.has(name)) wanted.set(name, this.registry.get(name));
+    for (const [name, s] of this.subscribed) {
+      if (wanted.get(name) !== s) {
+        s.onWindowClosed(undefined);
+        this.subscribed.delete(name);
+      }
+    }
+    for (const [name, s] of wanted) {
+      if (this.subscribed.has(name)) continue;
+      s.onWindowClosed((closed) => this.enqueue(s, closed));
+      this.subscribed.set(name, s);
+    }
+  }
+
+  private enqueue(s: AuditSeries, closed: ClosedWindow): void {
+    if (closed.entries.length === 0) return; // nothing happened in that window: no line
+    this.queue.push({ closed, type: s.type, interval: s.interval });
+    if (!this.draining) {
+      this.draining = this.drain().finally(() => {
+        this.draining = undefined;
+      });
+    }
+  }
+
+  private async drain(): Promise<void> {
+    for (let item = this.queue.shift(); item; item = this.queue.shift()) {
+      const file = this.fileFor(item.closed.series, item.closed.startMs);
+      try {
+        const line = await formatLine(item);
+        await appendLine(file, line);
+      } catch (e) {
+        this.logger.error(
+          { err: e, series: item.closed.series, window: item.closed.window, file },
+          'series log: could not append a closed window',
+        );
+      }
+    }
+  }
+}
+
+/** Builds one JSONL line, yielding to the event loop between chunks of keys. */
+async function formatLine(p: Pending): Promise<string> {
+  const { closed } = p;
+  const head: Omit<WindowLogLine, 'counts'> = {
+    series: closed.series,
+    type: p.type,
+    window: closed.window,
+    start: new Date(closed.startMs).toISOString(),
+    end: new Date(closed.endMs).toISOString(),
+    interval: p.interval,
+  };
+  let s = `${JSON.stringify(head).slice(0, -1)},"counts":{`;
+  const entries = closed.entries;
+  for (let i = 0; i < entries.length; i++) {
+    const [k, c] = entries[i]!;
+    s += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${c}`;
+    if ((i + 1) % CHUNK_KEYS === 0) await yieldToLoop();
+  }
+  return `${s}}}\n`;
+}
+
+/** Appends one whole line (O_APPEND); ends a torn last line left by a crash first. */
+async function appendLine(file: string, line: string): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const fh = await fsp.open(file, 'a+', 0o644);
+  try {
+    let data = line;
+    const { size } = await fh.stat();
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await fh.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) data = `\n${line}`;
+    }
+    const buf = Buffer.from(data, 'utf8');
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+      off += bytesWritten;
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,392 @@
+/**
+ * The Redis store against a real redis-server started here on a free loopback port: the store
+ * contract, two nodes sharing counts, batching, TTLs, Redis killed and paused under load
+ * (fallback, no hang, merge back), manager mode, on_error accept | tempfail.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { StoreError } from '../../src/errors.js';
+import { ManualClock } from '../../src/series/clock.js';
+import { createRedisView, type RedisSeriesStore } from '../../src/store/redis-store.js';
+import { ttlSeconds } from '../../src/store/redis-layout.js';
+import {
+  HAVE_REDIS,
+  IN_CI,
+  RedisServer,
+  T0,
+  type TestNode,
+  freePort,
+  nodeConfig,
+  redisMissingMessage,
+  startNode,
+  waitUntil,
+} from '../helpers/redis.js';
+import { storeContract } from '../helpers/store-contract.js';
+
+const missing = redisMissingMessage();
+if (missing && IN_CI) {
+  it('redis-server and redis-cli are installed', () => {
+    throw new Error(missing);
+  });
+}
+
+const COVERAGE_TTL = ttlSeconds({ interval: 60, windows: 4 });
+
+describe.skipIf(!HAVE_REDIS)('redis store', () => {
+  let server: RedisServer;
+  const nodes: TestNode[] = [];
+  const views: RedisSeriesStore[] = [];
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.store.close()));
+    await Promise.all(views.splice(0).map((v) => v.close()));
+  });
+
+  async function node(opts: Partial<Parameters<typeof nodeConfig>[0]> = {}, tuning: Parameters<typeof startNode>[1] = {}): Promise<TestNode> {
+    const n = await startNode(nodeConfig({ redis: server.url, ...opts }), tuning);
+    nodes.push(n);
+    return n;
+  }
+
+  /** A central view (reads Redis directly) with its own clock at T0 + `advanceMs`. */
+  async function view(advanceMs = 0): Promise<RedisSeriesStore> {
+    const v = await createRedisView(nodeConfig({ redis: server.url }), { clock: new ManualClock(T0 + advanceMs) });
+    views.push(v);
+    return v;
+  }
+
+  describe('contract', () => {
+    const harness = (opts: Partial<Parameters<typeof nodeConfig>[0]>) => async () => {
+      server.cli('FLUSHALL');
+      const n = await startNode(nodeConfig({ redis: server.url, ...opts }));
+      return { store: n.store, clock: n.clock, done: () => n.store.close() };
+    };
+    storeContract('redis (flush on every add, /24 kept)', harness({ maxPending: 1 }));
+    storeContract('redis (batched: counts from unshipped adds, no /24 aggregate)', harness({ maxDelay: 60, maxPending: 1_000_000, mask24: false }));
+  });
+
+  describe('two nodes', () => {
+    beforeEach(() => {
+      server.cli('FLUSHALL');
+    });
+
+    it('see each other at /32, /24, /0 and other masks over window ranges', async () => {
+      const a = await node();
+      const b = await node();
+      await a.store.add('conn', '192.0.2.1', 3);
+      await b.store.addMany([
+        { series: 'conn', key: '192.0.2.2', count: 2 },
+        { series: 'conn', key: '198.51.100.7', count: 4 },
+        { series: 'conn6', key: '2001:db8::2', count: 1 },
+        { series: 'helo', key: 'mx.example', count: 1 },
+      ]);
+      await a.store.addMany([
+        { series: 'conn6', key: '2001:db8::1', count: 1 },
+        { series: 'helo', key: 'mx.example', count: 1 },
+      ]);
+      await Promise.all([a.store.flush(), b.store.flush()]);
+      a.clock.advanceSeconds(60);
+      b.clock.advanceSeconds(60);
+      await a.store.add('conn', '192.0.2.1', 1);
+      await a.store.flush();
+
+      for (const n of [a, b]) {
+        expect(
+          await n.store.countMany([
+            { series: 'conn', key: '192.0.2.1', startv: 0, endv: 1 },
+            { series: 'conn', key: '192.0.2.1', startv: 1, endv: 1 },
+            { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 0 },
+            { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 3 },
+            { series: 'conn', key: '0.0.0.0/0', startv: 0, endv: 3 },
+            { series: 'conn', key: '0.0.0.0/0', startv: 1, endv: 1 },
+            { series: 'conn', key: '192.0.0.0/16', startv: 0, endv: 3 }, // not kept: leaves summed
+            { series: 'conn', key: '198.51.100.7/31', startv: 0, endv: 3 },
+            { series: 'conn6', key: '2001:db8::/64', startv: 0, endv: 3 },
+            { series: 'conn6', key: '2001:db8::/32', startv: 1, endv: 1 },
+            { series: 'conn6', key: '::/0', startv: 0, endv: 3 },
+            { series: 'helo', key: 'mx.example', startv: 0, endv: 3 },
+            { series: 'local_only', key: '192.0.2.1', startv: 0, endv: 3 },
+          ]),
+        ).toEqual([4, 3, 1, 6, 10, 9, 6, 4, 2, 2, 2, 2, 0]);
+        expect(await n.store.top('conn', { mask: 24 })).toEqual([
+          { key: '192.0.2.0/24', count: 6 },
+          { key: '198.51.100.0/24', count: 4 },
+        ]);
+      }
+      // a central view pointed at Redis sees the same
+      expect(await (await view(60_000)).count('conn', '0.0.0.0/0', 0, 3)).toBe(10);
+    });
+
+    it('stay exact when their configs keep different masks (a reload, a rolling deploy)', async () => {
+      const a = await node(); // keeps /24
+      const b = await node({ mask24: false }); // keeps /0 only
+      await a.store.add('conn', '192.0.2.1', 2);
+      await a.store.flush();
+      await b.store.add('conn', '192.0.2.2', 3);
+      await b.store.flush();
+      for (const n of [a, b]) expect(await n.store.count('conn', '192.0.2.0/24', 0, 3)).toBe(5);
+      expect(await b.store.removeItem('conn', '192.0.2.1')).toBe(1);
+      for (const n of [a, b]) expect(await n.store.count('conn', '192.0.2.0/24', 0, 3)).toBe(3);
+    });
+
+    it('countMany over kept masks is one script call', async () => {
+      const a = await node();
+      await a.store.add('conn', '192.0.2.1', 2);
+      await a.store.flush();
+      server.cli('CONFIG', 'RESETSTAT');
+      const counts = await a.store.countMany([
+        { series: 'conn', key: '192.0.2.1', startv: 0, endv: 3 },
+        { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 3 },
+        { series: 'conn', key: '0.0.0.0/0', startv: 0, endv: 0 },
+        { series: 'conn', key: '203.0.113.9', startv: 1, endv: 2 },
+      ]);
+      expect(counts).toEqual([2, 2, 2, 0]);
+      const stats = server.cli('INFO', 'commandstats');
+      const calls = [...stats.matchAll(/cmdstat_(eval|evalsha|hget|hmget|hgetall):calls=(\d+)/g)].map((m) => `${m[1]}=${m[2]}`);
+      expect(calls.filter((c) => c.startsWith('eval')).map((c) => Number(c.split('=')[1])).reduce((x, y) => x + y, 0)).toBe(1);
+      expect(calls.filter((c) => c.startsWith('hgetall'))).toEqual([]);
+    });
+
+    it('removes items cluster-wide', async () => {
+      const a = await node();
+      const b = await node();
+      await a.store.add('conn', '192.0.2.1', 5);
+      await b.store.add('conn', '192.0.2.9', 1);
+      await b.store.add('conn', '203.0.113.1', 3);
+      await Promise.all([a.store.flush(), b.store.flush()]);
+      expect(await b.store.removeItem('conn', '192.0.2.0/24')).toBe(2);
+      expect(await a.store.countMany([
+        { series: 'conn', key: '0.0.0.0/0', startv: 0, endv: 3 },
+        { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 3 },
+        { series: 'conn', key: '192.0.2.1', startv: 0, endv: 3 },
+      ])).toEqual([3, 0, 0]);
+      expect(await a.store.removeItem('conn', '203.0.113.1')).toBe(1);
+      expect(await b.store.count('conn', '0.0.0.0/0', 0, 3)).toBe(0);
+    });
+  });
+
+  describe('batching', () => {
+    beforeEach(() => {
+      server.cli('FLUSHALL');
+    });
+
+    it('counts unshipped adds locally; others see them after max_pending adds', async () => {
+      const a = await node({ maxDelay: 60, maxPending: 5 });
+      const b = await node({ maxDelay: 60, maxPending: 5 });
+      for (let i = 0; i < 4; i++) await a.store.add('conn', '192.0.2.1');
+      expect(await a.store.count('conn', '192.0.2.1')).toBe(4);
+      expect(await a.store.count('conn', '192.0.2.0/24')).toBe(4);
+      expect(a.store.status().pending).toBe(4);
+      expect(await b.store.count('conn', '192.0.2.1')).toBe(0);
+      await a.store.add('conn', '192.0.2.1'); // the 5th add ships the batch
+      expect(await waitUntil(async () => (await b.store.count('conn', '192.0.2.1')) === 5, 5000)).toBe(true);
+      expect(await a.store.count('conn', '192.0.2.1')).toBe(5); // no double counting while in flight or after
+      expect(a.store.status().pending).toBe(0);
+    });
+
+    it('ships within max_delay without reaching max_pending', async () => {
+      const a = await node({ maxDelay: 0.2, maxPending: 1000 });
+      const b = await node();
+      await a.store.add('helo', 'mx.example', 2);
+      expect(await b.store.count('helo', 'mx.example')).toBe(0);
+      expect(await a.store.count('helo', 'mx.example')).toBe(2);
+      expect(await waitUntil(async () => (await b.store.count('helo', 'mx.example')) === 2, 5000)).toBe(true);
+    });
+
+    it('every key expires within the series coverage plus margin', async () => {
+      const a = await node();
+      await a.store.add('conn', '192.0.2.1');
+      await a.store.add('conn6', '2001:db8::1');
+      await a.store.add('helo', 'mx.example');
+      await a.store.flush();
+      const keys = server.cli('--scan').split('\n').filter(Boolean);
+      expect(keys.length).toBeGreaterThanOrEqual(6);
+      expect(keys.some((k) => k.startsWith('ag:{conn}:60s:') && k.endsWith(':l'))).toBe(true);
+      expect(keys.some((k) => k.startsWith('ag:{conn}:60s:') && k.endsWith(':a'))).toBe(true);
+      for (const k of keys) {
+        const ttl = Number(server.cli('TTL', k));
+        expect(ttl, k).toBeGreaterThan(0);
+        expect(ttl, k).toBeLessThanOrEqual(COVERAGE_TTL);
+      }
+      expect(COVERAGE_TTL).toBe(60 * 4 + 60);
+    });
+  });
+
+  describe('manager mode', () => {
+    beforeEach(() => {
+      server.cli('FLUSHALL');
+    });
+
+    it('decides on local counts and ships adds so a central view sees the sum', async () => {
+      const a = await node({ replicate: 'manager' });
+      const b = await node({ replicate: 'manager' });
+      await a.store.add('conn', '192.0.2.1', 3);
+      await b.store.add('conn', '192.0.2.1', 4);
+      await b.store.add('helo', 'mx.example', 1);
+      await Promise.all([a.store.flush(), b.store.flush()]);
+      expect(await a.store.count('conn', '192.0.2.1', 0, 3)).toBe(3);
+      expect(await b.store.count('conn', '192.0.2.0/24', 0, 3)).toBe(4);
+      const v = await view();
+      expect(await v.countMany([
+        { series: 'conn', key: '192.0.2.1', startv: 0, endv: 3 },
+        { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 3 },
+        { series: 'helo', key: 'mx.example', startv: 0, endv: 3 },
+      ])).toEqual([7, 7, 1]);
+      expect(await v.top('conn')).toEqual([{ key: '192.0.2.1', count: 7 }]);
+    });
+  });
+});
+
+describe.skipIf(!HAVE_REDIS)('redis store: Redis going away', () => {
+  let server: RedisServer;
+  const nodes: TestNode[] = [];
+
+  beforeEach(async () => {
+    server = await RedisServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.store.close()));
+    await server.stop();
+  });
+
+  async function node(opts: Partial<Parameters<typeof nodeConfig>[0]> = {}, tuning: Parameters<typeof startNode>[1] = {}): Promise<TestNode> {
+    const n = await startNode(nodeConfig({ redis: server.url, ...opts }), { commandTimeoutMs: 300, ...tuning });
+    nodes.push(n);
+    return n;
+  }
+
+  /** Runs `op`, failing the test if it takes longer than `ms` (a hang guard, not a benchmark). */
+  async function bounded<T>(op: () => Promise<T>, ms = 3000): Promise<T> {
+    const t0 = Date.now();
+    const r = await op();
+    expect(Date.now() - t0).toBeLessThan(ms);
+    return r;
+  }
+
+  it('killed under load: falls back, keeps counting, never hangs, merges back on restart', async () => {
+    const a = await node({ maxPending: 10 });
+    const b = await node();
+    await a.store.add('conn', '192.0.2.1', 10);
+    await a.store.flush();
+    expect(await b.store.count('conn', '192.0.2.1')).toBe(10);
+
+    await server.kill();
+    for (let i = 0; i < 200; i++) {
+      await bounded(() => a.store.add('conn', '192.0.2.1'));
+      await bounded(() => a.store.add('conn', `198.51.100.${i % 50}`));
+      await bounded(() => a.store.count('conn', '192.0.2.0/24', 0, 3));
+    }
+    const st = a.store.status();
+    expect(st.state).toBe('fallback');
+    expect(st.errors).toBeGreaterThan(0);
+    expect(st.since).toBe(T0);
+    expect(st.pending).toBeGreaterThanOrEqual(400);
+    // local counting: this node's adds from before and during the outage
+    expect(await a.store.count('conn', '192.0.2.1', 0, 3)).toBe(210);
+    expect(await a.store.count('conn', '0.0.0.0/0', 0, 3)).toBe(410);
+    // logged once, not per event
+    expect(a.lines.filter((l) => l.msg.startsWith('redis unavailable'))).toHaveLength(1);
+
+    await server.spawn(); // same port, empty (no persistence)
+    expect(await waitUntil(() => a.store.status().state === 'ok', 10_000)).toBe(true);
+    expect(a.store.status().pending).toBe(0);
+    expect(a.lines.filter((l) => l.msg.startsWith('redis is back'))).toHaveLength(1);
+    // Redis restarted empty: it now holds exactly the adds made during the outage
+    const c = await node();
+    expect(await c.store.countMany([
+      { series: 'conn', key: '192.0.2.1', startv: 0, endv: 3 },
+      { series: 'conn', key: '198.51.100.0/24', startv: 0, endv: 3 },
+      { series: 'conn', key: '0.0.0.0/0', startv: 0, endv: 3 },
+    ])).toEqual([200, 200, 400]);
+    expect(await bounded(() => b.store.count('conn', '192.0.2.1', 0, 3))).toBeGreaterThanOrEqual(0);
+  });
+
+  it('paused (slow) Redis: times out into fallback, merges once when it answers again', async () => {
+    const a = await node({ maxDelay: 60, maxPending: 1_000_000 });
+    await a.store.add('conn', '192.0.2.1', 5);
+    await a.store.flush();
+    server.pause();
+    try {
+      await a.store.add('conn', '192.0.2.1', 3);
+      await bounded(() => a.store.flush()); // times out: the batch may or may not have been applied
+      expect(a.store.status().state).toBe('fallback');
+      expect(await bounded(() => a.store.count('conn', '192.0.2.1'))).toBe(8);
+      await a.store.add('conn', '192.0.2.1', 2);
+    } finally {
+      server.resume();
+    }
+    expect(await waitUntil(() => a.store.status().state === 'ok', 10_000)).toBe(true);
+    const c = await node();
+    // the timed-out batch reached Redis when it woke up; its retry was recognized and skipped
+    expect(await c.store.count('conn', '192.0.2.1')).toBe(10);
+    expect(await a.store.count('conn', '192.0.2.1')).toBe(10);
+  });
+
+  it('bounds the merge buffer: past it, new keys are counted locally only', async () => {
+    const a = await node({ maxPending: 1000 }, { maxBuffered: 50 });
+    await server.kill();
+    await a.store.add('conn', '192.0.2.1');
+    expect(await a.store.count('conn', '192.0.2.1')).toBe(1); // the failed count switches to fallback
+    expect(a.store.status().state).toBe('fallback');
+    for (let i = 0; i < 100; i++) await a.store.add('conn', `198.51.100.${i}`);
+    await a.store.add('conn', '192.0.2.1'); // an existing entry still aggregates
+    expect(a.store.status().dropped).toBe(51);
+    expect(a.lines.filter((l) => l.msg.startsWith('redis merge buffer full'))).toHaveLength(1);
+    expect(await a.store.count('conn', '0.0.0.0/0')).toBe(102);
+    await server.spawn();
+    expect(await waitUntil(() => a.store.status().state === 'ok', 10_000)).toBe(true);
+    expect(await a.store.countMany([
+      { series: 'conn', key: '0.0.0.0/0', startv: 0, endv: 0 },
+      { series: 'conn', key: '192.0.2.1', startv: 0, endv: 0 },
+    ])).toEqual([51, 2]);
+  });
+
+  it('starts in fallback when Redis is down at start, and recovers', async () => {
+    await server.kill();
+    const a = await node({}, { connectTimeoutMs: 300 });
+    expect(a.store.status().state).toBe('fallback');
+    await a.store.add('conn', '192.0.2.1', 2);
+    expect(await a.store.count('conn', '192.0.2.1')).toBe(2);
+    await server.spawn();
+    expect(await waitUntil(() => a.store.status().state === 'ok', 10_000)).toBe(true);
+    expect(await a.store.count('conn', '192.0.2.1')).toBe(2);
+  });
+
+  for (const onError of ['tempfail', 'accept'] as const) {
+    it(`on_error: ${onError} throws StoreError fast while Redis is unavailable, then recovers`, async () => {
+      const a = await node({ onError });
+      await a.store.add('conn', '192.0.2.1');
+      await a.store.flush();
+      await server.kill();
+      // the first failure is noticed by the command itself (connection gone); after that, at once
+      const first = await bounded(() => a.store.count('conn', '192.0.2.1').then(() => null, (e: unknown) => e));
+      expect(first).toBeInstanceOf(StoreError);
+      for (let i = 0; i < 20; i++) {
+        await expect(bounded(() => a.store.count('conn', '192.0.2.1'), 200)).rejects.toBeInstanceOf(StoreError);
+        await expect(bounded(() => a.store.add('conn', '192.0.2.1'), 200)).rejects.toBeInstanceOf(StoreError);
+      }
+      // series with replicate: none are not affected
+      await a.store.add('local_only', '192.0.2.1');
+      expect(await a.store.count('local_only', '192.0.2.1')).toBe(1);
+      expect(a.store.status()).toMatchObject({ state: 'fallback', onError });
+      await server.spawn();
+      expect(await waitUntil(() => a.store.status().state === 'ok', 10_000)).toBe(true);
+      // the adds refused with StoreError were still kept for the merge
+      expect(await a.store.count('conn', '192.0.2.1')).toBe(20);
+    });
+  }
+
+  it('connecting to a port nobody listens on gives up within the connect timeout', async () => {
+    const port = await freePort();
+    const t0 = Date.now();
+    const n = await startNode(nodeConfig({ redis: `redis://127.0.0.1:${port}`, onError: 'tempfail' }), { connectTimeoutMs: 300 });
+    nodes.push(n);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await expect(n.store.count('conn', '192.0.2.1')).rejects.toBeInstanceOf(StoreError);
+  });
+});
