@@ -159,6 +159,7 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       max_message_size: formatSize(server.max_message_size),
       max_recipients: server.max_recipients,
       idle_timeout: formatDuration(server.idle_timeout),
+      greet_delay: formatDuration(server.greet_delay),
       max_line_length: server.max_line_length,
       banner: server.banner,
     },

@@ -70,6 +70,7 @@ export const DEFAULTS = {
   max_message_size: 25 * 1024 * 1024,
   max_recipients: 100,
   idle_timeout: 300,
+  greet_delay: 0,
   max_line_length: 2048,
   relay_timeout: 60,
   pool_size: 4,
@@ -105,6 +106,11 @@ export interface ServerConfig {
   max_recipients: number;
   /** Seconds. */
   idle_timeout: number;
+  /**
+   * Seconds to wait before the 220 greeting; a client that talks before it gets 421 (early-talker /
+   * pregreet test). 0 greets as soon as the connect stage has decided.
+   */
+  greet_delay: number;
   max_line_length: number;
   banner?: string;
 }
@@ -518,6 +524,7 @@ export function serverSchema(baseDir: string) {
       max_message_size: size().default(DEFAULTS.max_message_size),
       max_recipients: int(1).default(DEFAULTS.max_recipients),
       idle_timeout: duration({ positive: true }).default(DEFAULTS.idle_timeout),
+      greet_delay: duration({ positive: false }).default(DEFAULTS.greet_delay),
       max_line_length: int(1).default(DEFAULTS.max_line_length),
       banner: z.string().regex(/^[^\r\n]*$/, { message: 'a banner must be a single line' }).optional(),
     })

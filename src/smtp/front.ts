@@ -18,6 +18,7 @@ import { refusalReply, smtpError, STORE_FAILURE_REPLY } from './replies.js';
 import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import type { Relay, RelayTransaction, SmtpReply } from './relay.js';
 import { smtpServerLogger } from '../log.js';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 interface ClientState {
   cid: string;
@@ -135,7 +136,7 @@ export class SmtpFront {
           const opts: Record<string, unknown> = { id };
           if (info.sourceAddress) opts.remoteAddress = info.sourceAddress;
           if (info.sourcePort) opts.remotePort = info.sourcePort;
-          target.connect(socket, opts as never);
+          this.connect(target, socket, opts);
         },
         (err: Error) => {
           this.deps.logger.warn({ peer, err: err.message }, 'bad PROXY header from a trusted peer');
@@ -153,7 +154,30 @@ export class SmtpFront {
       setTimeout(() => socket.destroy(), 1000).unref();
     };
     socket.prependOnceListener('data', sniff);
-    target.connect(socket, { id } as never);
+    this.connect(target, socket, { id });
+  }
+
+  /**
+   * SMTPServer.connect() as the library does it, except for the greeting delay: the library waits
+   * a fixed 100 ms before every greeting (its early-talker check), which caps a gateway's session
+   * rate at concurrency / 0.1 s. auditgate makes it `server.greet_delay` (default 0).
+   */
+  private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
+    const conn = new SMTPConnection(target, socket, opts);
+    const internals = target as unknown as { connections: Set<unknown>; _onError(err: Error): void; _onClientConnect(data: unknown): void; options: { maxClients?: number } };
+    internals.connections.add(conn);
+    conn.on('error', (err: Error) => internals._onError(err));
+    conn.on('connect', (data: unknown) => internals._onClientConnect(data));
+    const delayMs = this.deps.config().server.greet_delay * 1000;
+    conn._setListeners(() => {
+      const max = internals.options.maxClients;
+      if (max && internals.connections.size > max) {
+        conn.send(421, `${this.deps.config().server.hostname} Too many connected clients, try again in a moment`, false);
+        return;
+      }
+      if (delayMs > 0) setTimeout(() => conn.connectionReady(), delayMs).unref();
+      else conn.connectionReady();
+    });
   }
 
   // ---- hooks ------------------------------------------------------------------------------

@@ -306,3 +306,47 @@ describe('gateway: tarpit', () => {
     }
   });
 });
+
+describe('gateway: greeting and client limits', () => {
+  it('refuses an early talker when greet_delay is set', async () => {
+    const backend = await startBackend();
+    const gw = await startTestGateway({ relay: `smtp://127.0.0.1:${backend.port}`, body: '', proxy: '[]', server: '  greet_delay: 300ms\n' });
+    try {
+      const socket = net.connect(gw.port, '127.0.0.1');
+      let got = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (got += d));
+      socket.on('error', () => {});
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      socket.write('EHLO hasty.test\r\n');
+      await new Promise<void>((r) => socket.once('close', () => r()));
+      expect(got).toMatch(/^421 .*talk too soon/m);
+      expect(got).not.toMatch(/^220 /m);
+      const polite = await SmtpTestClient.connect(gw.port);
+      expect(polite.greeting.code).toBe(220);
+      expect((await polite.cmd('EHLO polite.test')).code).toBe(250);
+      polite.close();
+    } finally {
+      await gw.close();
+      await backend.close();
+    }
+  });
+
+  it('answers 421 past max_clients and keeps serving the others', async () => {
+    const backend = await startBackend();
+    const gw = await startTestGateway({ relay: `smtp://127.0.0.1:${backend.port}`, body: '', proxy: '[]', server: '  max_clients: 2\n' });
+    try {
+      const a = await SmtpTestClient.connect(gw.port);
+      const b = await SmtpTestClient.connect(gw.port);
+      const c = await SmtpTestClient.connect(gw.port);
+      expect([a.greeting.code, b.greeting.code, c.greeting.code]).toEqual([220, 220, 421]);
+      expect(c.greeting.text).toMatch(/Too many connected clients/);
+      expect((await a.cmd('EHLO a.test')).code).toBe(250);
+      a.close();
+      b.close();
+    } finally {
+      await gw.close();
+      await backend.close();
+    }
+  });
+});
