@@ -11,6 +11,13 @@ export const ERROR_CODES = {
   AG_SNAPSHOT: 'A series snapshot cannot be restored (wrong shape or series mismatch).',
   AG_STORE: 'The shared store (Redis) failed or is unreachable.',
   AG_RELAY: 'The backend mail server failed, refused or timed out.',
+  AG_ADMIN_UNAUTHORIZED: 'Admin API: the bearer token is missing or wrong.',
+  AG_ADMIN_NOT_FOUND: 'Admin API: no such endpoint.',
+  AG_ADMIN_METHOD: 'Admin API: the endpoint does not take that HTTP method.',
+  AG_ADMIN_BAD_REQUEST: 'Admin API: a parameter is invalid (key, windows, mask, limit, family).',
+  AG_ADMIN_BAD_JSON: 'Admin API: the request body is not the JSON the endpoint expects.',
+  AG_ADMIN_BODY_TOO_LARGE: 'Admin API: the request body exceeds 16 KiB.',
+  AG_ADMIN_INTERNAL: 'Admin API: an unexpected error (logged with details).',
   AG_PERSIST: 'Series state under state_dir could not be written, or a state file could not be restored.',
 } as const;
 

@@ -4,7 +4,7 @@
  * read at scrape time from what the gateway already keeps (recorder, sessions, store, relay,
  * registry): the SMTP path does no extra work for metrics.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Gateway } from '../gateway.js';
 
 export interface GatewayMetrics {
@@ -31,6 +31,15 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
       }
     },
   });
+
+  const relayLatency = new Histogram({
+    name: 'auditgate_relay_latency_seconds',
+    help: 'Time the backend took to answer each relayed command (MAIL, RCPT, end of DATA).',
+    labelNames: ['command'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers,
+  });
+  gateway.front.onRelayLatency = (command, seconds) => relayLatency.observe({ command }, seconds);
 
   new Gauge({
     name: 'auditgate_sessions_open',

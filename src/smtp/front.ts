@@ -51,6 +51,15 @@ export class SmtpFront {
   private readonly states = new Map<string, ClientState>();
   private closing = false;
   relayFailures = 0;
+  /** Called with the backend's answer time for each relayed command (the admin metrics hook in here). */
+  onRelayLatency: ((command: 'mail' | 'rcpt' | 'data', seconds: number) => void) | undefined;
+
+  private timed<T>(command: 'mail' | 'rcpt' | 'data', p: Promise<T>): Promise<T> {
+    const hook = this.onRelayLatency;
+    if (!hook) return p;
+    const t0 = process.hrtime.bigint();
+    return p.finally(() => hook(command, Number(process.hrtime.bigint() - t0) / 1e9));
+  }
 
   constructor(private readonly deps: FrontDeps) {
     this.build(deps.config());
@@ -293,7 +302,7 @@ export class SmtpFront {
       if (args.SIZE) params.size = Number(args.SIZE);
       if (args.BODY === '8BITMIME' || args.BODY === '7BIT') params.body = args.BODY;
       if (args.SMTPUTF8) params.smtputf8 = true;
-      const reply = await tx.mailFrom(address.address, params);
+      const reply = await this.timed('mail', tx.mailFrom(address.address, params));
       if (reply.code >= 400) {
         st.tx = undefined;
         await tx.release().catch(() => {});
@@ -331,7 +340,7 @@ export class SmtpFront {
       return;
     }
     try {
-      const reply = await tx.rcptTo(address.address);
+      const reply = await this.timed('rcpt', tx.rcptTo(address.address));
       if (reply.code < 400) {
         cb();
         return;
@@ -368,7 +377,7 @@ export class SmtpFront {
     }
     st.tx = undefined;
     try {
-      const reply = await tx.data(stream, this.received(st, session));
+      const reply = await this.timed('data', tx.data(stream, this.received(st, session)));
       await tx.release().catch(() => {});
       if (reply.code >= 200 && reply.code < 300) {
         void this.deps.recorder.monitor('receptions', st.ip);

@@ -232,6 +232,8 @@ describe('admin API and series CLI', () => {
       expect(r.text).toMatch(/^auditgate_store_errors_total 0$/m);
       expect(r.text).toMatch(/^auditgate_relay_failures_total 0$/m);
       expect(r.text).toMatch(/^auditgate_relay_messages_total 4$/m);
+      expect(r.text).toMatch(/^auditgate_relay_latency_seconds_count\{command="data"\} 4$/m);
+      expect(r.text).toMatch(/^auditgate_relay_latency_seconds_bucket\{le="60",command="mail"\} [1-9]\d*$/m);
     });
 
     it('answers bad requests with a 4xx naming the problem', async () => {
