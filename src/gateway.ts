@@ -8,7 +8,7 @@ import { monitorSeries } from './config/schema.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import type { SeriesDefinition } from './series/types.js';
-import { createStore, type ManagedStore } from './store/create.js';
+import { createStore, RoutingStore, type ManagedStore } from './store/create.js';
 import { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
 import { createRelay, type Relay } from './smtp/relay.js';
@@ -158,6 +158,7 @@ export class Gateway {
     const relayChanged = config.relay.url !== this.config.relay.url || config.relay.timeout !== this.config.relay.timeout || config.relay.pool_size !== this.config.relay.pool_size;
     this.config = config;
     this.recorder.configure(config);
+    if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
     if (relayChanged) {
       this.relay = relayFor(config, this.logger);

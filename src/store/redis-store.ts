@@ -216,8 +216,12 @@ export class RedisSeriesStore implements ManagedStore {
     }
   }
 
-  /** Replaces the series definitions (a config reload). Pending adds of dropped series are discarded. */
+  /**
+   * Replaces the series definitions (a config reload). Adds not yet shipped of a series that
+   * was dropped or changed shape (type, interval, windows, store_prefix) are discarded.
+   */
   configure(series: readonly ReplicatedSeries[]): void {
+    const before = new Map(this.runtimes);
     this.runtimes.clear();
     for (const spec of series) {
       const family = familyOf(spec.type);
@@ -234,9 +238,22 @@ export class RedisSeriesStore implements ManagedStore {
         readLocal: spec.replicate === 'manager' && !this.central,
       });
     }
-    for (const name of [...this.pending.keys()]) if (!this.runtimes.has(name)) this.pending.delete(name);
-    for (const name of [...this.sent.keys()]) if (!this.runtimes.has(name)) this.sent.delete(name);
-    this.retry = this.retry.filter((b) => this.runtimes.has(b.rt.spec.name));
+    const keep = (name: string): boolean => {
+      const a = before.get(name)?.spec;
+      const b = this.runtimes.get(name)?.spec;
+      return !!a && !!b && a.type === b.type && a.interval === b.interval && a.windows === b.windows && a.store_prefix === b.store_prefix;
+    };
+    for (const name of [...this.pending.keys()]) {
+      if (keep(name)) continue;
+      for (const m of this.pending.get(name)!.values()) this.buffered -= m.size;
+      this.pending.delete(name);
+    }
+    for (const name of [...this.sent.keys()]) if (!keep(name)) this.sent.delete(name);
+    this.retry = this.retry.filter((b) => {
+      if (keep(b.rt.spec.name)) return true;
+      this.buffered -= b.entries;
+      return false;
+    });
   }
 
   /** Names of the series this store serves. */
@@ -367,7 +384,10 @@ export class RedisSeriesStore implements ManagedStore {
       await this.sendBatches(batches);
       if (!this.flushAgain) return;
     }
-    this.scheduleFlush();
+    // Adds keep arriving: hand over to a fresh flush on the next turn of the event loop.
+    setImmediate(() => {
+      if (!this.closed) void this.flush();
+    });
   }
 
   /** Retry batches first (their sequence numbers kept), then the pending adds in chunks. */
@@ -377,8 +397,11 @@ export class RedisSeriesStore implements ManagedStore {
     for (const [name, wins] of this.pending) {
       const rt = this.runtimes.get(name);
       if (!rt) continue;
+      // Windows that aged out of the series while waiting (a long outage) are not worth sending.
+      const oldest = this.windowNow(rt) - rt.spec.windows + 1;
       let cur: Batch | undefined;
       for (const [w, m] of wins) {
+        if (w < oldest) continue;
         for (const e of m.values()) {
           if (!cur || cur.entries >= MAX_BATCH_ENTRIES) {
             cur = { rt, seq: ++this.seq, windows: new Map(), entries: 0, ops: 0 };
@@ -431,6 +454,7 @@ export class RedisSeriesStore implements ManagedStore {
     );
   }
 
+  /** The batches of a series sent and not acknowledged, or acknowledged within ackRetentionMs. */
   private sentList(rt: Runtime): Batch[] {
     let list = this.sent.get(rt.spec.name);
     if (!list) this.sent.set(rt.spec.name, (list = []));
@@ -592,8 +616,8 @@ export class RedisSeriesStore implements ManagedStore {
     let sum = 0;
     const wins = this.pending.get(q.rt.spec.name);
     if (wins) sum += windowsDelta(wins, q, cur);
-    for (const b of this.sent.get(q.rt.spec.name) ?? []) if (b.seq > applied) sum += windowsDelta(b.windows, q, cur);
-    for (const b of this.retry) if (b.rt === q.rt && b.seq > applied) sum += windowsDelta(b.windows, q, cur);
+    for (const b of this.sentList(q.rt)) if (b.seq > applied) sum += windowsDelta(b.windows, q, cur);
+    for (const b of this.retry) if (b.rt.spec.name === q.rt.spec.name && b.seq > applied) sum += windowsDelta(b.windows, q, cur);
     return sum;
   }
 
@@ -652,8 +676,8 @@ export class RedisSeriesStore implements ManagedStore {
     };
     const wins = this.pending.get(rt.spec.name);
     if (wins) addWindows(wins);
-    for (const b of this.sent.get(rt.spec.name) ?? []) if (b.seq > applied) addWindows(b.windows);
-    for (const b of this.retry) if (b.rt === rt && b.seq > applied) addWindows(b.windows);
+    for (const b of this.sentList(rt)) if (b.seq > applied) addWindows(b.windows);
+    for (const b of this.retry) if (b.rt.spec.name === rt.spec.name && b.seq > applied) addWindows(b.windows);
     return sums;
   }
 
@@ -796,6 +820,8 @@ export class RedisSeriesStore implements ManagedStore {
   private async recover(): Promise<void> {
     if (this.state === 'ok' || this.closed) return;
     try {
+      // A cluster not ready would queue the ping: ask again at the next probe instead.
+      if (this.cluster && this.client.status !== 'ready') throw new Error(`cluster is ${this.client.status}`);
       await this.deadline(this.client.ping(), 'ping');
     } catch (err) {
       this.fail(err, 'ping');

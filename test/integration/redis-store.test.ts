@@ -134,6 +134,23 @@ describe.skipIf(!HAVE_REDIS)('redis store', () => {
       for (const n of [a, b]) expect(await n.store.count('conn', '192.0.2.0/24', 0, 3)).toBe(3);
     });
 
+    it('follow a config reload that starts keeping a new mask', async () => {
+      const a = await node({ mask24: false });
+      await a.store.add('conn', '192.0.2.1', 2);
+      await a.store.flush();
+      a.store.reconfigure(nodeConfig({ redis: server.url })); // now keeps /24
+      await a.store.add('conn', '192.0.2.2', 3);
+      await a.store.flush();
+      expect(await a.store.count('conn', '192.0.2.0/24', 0, 3)).toBe(5);
+      a.clock.advanceSeconds(60);
+      await a.store.add('conn', '192.0.2.3', 1);
+      await a.store.flush();
+      expect(await a.store.countMany([
+        { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 0 },
+        { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 3 },
+      ])).toEqual([1, 6]);
+    });
+
     it('countMany over kept masks is one script call', async () => {
       const a = await node();
       await a.store.add('conn', '192.0.2.1', 2);
