@@ -119,17 +119,6 @@ export class Gateway {
   /** persist: true series are reloaded now and saved periodically; serialize: true series log closed windows. */
   private startPersistence(): void {
     const names = (flag: 'persist' | 'serialize') => (): string[] => Object.values(this.config.series).filter((s) => s[flag]).map((s) => s.name);
-    this.persister = new SeriesPersister({
-      registry: this.registry,
-      stateDir: this.config.state_dir,
-      intervalSec: this.config.persist_interval,
-      logger: this.logger,
-      clock: this.clock,
-      seriesNames: names('persist'),
-    });
-    const { restored, problems } = this.persister.loadAll();
-    if (Object.keys(restored).length || problems.length) this.logger.info({ restored, problems }, 'persisted series loaded');
-    this.persister.start();
     this.logWriter = new SeriesLogWriter({
       registry: this.registry,
       logDir: this.config.log_dir,
@@ -138,6 +127,19 @@ export class Gateway {
       clock: this.clock,
       seriesNames: names('serialize'),
     });
+    this.persister = new SeriesPersister({
+      registry: this.registry,
+      stateDir: this.config.state_dir,
+      intervalSec: this.config.persist_interval,
+      logger: this.logger,
+      clock: this.clock,
+      seriesNames: names('persist'),
+    });
+    const writer = this.logWriter;
+    this.persister.onRestored = (snap) => writer.restoredWindow(snap);
+    const { restored, problems } = this.persister.loadAll();
+    if (Object.keys(restored).length || problems.length) this.logger.info({ restored, problems }, 'persisted series loaded');
+    this.persister.start();
     this.logWriter.start();
   }
 

@@ -109,6 +109,9 @@ export class SeriesPersister {
    * (logger.warn and `problems`), moved aside and the series starts empty. Temp files left by a
    * process killed mid-save are removed.
    */
+  /** Called with each snapshot after it was restored (the serialized log catches up on windows that closed while down). */
+  onRestored: ((snapshot: SeriesSnapshot) => void) | undefined;
+
   loadAll(): LoadResult {
     const restored: Record<string, number> = {};
     const problems: string[] = [];
@@ -143,6 +146,7 @@ export class SeriesPersister {
         const state = parseStateFile(text, name);
         const n = this.registry.restore(state.snapshot);
         restored[name] = n;
+        this.onRestored?.(state.snapshot);
         this.logger.info({ file, series: name, keys: n, written_at: state.written_at }, 'series state restored');
       } catch (e) {
         const aside = this.moveAside(file);

@@ -20,6 +20,7 @@ import type { Clock } from '../series/clock.js';
 import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { ClosedWindow } from '../series/windowed.js';
+import type { SeriesSnapshot } from '../series/types.js';
 import { safeFileName } from './persist.js';
 
 const DAY_MS = 86_400_000;
@@ -203,6 +204,20 @@ export class SeriesLogWriter {
       s.onWindowClosed((closed) => this.enqueue(s, closed));
       this.subscribed.set(name, s);
     }
+  }
+
+  /**
+   * A persisted series restored at start: the window that was current when it was saved has
+   * closed while the gateway was down, so no listener saw it close. Log it now.
+   */
+  restoredWindow(snapshot: SeriesSnapshot): void {
+    if (!this.seriesNames().includes(snapshot.name) || !this.registry.has(snapshot.name)) return;
+    const s = this.registry.get(snapshot.name);
+    if (snapshot.window >= s.currentWindow()) return; // still open: it will close normally
+    const startMs = snapshot.window * snapshot.interval * 1000;
+    const entries: Array<[string, number]> = [];
+    for (const [key, counts] of snapshot.entries) if (counts[0]) entries.push([key, counts[0]]);
+    this.enqueue(s, { series: snapshot.name, window: snapshot.window, startMs, endMs: startMs + snapshot.interval * 1000, entries });
   }
 
   private enqueue(s: AuditSeries, closed: ClosedWindow): void {
