@@ -378,7 +378,7 @@ export class SmtpFront {
     st.tx = undefined;
     try {
       const reply = await this.timed('data', tx.data(stream, this.received(st, session)));
-      await tx.release().catch(() => {});
+      void tx.release().catch(() => {});
       if (reply.code >= 200 && reply.code < 300) {
         void this.deps.recorder.monitor('receptions', st.ip);
         cb(null, `${reply.enhanced ?? '2.0.0'} ${reply.message || 'Ok'} [${st.tag}]`);

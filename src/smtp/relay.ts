@@ -328,6 +328,8 @@ class SmtpTransaction implements RelayTransaction {
   /** The transaction hit a transport / protocol error: the connection must not be pooled. */
   private failed = false;
   private commands = 0;
+  /** True once a message was accepted: nothing is left to RSET. */
+  private clean = false;
 
   constructor(
     private readonly relay: SmtpRelay,
@@ -415,6 +417,8 @@ class SmtpTransaction implements RelayTransaction {
       const reply = await this.readReply();
       if (reply.code >= 200 && reply.code < 300) {
         this.relay.countMessage(encoder.bytesOut);
+        // RFC 5321 4.1.1.4: the accepted message ends the transaction, the server's state is clear
+        this.clean = true;
       } else if (reply.code < 400) {
         return this.protocolFailure(`unexpected final reply to DATA: ${formatReply(reply)}`);
       }
@@ -429,6 +433,10 @@ class SmtpTransaction implements RelayTransaction {
     const conn = this.conn;
     if (this.failed || this.busy || conn.broken) {
       conn.destroy('transaction failed');
+      return;
+    }
+    if (this.clean) {
+      this.relay.pool(conn);
       return;
     }
     try {
