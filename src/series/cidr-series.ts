@@ -6,7 +6,7 @@
  * level, or scan it.
  */
 import type { Clock } from './clock.js';
-import { InvalidKeyError, SeriesDefinitionError, SnapshotError } from '../errors.js';
+import { InvalidKeyError, SeriesDefinitionError } from '../errors.js';
 import { FAMILY_BITS, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
 import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, WindowedSeries, clampCount } from './windowed.js';
 import { TopK } from './topk.js';
@@ -414,58 +414,21 @@ export class CidrSeries extends WindowedSeries {
     return heap.result();
   }
 
-  /** Every tracked key (address or stored prefix) with its per-window counts, least recent first. */
-  snapshot(): SeriesSnapshot {
-    this.advance();
-    const entries: Array<[string, number[]]> = [];
-    for (const id of this.leavesOldestFirst()) entries.push([this.keyText(id), this.entryWindows(id)]);
-    const snap: SeriesSnapshot = {
-      version: 1,
-      name: this.name,
-      type: this.type,
-      interval: this.interval,
-      windows: this.windows,
-      window: this.current,
-      entries,
-    };
+  protected override describeSnapshot(snap: SeriesSnapshot): void {
     if (this.leafBits !== FAMILY_BITS[this.family]) snap.store_prefix = this.leafBits;
-    return snap;
   }
 
-  /**
-   * Adds a snapshot's counts to this series, shifted to the current window: windows that
-   * closed since the snapshot move back, those past coverage are dropped.
-   */
-  restore(snap: SeriesSnapshot): number {
-    checkSnapshot(this, snap);
-    this.advance();
-    const shift = this.current - snap.window;
-    let restored = 0;
-    for (const [key, counts] of snap.entries) {
-      const r = parsePrefix(key);
-      if (!r || r.family !== this.family || r.mask < this.leafBits) continue;
-      let any = false;
-      for (let v = 0; v < counts.length; v++) {
-        const c = counts[v]!;
-        const nv = v + shift;
-        if (c === 0 || nv < 0 || nv >= this.windows || !Number.isSafeInteger(c)) continue;
-        this.scratch.set(r.words);
-        this.addAt(this.scratch, nv, c);
-        any = true;
-      }
-      if (any) restored++;
-    }
-    return restored;
-  }
-}
+  private readonly restoreWords = new Uint32Array(4);
 
-export function checkSnapshot(series: { name: string; type: string; interval: number }, snap: SeriesSnapshot): void {
-  if (!snap || snap.version !== 1 || !Array.isArray(snap.entries) || !Number.isInteger(snap.window)) {
-    throw new SnapshotError(`series "${series.name}": snapshot has an unknown shape`);
+  protected override selectRestoreKey(key: string): boolean {
+    const r = typeof key === 'string' ? parsePrefix(key) : null;
+    if (!r || r.family !== this.family || r.mask < this.leafBits) return false;
+    this.restoreWords.set(r.words);
+    return true;
   }
-  if (snap.type !== series.type || snap.interval !== series.interval) {
-    throw new SnapshotError(
-      `series "${series.name}": snapshot is ${snap.type}/${snap.interval}s, series is ${series.type}/${series.interval}s`,
-    );
+
+  protected override restoreCount(v: number, count: number): void {
+    this.scratch.set(this.restoreWords);
+    this.addAt(this.scratch, v, count);
   }
 }

@@ -3,8 +3,7 @@ import type { Clock } from './clock.js';
 import { InvalidKeyError } from '../errors.js';
 import { KIND_LEAF, WindowedSeries } from './windowed.js';
 import { TopK } from './topk.js';
-import { checkSnapshot } from './cidr-series.js';
-import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './types.js';
+import type { SeriesDefinition, TopEntry, TopOptions } from './types.js';
 
 export const MAX_STRING_KEY_LENGTH = 1024;
 
@@ -111,38 +110,15 @@ export class StringSeries extends WindowedSeries {
     return heap.result();
   }
 
-  snapshot(): SeriesSnapshot {
-    this.advance();
-    const entries: Array<[string, number[]]> = [];
-    for (const id of this.leavesOldestFirst()) entries.push([this.keyOf[id]!, this.entryWindows(id)]);
-    return {
-      version: 1,
-      name: this.name,
-      type: this.type,
-      interval: this.interval,
-      windows: this.windows,
-      window: this.current,
-      entries,
-    };
+  private restoreKey = '';
+
+  protected override selectRestoreKey(key: string): boolean {
+    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STRING_KEY_LENGTH) return false;
+    this.restoreKey = key;
+    return true;
   }
 
-  restore(snap: SeriesSnapshot): number {
-    checkSnapshot(this, snap);
-    this.advance();
-    const shift = this.current - snap.window;
-    let restored = 0;
-    for (const [key, counts] of snap.entries) {
-      if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STRING_KEY_LENGTH) continue;
-      let any = false;
-      for (let v = 0; v < counts.length; v++) {
-        const c = counts[v]!;
-        const nv = v + shift;
-        if (c === 0 || nv < 0 || nv >= this.windows || !Number.isSafeInteger(c)) continue;
-        this.addAt(key, nv, c);
-        any = true;
-      }
-      if (any) restored++;
-    }
-    return restored;
+  protected override restoreCount(v: number, count: number): void {
+    this.addAt(this.restoreKey, v, count);
   }
 }

@@ -4,8 +4,8 @@
  * lazy, epoch-aligned window rotation. Keys and indexing belong to the subclasses.
  */
 import type { Clock } from './clock.js';
-import { SeriesDefinitionError, WindowRangeError } from '../errors.js';
-import { DEFAULT_MAX_KEYS, type SeriesDefinition, type SeriesOptions, type SeriesType } from './types.js';
+import { SeriesDefinitionError, SnapshotError, WindowRangeError } from '../errors.js';
+import { DEFAULT_MAX_KEYS, type SeriesDefinition, type SeriesOptions, type SeriesSnapshot, type SeriesType } from './types.js';
 
 export const KIND_FREE = 0;
 export const KIND_LEAF = 1;
@@ -341,8 +341,69 @@ export abstract class WindowedSeries {
     }
   }
 
+  /** Every tracked key with its per-window counts, least recently touched first. */
+  snapshot(): SeriesSnapshot {
+    this.advance();
+    const entries: Array<[string, number[]]> = [];
+    for (const id of this.leavesOldestFirst()) entries.push([this.keyText(id), this.entryWindows(id)]);
+    const snap: SeriesSnapshot = {
+      version: 1,
+      name: this.name,
+      type: this.type,
+      interval: this.interval,
+      windows: this.windows,
+      window: this.current,
+      entries,
+    };
+    this.describeSnapshot(snap);
+    return snap;
+  }
+
+  /** Subclasses add what a snapshot needs beyond the common fields (store_prefix). */
+  protected describeSnapshot(_snap: SeriesSnapshot): void {}
+
+  /**
+   * Adds a snapshot's counts to this series, shifted to the current window: windows that
+   * closed since the snapshot move back, those past coverage are dropped. Returns the keys restored.
+   */
+  restore(snap: SeriesSnapshot): number {
+    checkSnapshot(this, snap);
+    this.advance();
+    const shift = this.current - snap.window;
+    let restored = 0;
+    for (const [key, counts] of snap.entries) {
+      if (!Array.isArray(counts) || !this.selectRestoreKey(key)) continue;
+      let any = false;
+      for (let v = 0; v < counts.length; v++) {
+        const c = counts[v]!;
+        const nv = v + shift;
+        if (c === 0 || nv < 0 || nv >= this.windows || !Number.isSafeInteger(c)) continue;
+        this.restoreCount(nv, clampCount(c));
+        any = true;
+      }
+      if (any) restored++;
+    }
+    return restored;
+  }
+
+  /** Validates a snapshot key and makes it the target of restoreCount; false skips it. */
+  protected abstract selectRestoreKey(key: string): boolean;
+  /** Adds `count` in window v to the key chosen by selectRestoreKey. */
+  protected abstract restoreCount(v: number, count: number): void;
+
   /** Leaf ids from least to most recently touched. */
   protected *leavesOldestFirst(): Generator<number> {
     for (let id = this.lruTail; id >= 0; id = this.prev[id]!) yield id;
+  }
+}
+
+export function checkSnapshot(series: { name: string; type: string; interval: number }, snap: SeriesSnapshot): void {
+  if (!snap || snap.version !== 1 || !Array.isArray(snap.entries) || !Number.isInteger(snap.window)) {
+    throw new SnapshotError(`series "${series.name}": snapshot has an unknown shape`);
+  }
+  if (snap.type !== series.type || snap.interval !== series.interval) {
+    throw new SnapshotError(
+      `series "${series.name}": snapshot is ${snap.type}/${snap.interval}s, series is ${series.type}/${series.interval}s`,
+    );
   }
 }
