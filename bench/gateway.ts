@@ -9,7 +9,7 @@
  * Throughput figures: ratio = value / baseline (sessions/s ÷ responder sessions/s), so here
  * higher is better, unlike the ns/op figures of the other suites.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,6 +17,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
+import { RoutingStore } from '../src/store/create.js';
+import { Redis } from 'ioredis';
 import type { Figure } from './harness.js';
 
 const CONCURRENCY = 64;
@@ -294,7 +296,9 @@ function clientProcess(): { run(spec: RunSpec): Promise<RunResult>; close(): voi
   };
 }
 
-function gatewayYaml(relayPort: number, dir: string, policies: string): string {
+function gatewayYaml(relayPort: number, dir: string, policies: string, replicate?: { redisPort: number }): string {
+  const store = replicate ? `store: { redis: "redis://127.0.0.1:${replicate.redisPort}", on_error: local }\n` : '';
+  const rep = replicate ? 'cluster' : 'none';
   return `server:
   hostname: gw.bench
   listen: ["127.0.0.1:0"]
@@ -309,8 +313,8 @@ state_dir: ${JSON.stringify(path.join(dir, 'state'))}
 log_dir: ${JSON.stringify(path.join(dir, 'log'))}
 admin: { enabled: false }
 log: { level: silent }
-series:
-  connections: { type: cidr, interval: 60, windows: 4 }
+${store}series:
+  connections: { type: cidr, interval: 60, windows: 4, replicate: ${rep} }
 record:
   - { on: connect, series: connections }
 policies:
@@ -320,6 +324,113 @@ ${policies}
 
 const rate = (r: RunResult): number => r.sessions / (r.elapsedMs / 1000);
 
+/** Full-session policies: thresholds far above the load, so nothing is refused. */
+const FULL_POLICIES = `  - { name: per-ip, on: connect, series: connections, mask: 32, windows: [0, 3], above: 1000000, action: tempfail }
+  - { name: per-24, on: connect, series: connections, mask: 24, windows: [0, 3], above: 10000000, action: tempfail }`;
+
+// ---------------------------------------------------------------------------------------------
+// A throwaway redis-server for the replicate: cluster figure
+
+interface RedisServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen({ port: 0, host: '127.0.0.1' }, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** One raw PING; true on +PONG within `ms`. */
+function ping(port: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let buf = '';
+    const done = (ok: boolean): void => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(ok);
+    };
+    const t = setTimeout(() => done(false), ms);
+    s.setEncoding('latin1');
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d: string) => {
+      buf += d;
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+    });
+    s.on('error', () => done(false));
+  });
+}
+
+/** Starts redis-server on a free loopback port; undefined (with a line on stderr) when it is not on PATH. */
+async function startRedisServer(): Promise<RedisServer | undefined> {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.error) {
+    console.error(`redis-server not found on PATH (${(probe.error as NodeJS.ErrnoException).code ?? probe.error.message}): skipping the replicate: cluster vs memory figure`);
+    return undefined;
+  }
+  const port = await freeLoopbackPort();
+  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let exited: number | string | null | undefined;
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  const exitP = new Promise<void>((r) =>
+    child.once('exit', (code, sig) => {
+      exited = code ?? sig;
+      r();
+    }),
+  );
+  child.on('error', (e) => (stderr += `\n${e.message}`));
+  const stop = async (): Promise<void> => {
+    if (exited !== undefined) return;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exitP;
+    clearTimeout(t);
+  };
+  // Bounded wait for PING: 100 tries, ~10 s at most.
+  for (let i = 0; i < 100; i++) {
+    if (exited !== undefined) break;
+    if (await ping(port, 200)) {
+      console.error(`redis-server ${probe.stdout.trim().split(/\s+/)[2] ?? ''} up on 127.0.0.1:${port} (pid ${child.pid})`);
+      return { port, stop };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`redis-server on 127.0.0.1:${port} did not answer PING (exit ${String(exited)}): ${stderr.trim()}`);
+}
+
+/** What Redis holds, read directly (not through the gateway's store). */
+async function redisHolds(port: number): Promise<{ keys: number; leafHashes: number; leafFields: number; leafSum: number }> {
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, commandTimeout: 5000 });
+  try {
+    await r.connect();
+    const keys = await r.keys('*');
+    let leafHashes = 0;
+    let leafFields = 0;
+    let leafSum = 0;
+    for (const k of keys) {
+      if (!k.endsWith(':l')) continue;
+      leafHashes++;
+      const vals = await r.hvals(k);
+      leafFields += vals.length;
+      for (const v of vals) leafSum += Number(v);
+    }
+    return { keys: keys.length, leafHashes, leafFields, leafSum };
+  } finally {
+    r.disconnect();
+  }
+}
+
 export async function benchGateway(): Promise<Figure[]> {
   const figures: Figure[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-bench-'));
@@ -327,8 +438,9 @@ export async function benchGateway(): Promise<Figure[]> {
   const sink = await startResponder();
   const backend = await startResponder();
   let gw: Gateway | undefined;
-  const startGw = async (file: string, policies: string): Promise<number> => {
-    gw = await startGateway({ config: parseConfigText(gatewayYaml(backend.port, dir, policies), file) });
+  let redis: RedisServer | undefined;
+  const startGw = async (file: string, policies: string, replicate?: { redisPort: number }): Promise<number> => {
+    gw = await startGateway({ config: parseConfigText(gatewayYaml(backend.port, dir, policies, replicate), file) });
     return gw.smtpAddresses()[0]!.port;
   };
   const stopGw = async (): Promise<void> => {
@@ -336,9 +448,8 @@ export async function benchGateway(): Promise<Figure[]> {
     gw = undefined;
   };
   try {
-    // 64 clients is the specified figure. smtp-server holds every greeting back 100 ms (its
-    // hard-coded early-talker check), so 64 clients cap the gateway near 640 sessions/s
-    // whatever its CPU cost; the 512-client rows show what the gateway does when not latency-bound.
+    // 64 clients is the specified figure; the 512-client rows show the same load with more
+    // connections in flight. The gateway greets at once (server.greet_delay defaults to 0).
     for (const concurrency of [CONCURRENCY, 8 * CONCURRENCY]) {
       const spec = { concurrency, warmupMs: WARMUP_MS, durationMs: DURATION_MS };
       const tag = `${concurrency} clients`;
@@ -350,11 +461,7 @@ export async function benchGateway(): Promise<Figure[]> {
       checkConnect('responder', baseConn);
 
       // Full sessions through the gateway, nothing refused (thresholds far above the load).
-      let port = await startGw(
-        'bench-gateway.yaml',
-        `  - { name: per-ip, on: connect, series: connections, mask: 32, windows: [0, 3], above: 1000000, action: tempfail }
-  - { name: per-24, on: connect, series: connections, mask: 24, windows: [0, 3], above: 10000000, action: tempfail }`,
-      );
+      let port = await startGw('bench-gateway.yaml', FULL_POLICIES);
       const gwFull = await measured(`gateway full, ${tag}`, clients, { ...spec, port, mode: 'full', proxy: true });
       await stopGw();
       checkFull('gateway', gwFull);
@@ -392,9 +499,62 @@ export async function benchGateway(): Promise<Figure[]> {
         target: '≥ 0.7×',
       });
     }
+
+    // Full sessions with the series replicated through a real Redis (replicate: cluster: every
+    // connect's counts are read from Redis) against the same gateway with replicate: none,
+    // measured back to back at the specified 64 clients.
+    redis = await startRedisServer();
+    if (redis) {
+      const spec = { concurrency: CONCURRENCY, warmupMs: WARMUP_MS, durationMs: DURATION_MS };
+      const tag = `${CONCURRENCY} clients`;
+      let port = await startGw('bench-gateway-memory.yaml', FULL_POLICIES);
+      const memFull = await measured(`gateway full, replicate: none, ${tag}`, clients, { ...spec, port, mode: 'full', proxy: true });
+      await stopGw();
+      checkFull('gateway (replicate: none)', memFull);
+
+      port = await startGw('bench-gateway-cluster.yaml', FULL_POLICIES, { redisPort: redis.port });
+      const g = gw!;
+      // Sample the store state through the run: "stayed ok" means no fallback was ever seen.
+      const states = new Set<string>([g.store.status().state]);
+      const sampler = setInterval(() => states.add(g.store.status().state), 20);
+      let clusterFull: RunResult;
+      try {
+        clusterFull = await measured(`gateway full, replicate: cluster (redis :${redis.port}), ${tag}`, clients, { ...spec, port, mode: 'full', proxy: true });
+      } finally {
+        clearInterval(sampler);
+      }
+      states.add(g.store.status().state);
+      if (g.store instanceof RoutingStore) await g.store.flush();
+      const st = g.store.status();
+      const viaStore = await g.store.count('connections', '0.0.0.0/0', 0, 3);
+      const raw = await redisHolds(redis.port);
+      await stopGw();
+      checkFull('gateway (replicate: cluster)', clusterFull);
+      console.error(
+        `replicate: cluster store: kind ${st.kind}, state now ${st.state}, states seen during the run [${[...states].join(', ')}], ` +
+          `errors ${st.errors}, pending ${st.pending}, dropped ${st.dropped ?? 0}${st.lastError ? `, last error: ${st.lastError}` : ''}`,
+      );
+      console.error(
+        `replicate: cluster redis holds: store.count('connections', '0.0.0.0/0', 0, 3) = ${viaStore}; ` +
+          `raw: ${raw.keys} keys, ${raw.leafHashes} leaf hashes with ${raw.leafFields} fields summing to ${raw.leafSum}`,
+      );
+      if (raw.leafSum <= 0 || viaStore <= 0) throw new Error(`replicate: cluster: Redis holds no counts (store.count ${viaStore}, raw leaf sum ${raw.leafSum}); the figure would be meaningless`);
+      if (states.has('fallback') || st.errors > 0) console.error(`replicate: cluster: WARNING the store left state ok during the run (errors ${st.errors}); the figure includes local fallback`);
+      const memRate = rate(memFull);
+      const clusterRate = rate(clusterFull);
+      figures.push({
+        name: 'full sessions, replicate: cluster vs memory',
+        value: clusterRate,
+        unit: 'sessions/s',
+        baseline: memRate,
+        ratio: clusterRate / memRate, // throughput: value / baseline, higher is better
+        target: '≥ 0.5×',
+      });
+    }
   } finally {
     clients.close();
     await stopGw();
+    await redis?.stop();
     await sink.close();
     await backend.close();
     fs.rmSync(dir, { recursive: true, force: true });
