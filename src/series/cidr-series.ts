@@ -31,8 +31,6 @@ export class CidrSeries extends WindowedSeries {
   private level = new Uint8Array(0);
   /** Leaf → its finest aggregate → … → coarsest aggregate; -1 ends the chain. */
   private parent = new Int32Array(0);
-  /** Aggregates: number of leaves beneath. */
-  private refs = new Int32Array(0);
   private index = new Int32Array(0); // id + 1, 0 = empty; open addressing, linear probing
   private indexMask = 0;
   private readonly scratch = new Uint32Array(4);
@@ -77,18 +75,16 @@ export class CidrSeries extends WindowedSeries {
     };
     this.level = grow(this.level, Uint8Array);
     this.parent = grow(this.parent, Int32Array);
-    this.refs = grow(this.refs, Int32Array);
   }
 
   protected override extraBytes(): number {
-    return this.capacity * (4 * this.nwords + 1 + 4 + 4) + this.index.byteLength;
+    return this.capacity * (4 * this.nwords + 1 + 4) + this.index.byteLength;
   }
 
   protected override clearIndex(): void {
     this.keys = new Uint32Array(0);
     this.level = new Uint8Array(0);
     this.parent = new Int32Array(0);
-    this.refs = new Int32Array(0);
     this.resizeIndex(128);
   }
 
@@ -98,8 +94,8 @@ export class CidrSeries extends WindowedSeries {
     while (p >= 0) {
       for (let s = 0; s < this.windows; s++) this.slots[s]![p] = clampCount(this.slots[s]![p]! - this.slots[s]![id]!);
       const up = this.parent[p]!;
-      this.refs[p] = this.refs[p]! - 1;
-      if (this.refs[p] === 0) {
+      this.prev[p] = this.prev[p]! - 1;
+      if (this.prev[p] === 0) {
         this.indexDelete(p);
         this.freeId(p);
       }
@@ -188,7 +184,8 @@ export class CidrSeries extends WindowedSeries {
     for (let j = 0; j < this.nwords; j++) this.keys[off + j] = words[j]!;
     this.level[id] = lvl;
     this.parent[id] = -1;
-    this.refs[id] = 0;
+    // Aggregates are never in the LRU list, so their `prev` slot holds the number of leaves beneath.
+    if (kind === KIND_AGGREGATE) this.prev[id] = 0;
     this.indexInsert(id);
     return id;
   }
@@ -212,10 +209,10 @@ export class CidrSeries extends WindowedSeries {
       const existed = agg >= 0;
       if (!existed) agg = this.insert(w2, lvl, KIND_AGGREGATE);
       this.parent[child] = agg;
-      // refs count leaves beneath: every aggregate on the chain gains one
+      // leaves beneath (kept in prev): every aggregate on the chain gains one
       let p = agg;
       while (p >= 0) {
-        this.refs[p] = this.refs[p]! + 1;
+        this.prev[p] = this.prev[p]! + 1;
         p = this.parent[p]!;
       }
       if (existed) break;
