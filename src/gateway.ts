@@ -14,6 +14,7 @@ import { SessionTracker } from './audit/sessions.js';
 import { createRelay, type Relay } from './smtp/relay.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
+import { AuditgateError } from './errors.js';
 import type { HostPort } from './config/schema.js';
 import { AdminServer } from './admin/server.js';
 import { SeriesPersister } from './store/persist.js';
@@ -149,15 +150,24 @@ export class Gateway {
 
   /**
    * Applies a new, already validated config without dropping connections: series keep their
-   * counts when their shape is unchanged, policies and relay switch for new events. Listen
-   * addresses are not rebound (a restart is needed for that).
+   * counts when their shape is unchanged, policies and relay switch for new events, the admin
+   * listener is rebound when its address or token changed. SMTP listen addresses and the shared
+   * store (Redis) are fixed at start: a reload that changes them is refused as a whole.
    */
   async reload(config: Config): Promise<void> {
+    const needsRestart: string[] = [];
+    if (JSON.stringify(config.server.listen) !== JSON.stringify(this.config.server.listen)) needsRestart.push('server.listen');
+    if (JSON.stringify(config.store.redis ?? null) !== JSON.stringify(this.config.store.redis ?? null)) needsRestart.push('store.redis');
+    if (needsRedis(config) && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
+    if (needsRestart.length) {
+      throw new AuditgateError('AG_CONFIG', `${config.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);
+    }
     const defs = seriesDefinitions(config);
     for (const d of defs) this.registry.define(d);
     this.registry.retain(defs.map((d) => d.name));
     const oldRelay = this.relay;
     const relayChanged = config.relay.url !== this.config.relay.url || config.relay.timeout !== this.config.relay.timeout || config.relay.pool_size !== this.config.relay.pool_size;
+    const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.recorder.configure(config);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
@@ -166,7 +176,21 @@ export class Gateway {
       this.relay = relayFor(config, this.logger);
       void oldRelay.close().catch(() => {});
     }
+    if (adminChanged) await this.restartAdmin();
     this.logger.info({ file: config.file, series: defs.length, policies: config.policies.length }, 'configuration reloaded');
+  }
+
+  private async restartAdmin(): Promise<void> {
+    await this.admin?.close().catch(() => {});
+    this.admin = undefined;
+    if (!this.config.admin.listen) return;
+    const admin = new AdminServer(this, this.config.admin.listen);
+    try {
+      await admin.listen();
+      this.admin = admin;
+    } catch (err) {
+      this.logger.error({ err, listen: this.config.admin.listen }, 'admin listener could not be rebound; admin API is off until the next reload');
+    }
   }
 
   /** Stops accepting, drains sessions, closes relay and store. */
@@ -179,6 +203,10 @@ export class Gateway {
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');
   }
+}
+
+function needsRedis(config: Config): boolean {
+  return Object.values(config.series).some((s) => s.replicate !== 'none');
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

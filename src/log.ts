@@ -23,14 +23,14 @@ export interface SmtpServerLogger {
  */
 export function smtpServerLogger(logger: Logger): SmtpServerLogger {
   const wrap = (level: 'info' | 'debug' | 'error' | 'warn' | 'trace' | 'fatal', demote: boolean): LogFn => {
+    const lvl = demote && level === 'info' ? 'debug' : level;
     return (...args: unknown[]) => {
+      if (!logger.isLevelEnabled(lvl)) return;
       let meta: Record<string, unknown> = {};
       if (args.length && typeof args[0] === 'object' && args[0] !== null && !(args[0] instanceof Error)) {
         meta = args.shift() as Record<string, unknown>;
       }
       const msg = args.length ? format(...(args as [unknown, ...unknown[]])) : '';
-      const lvl = demote && level === 'info' ? 'debug' : level;
-      if (!logger.isLevelEnabled(lvl)) return;
       logger[lvl]({ smtp: meta }, msg);
     };
   };

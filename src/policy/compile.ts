@@ -34,6 +34,7 @@ export interface CompiledPolicy {
 export type CompiledPolicies = Record<Stage, CompiledPolicy[]>;
 
 export function cidrMatcher(list: readonly string[]): CidrMatcher {
+  if (list.length === 0) return () => false;
   const ranges = list.map((c) => ipaddr.parseCIDR(c));
   return (ip: string) => {
     let addr: ipaddr.IPv4 | ipaddr.IPv6;

@@ -4,6 +4,7 @@
  */
 import type { Stage } from '../config/schema.js';
 import type { CompiledPolicy } from './compile.js';
+import { MAX_STRING_KEY_LENGTH } from '../series/string-series.js';
 
 export interface EventContext {
   stage: Stage;
@@ -27,7 +28,10 @@ export function expandTemplate(template: string, ctx: EventContext): string | un
     }
     return v;
   });
-  return missing || out.length === 0 ? undefined : out;
+  if (missing || out.length === 0) return undefined;
+  // A client controls these values (a 2 KB HELO): an over-long key is counted under its prefix
+  // rather than refused, so it can neither evade the count nor break the stage's other adds.
+  return out.length > MAX_STRING_KEY_LENGTH ? out.slice(0, MAX_STRING_KEY_LENGTH) : out;
 }
 
 export interface CountRequest {

@@ -368,10 +368,11 @@ export class CidrSeries extends WindowedSeries {
   /** The heaviest prefixes at `mask` (default: the stored key length) over windows startv..endv. */
   top(opts: TopOptions = {}): TopEntry[] {
     const full = FAMILY_BITS[this.family];
-    const mask = Math.min(opts.mask ?? this.leafBits, this.leafBits);
-    if (!Number.isInteger(mask) || mask < 0 || mask > full) {
+    const asked = opts.mask ?? this.leafBits;
+    if (!Number.isInteger(asked) || asked < 0 || asked > full) {
       throw new InvalidKeyError(`series "${this.name}": mask ${opts.mask} is not a prefix length from 0 to ${full}`);
     }
+    const mask = Math.min(asked, this.leafBits);
     const startv = opts.startv ?? 0;
     const last = this.checkRange(startv, opts.endv ?? this.windows - 1);
     const limit = opts.limit ?? 10;

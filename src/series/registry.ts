@@ -9,8 +9,8 @@ export class SeriesRegistry {
   constructor(readonly clock: Clock) {}
 
   /**
-   * Defines a series. Redefining a name with the same type, interval and windows keeps the
-   * existing counts (a config reload); a changed shape replaces it (counts start again).
+   * Defines a series. Redefining a name with the same type, interval, windows, store_prefix
+   * and max_keys keeps the existing counts (a config reload); a changed shape replaces it.
    */
   define(def: SeriesDefinition): AuditSeries {
     const existing = this.series.get(def.name);
@@ -62,7 +62,8 @@ function sameShape(s: AuditSeries, def: SeriesDefinition): boolean {
     s.interval === def.interval &&
     s.windows === def.windows &&
     (s.options.store_prefix ?? null) === (o.store_prefix ?? null) &&
-    (s.options.max_keys ?? null) === (o.max_keys ?? null) &&
-    JSON.stringify(s.options.levels ?? null) === JSON.stringify(o.levels ?? null)
+    (s.options.max_keys ?? null) === (o.max_keys ?? null)
   );
+  // `levels` only decide which masks are O(1); counts at every mask stay exact, so a reload
+  // that adds a policy mask keeps the series (and its counts) rather than starting it again.
 }

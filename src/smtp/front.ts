@@ -24,6 +24,8 @@ interface ClientState {
   cid: string;
   tag: string;
   ip: string;
+  /** session.remoteAddress as last seen (XCLIENT changes it). */
+  rawAddress: string;
   /** An `accept` policy at connect trusts the session: later stages record but skip policies. */
   trusted: boolean;
   heloSeen?: string;
@@ -49,6 +51,8 @@ export class SmtpFront {
   private proxyTrusted!: CidrMatcher;
   private xclientTrusted!: CidrMatcher;
   private readonly states = new Map<string, ClientState>();
+  /** Every live SMTP connection, whichever smtp-server instance (plain, XCLIENT, pre-reload) owns it. */
+  private readonly connections = new Set<InstanceType<typeof SMTPConnection>>();
   private closing = false;
   relayFailures = 0;
   /** Called with the backend's answer time for each relayed command (the admin metrics hook in here). */
@@ -78,7 +82,6 @@ export class SmtpFront {
     const opts: SMTPServerOptions = {
       name: s.hostname,
       size: s.max_message_size,
-      maxClients: s.max_clients,
       socketTimeout: s.idle_timeout * 1000,
       closeTimeout: 30_000,
       authOptional: true,
@@ -132,7 +135,7 @@ export class SmtpFront {
   private accept(socket: net.Socket): void {
     socket.on('error', () => {});
     if (this.closing) {
-      socket.end('421 4.3.2 Service shutting down\r\n');
+      socket.end(`421 4.3.2 Service shutting down [${this.deps.config().server.hostname}]\r\n`);
       return;
     }
     const peer = normalizeAddress(socket.remoteAddress ?? '')?.address ?? '';
@@ -173,15 +176,18 @@ export class SmtpFront {
    */
   private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
     const conn = new SMTPConnection(target, socket, opts);
-    const internals = target as unknown as { connections: Set<unknown>; _onError(err: Error): void; _onClientConnect(data: unknown): void; options: { maxClients?: number } };
+    const internals = target as unknown as { connections: Set<unknown>; _onError(err: Error): void; _onClientConnect(data: unknown): void };
     internals.connections.add(conn);
+    this.connections.add(conn);
+    socket.once('close', () => this.connections.delete(conn));
     conn.on('error', (err: Error) => internals._onError(err));
     conn.on('connect', (data: unknown) => internals._onClientConnect(data));
     const delayMs = this.deps.config().server.greet_delay * 1000;
     conn._setListeners(() => {
-      const max = internals.options.maxClients;
-      if (max && internals.connections.size > max) {
-        conn.send(421, `${this.deps.config().server.hostname} Too many connected clients, try again in a moment`, false);
+      // One limit for the whole front, across the plain and XCLIENT servers and across reloads.
+      const max = this.deps.config().server.max_clients;
+      if (this.connections.size > max) {
+        conn.send(421, `4.7.0 Too many connected clients, try again in a moment [${String(opts.id)}@${this.deps.config().server.hostname}]`, false);
         return;
       }
       if (delayMs > 0) setTimeout(() => conn.connectionReady(), delayMs).unref();
@@ -195,7 +201,7 @@ export class SmtpFront {
     let st = this.states.get(session.id);
     if (!st) {
       const ip = normalizeAddress(session.remoteAddress)?.address ?? session.remoteAddress;
-      st = { cid: session.id, tag: `${session.id}@${this.deps.config().server.hostname}`, ip, trusted: false, timers: new Set(), closed: false };
+      st = { cid: session.id, tag: `${session.id}@${this.deps.config().server.hostname}`, ip, rawAddress: session.remoteAddress, trusted: false, timers: new Set(), closed: false };
       this.states.set(session.id, st);
     }
     return st;
@@ -259,7 +265,22 @@ export class SmtpFront {
 
   private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
     const st = this.state(session);
-    this.followXclient(st, session);
+    if (st.tx) {
+      // A new MAIL ends whatever transaction came before (RSET, or a client starting over):
+      // free its backend connection now, whatever the policies say about this one.
+      const old = st.tx;
+      st.tx = undefined;
+      void old.release().catch(() => {});
+    }
+    if (this.followXclient(st, session)) {
+      // the forwarded client is new to us: its connect stage runs now (XCLIENT has no onConnect)
+      await this.runStage(st, this.ctx(st, 'connect', session), cb, () => void this.mailStages(st, address, session, cb));
+      return;
+    }
+    await this.mailStages(st, address, session, cb);
+  }
+
+  private async mailStages(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
     const helo = session.hostNameAppearsAs || '';
     const mailFrom = address.address.toLowerCase();
     const at = mailFrom.lastIndexOf('@');
@@ -274,23 +295,22 @@ export class SmtpFront {
     } else mailStage();
   }
 
-  /** XCLIENT changes the client address mid-connection: count the new client from then on. */
-  private followXclient(st: ClientState, session: SMTPServerSession): void {
+  /** XCLIENT changes the client address mid-connection: count the new client from then on. True when it changed. */
+  private followXclient(st: ClientState, session: SMTPServerSession): boolean {
+    if (session.remoteAddress === st.rawAddress) return false;
+    st.rawAddress = session.remoteAddress;
     const ip = normalizeAddress(session.remoteAddress)?.address ?? session.remoteAddress;
-    if (ip === st.ip) return;
+    if (ip === st.ip) return false;
     this.deps.sessions.closed(st.ip);
     st.ip = ip;
     st.trusted = false;
+    st.heloSeen = undefined;
     this.deps.sessions.opened(ip);
+    return true;
   }
 
   private async openTransaction(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
     try {
-      if (st.tx) {
-        const old = st.tx;
-        st.tx = undefined;
-        await old.release().catch(() => {});
-      }
       const tx = await this.deps.relay().begin({ clientAddress: st.ip, heloName: session.hostNameAppearsAs || '' });
       if (st.closed) {
         tx.abort();
@@ -404,6 +424,7 @@ export class SmtpFront {
   }
 
   private relayFailure(st: ClientState, err: unknown): void {
+    if (st.closed) return; // the client vanished and the transaction was aborted: not the backend's fault
     this.relayFailures++;
     this.deps.logger.warn({ cid: st.cid, client: st.ip, err: err instanceof Error ? err.message : String(err) }, 'relay failed: client told to retry');
   }
@@ -424,9 +445,13 @@ export class SmtpFront {
     await Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
     const deadline = Date.now() + drainMs;
     while (this.states.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const servers = [this.plain, this.xclient];
-    for (const s of servers) {
-      for (const c of (s as unknown as { connections: Set<{ close(): void }> }).connections) c.close();
+    for (const c of this.connections) (c as unknown as { close(): void }).close();
+    // Whoever is still connected has had its 421; their backend transactions go now, and a
+    // client that never closes its side is cut off shortly after.
+    for (const st of this.states.values()) st.tx?.abort();
+    if (this.connections.size > 0) {
+      await new Promise((r) => setTimeout(r, 200));
+      for (const c of this.connections) (c as unknown as { _socket?: net.Socket })._socket?.destroy();
     }
   }
 }

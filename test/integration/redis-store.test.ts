@@ -320,7 +320,8 @@ describe.skipIf(!HAVE_REDIS)('redis store: Redis going away', () => {
       { series: 'conn', key: '198.51.100.0/24', startv: 0, endv: 3 },
       { series: 'conn', key: '0.0.0.0/0', startv: 0, endv: 3 },
     ])).toEqual([200, 200, 400]);
-    expect(await bounded(() => b.store.count('conn', '192.0.2.1', 0, 3))).toBeGreaterThanOrEqual(0);
+    // the other node answers promptly from the merged Redis too
+    expect(await bounded(() => b.store.count('conn', '192.0.2.1', 0, 3))).toBe(200);
   });
 
   it('paused (slow) Redis: times out into fallback, merges once when it answers again', async () => {

@@ -49,6 +49,9 @@ describe('policy engine (pure)', () => {
   it('expands key templates and skips policies whose key is missing', () => {
     expect(expandTemplate('{mail_from_domain}', { stage: 'mail', ip: '1.2.3.4', mail_from_domain: 'ex.org' })).toBe('ex.org');
     expect(applicable(rules.mail, { stage: 'mail', ip: '1.2.3.4' })).toEqual([]);
+    // a client-controlled value too long to be a key is counted under its first 1024 characters
+    const long = expandTemplate('{helo}', { stage: 'helo', ip: '1.2.3.4', helo: 'h'.repeat(5000) });
+    expect(long).toBe('h'.repeat(1024));
   });
 
   it('tells when a count frees up', () => {
