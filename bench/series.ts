@@ -79,6 +79,8 @@ export function benchSeries(): Figure[] {
     return best;
   });
   figures.push({ name: 'top-10 /24 over 1M addresses', value: topNs / 1e6, unit: 'ms', baseline: mapScan / 1e6, ratio: topNs / mapScan });
+  const top28 = nsPerOp(1, 3, () => s.top({ mask: 28, limit: 10 }));
+  figures.push({ name: 'top-10 /28 (scans every address)', value: top28 / 1e6, unit: 'ms', baseline: mapScan / 1e6, ratio: top28 / mapScan });
 
   // IPv6: count at /64 over 1M addresses.
   const keys6 = ipv6Keys(N, 11);

@@ -15,6 +15,8 @@ import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './t
 const DEFAULT_LEVELS: Record<Family, number[]> = { 4: [8, 16, 24], 6: [32, 48, 56, 64] };
 /** Beyond this many bits between a query mask and the next kept level, a count scans instead of enumerating. */
 const MAX_ENUMERATE_BITS = 8;
+/** Scans yield to the event loop every 2^16 entries (topAsync). */
+const SCAN_CHUNK_MASK = 0xffff;
 
 export type KeyResult = { ok: true; words: Uint32Array; mask: number } | { ok: false; reason: 'family' };
 
@@ -367,6 +369,27 @@ export class CidrSeries extends WindowedSeries {
 
   /** The heaviest prefixes at `mask` (default: the stored key length) over windows startv..endv. */
   top(opts: TopOptions = {}): TopEntry[] {
+    const it = this.topScan(opts);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * The same, giving the event loop a turn every SCAN_CHUNK entries: a top at a mask that is
+   * not kept walks every address, and must not stall the SMTP sessions meanwhile.
+   */
+  async topAsync(opts: TopOptions = {}): Promise<TopEntry[]> {
+    const it = this.topScan(opts);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private *topScan(opts: TopOptions): Generator<void, TopEntry[]> {
     const full = FAMILY_BITS[this.family];
     const asked = opts.mask ?? this.leafBits;
     if (!Number.isInteger(asked) || asked < 0 || asked > full) {
@@ -399,16 +422,29 @@ export class CidrSeries extends WindowedSeries {
         break;
       }
     }
-    const groups = new Map<string, number>();
+    // Group by the masked key as a number (IPv4) or a compact word string (IPv6); only the
+    // groups that make the top are formatted.
+    const groups = new Map<number | string, number>();
     const w = new Uint32Array(4);
+    const v4mask = mask === 0 ? 0 : (0xffffffff << (32 - mask)) >>> 0;
     for (let id = 0; id < this.highWater; id++) {
+      if ((id & SCAN_CHUNK_MASK) === SCAN_CHUNK_MASK) yield;
       if (this.kind[id] === KIND_FREE || this.level[id] !== finer) continue;
-      w.set(this.keys.subarray(id * nw, id * nw + nw));
-      applyMask(w, this.family, mask);
-      const k = formatPrefix(this.family, w, mask);
+      let k: number | string;
+      if (nw === 1) k = (this.keys[id]! & v4mask) >>> 0;
+      else {
+        w.set(this.keys.subarray(id * nw, id * nw + nw));
+        applyMask(w, this.family, mask);
+        k = `${w[0]},${w[1]},${w[2]},${w[3]}`;
+      }
       groups.set(k, (groups.get(k) ?? 0) + this.sumEntry(id, startv, last));
     }
-    for (const [k, c] of groups) heap.offer(k, c);
+    for (const [k, c] of groups) {
+      if (!heap.wouldAccept(c)) continue;
+      if (typeof k === 'number') w[0] = k;
+      else k.split(',').forEach((x, i) => (w[i] = Number(x)));
+      heap.offer(formatPrefix(this.family, w, mask), c);
+    }
     return heap.result();
   }
 

@@ -1,5 +1,6 @@
 /** The default store: counts live in this process, in the series registry. */
 import type { SeriesRegistry } from '../series/registry.js';
+import { CidrSeries } from '../series/cidr-series.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import type { AddOp, CountQuery, SeriesStore } from './types.js';
 
@@ -28,7 +29,8 @@ export class MemoryStore implements SeriesStore {
   }
 
   async top(series: string, opts?: TopOptions): Promise<TopEntry[]> {
-    return this.registry.get(series).top(opts);
+    const s = this.registry.get(series);
+    return s instanceof CidrSeries ? s.topAsync(opts) : s.top(opts);
   }
 
   async close(): Promise<void> {}

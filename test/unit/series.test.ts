@@ -356,3 +356,22 @@ describe('window close listener', () => {
     ]);
   });
 });
+
+describe('topAsync', () => {
+  it('gives the event loop turns while scanning and agrees with top', async () => {
+    const s = cidr(new ManualClock(T0), 4, 60, { max_keys: 500_000 });
+    for (let i = 0; i < 200_000; i++) s.add(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 1 + (i % 7));
+    let turns = 0;
+    let stop = false;
+    const spin = (): void => {
+      turns++;
+      if (!stop) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const got = await s.topAsync({ mask: 28, limit: 5 });
+    stop = true;
+    expect(turns).toBeGreaterThan(2);
+    expect(got).toEqual(s.top({ mask: 28, limit: 5 }));
+    expect(got[0]!.count).toBeGreaterThan(0);
+  });
+});
