@@ -61,3 +61,45 @@ policies:
     expect(a.gateway.store.status().state).toBe('ok');
   });
 });
+
+describe.skipIf(!HAVE_REDIS)('gateway with Redis unreachable', () => {
+  const body = `series:
+  conn: { type: cidr, interval: 60, windows: 4, replicate: cluster }
+record:
+  - { on: connect, series: conn }
+policies:
+  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 3], above: 1, action: tempfail }
+`;
+
+  for (const [onError, expectFirst, expectSecond] of [
+    ['local', 220, 421], // counts in process: the limit still holds
+    ['accept', 220, 220], // no counts: policies that need them are skipped
+    ['tempfail', 421, 421], // no counts: refuse with a 4xx
+  ] as const) {
+    it(`on_error: ${onError}`, async () => {
+      const dead = await RedisServer.start();
+      const url = dead.url;
+      await dead.stop();
+      const backend = await startBackend();
+      const gw = await startTestGateway({
+        relay: `smtp://127.0.0.1:${backend.port}`,
+        body,
+        store: `store: { redis: "${url}", on_error: ${onError}, max_delay: 50ms }`,
+      });
+      try {
+        const t0 = Date.now();
+        const a = await SmtpTestClient.connect(gw.port, { preface: proxyV1('192.0.2.44') });
+        const b = await SmtpTestClient.connect(gw.port, { preface: proxyV1('192.0.2.44') });
+        expect([a.greeting.code, b.greeting.code]).toEqual([expectFirst, expectSecond]);
+        if (onError === 'tempfail') expect(a.greeting.text).toMatch(/^4\.3\.0 Temporary local problem/);
+        expect(Date.now() - t0).toBeLessThan(5000); // never hangs a session on a Redis fault
+        expect(gw.gateway.store.status().state).toBe('fallback');
+        a.close();
+        b.close();
+      } finally {
+        await gw.close();
+        await backend.close();
+      }
+    });
+  }
+});
