@@ -188,13 +188,31 @@ interface IdleEntry {
   timer: NodeJS.Timeout;
 }
 
-class SmtpRelay implements Relay {
+/** Transaction and message counters both relay kinds keep (stats(), metrics). */
+abstract class CountingRelay {
+  protected readonly counters = { active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
+
+  transactionEnded(): void {
+    this.counters.active--;
+  }
+
+  countFailure(): void {
+    this.counters.failures++;
+  }
+
+  countMessage(bytes: number): void {
+    this.counters.messages++;
+    this.counters.bytes += bytes;
+  }
+}
+
+class SmtpRelay extends CountingRelay implements Relay {
   readonly timeoutMs: number;
   private readonly idle: IdleEntry[] = [];
   private closed = false;
-  private counters = { active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
 
   constructor(readonly opts: SmtpRelayOptions) {
+    super();
     this.timeoutMs = Math.max(1, Math.round(opts.timeout * 1000));
   }
 
@@ -307,18 +325,6 @@ class SmtpRelay implements Relay {
     if (i >= 0) this.idle.splice(i, 1);
   }
 
-  transactionEnded(): void {
-    this.counters.active--;
-  }
-
-  countFailure(): void {
-    this.counters.failures++;
-  }
-
-  countMessage(bytes: number): void {
-    this.counters.messages++;
-    this.counters.bytes += bytes;
-  }
 }
 
 class SmtpTransaction implements RelayTransaction {
@@ -519,10 +525,10 @@ class SmtpTransaction implements RelayTransaction {
 // ---------------------------------------------------------------------------------------------
 // dir kind
 
-class DirRelay implements Relay {
-  private counters = { active: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
-
-  constructor(readonly opts: DirRelayOptions) {}
+class DirRelay extends CountingRelay implements Relay {
+  constructor(readonly opts: DirRelayOptions) {
+    super();
+  }
 
   begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction> {
     this.counters.active++;
@@ -535,21 +541,9 @@ class DirRelay implements Relay {
   }
 
   stats(): RelayStats {
-    return { kind: 'dir', idle: 0, opened: 0, reused: 0, ...this.counters };
+    return { kind: 'dir', idle: 0, ...this.counters };
   }
 
-  transactionEnded(): void {
-    this.counters.active--;
-  }
-
-  countFailure(): void {
-    this.counters.failures++;
-  }
-
-  countMessage(bytes: number): void {
-    this.counters.messages++;
-    this.counters.bytes += bytes;
-  }
 }
 
 async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
