@@ -7,6 +7,7 @@ import type { Config } from './config/schema.js';
 import { monitorSeries } from './config/schema.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
+import { DEFAULT_LEVELS } from './series/cidr-series.js';
 import type { SeriesDefinition } from './series/types.js';
 import { createStore, RoutingStore, type ManagedStore } from './store/create.js';
 import { Recorder } from './audit/recorder.js';
@@ -37,7 +38,7 @@ export function seriesDefinitions(config: Config): SeriesDefinition[] {
     }
   }
   const levelsFor = (name: string, type: string): number[] => {
-    const base = type === 'cidr' ? [8, 16, 24] : [32, 48, 56, 64];
+    const base = DEFAULT_LEVELS[type === 'cidr' ? 4 : 6];
     return [...new Set([...base, ...(masks.get(name) ?? [])])].sort((a, b) => a - b);
   };
   const defs: SeriesDefinition[] = [];

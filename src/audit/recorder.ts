@@ -46,7 +46,6 @@ export class Recorder {
   private policies!: CompiledPolicies;
   private records!: Map<Stage, CompiledRecord[]>;
   private monitorNames!: Record<MonitorEvent, string[]>;
-  private types!: Map<string, { type: string; interval: number }>;
   private onError!: Config['store']['on_error'];
   private readonly recent: FiredRecord[] = [];
   private storeFailures = 0;
@@ -67,12 +66,12 @@ export class Recorder {
   /** Applies a (reloaded) config: compiled once here, never per event. */
   configure(config: Config): void {
     this.policies = compilePolicies(config);
-    this.types = seriesTypes(config);
+    const types = seriesTypes(config);
     this.onError = config.store.on_error;
     const records = new Map<Stage, CompiledRecord[]>();
     for (const r of config.record) {
       const list = records.get(r.on) ?? [];
-      const rec: CompiledRecord = { series: r.series, count: r.count, cidr: r.series.map((s) => this.types.get(s)?.type !== 'string') };
+      const rec: CompiledRecord = { series: r.series, count: r.count, cidr: r.series.map((s) => types.get(s)?.type !== 'string') };
       if (r.key !== undefined) rec.key = r.key;
       list.push(rec);
       records.set(r.on, list);

@@ -16,10 +16,9 @@ export class SessionTracker {
   private open = 0;
   private readonly scratch = new Uint32Array(4);
 
-  constructor(clock: Clock, levels: { v4?: number[]; v6?: number[] } = {}) {
-    const fixed: Clock = { now: () => clock.now() };
-    this.v4 = new CidrSeries({ name: 'sessions', type: 'cidr', interval: FOREVER, windows: 1, options: { levels: levels.v4 ?? [8, 16, 24], max_keys: 1_000_000 } }, fixed);
-    this.v6 = new CidrSeries({ name: 'sessions6', type: 'cidr_ipv6', interval: FOREVER, windows: 1, options: { levels: levels.v6 ?? [32, 48, 56, 64], max_keys: 1_000_000 } }, fixed);
+  constructor(clock: Clock) {
+    this.v4 = new CidrSeries({ name: 'sessions', type: 'cidr', interval: FOREVER, windows: 1, options: { max_keys: 1_000_000 } }, clock);
+    this.v6 = new CidrSeries({ name: 'sessions6', type: 'cidr_ipv6', interval: FOREVER, windows: 1, options: { max_keys: 1_000_000 } }, clock);
   }
 
   private seriesFor(ip: string): CidrSeries | undefined {

@@ -12,7 +12,8 @@ import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, WindowedSeries, clampCount } from
 import { TopK } from './topk.js';
 import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './types.js';
 
-const DEFAULT_LEVELS: Record<Family, number[]> = { 4: [8, 16, 24], 6: [32, 48, 56, 64] };
+/** Prefix lengths kept as aggregates unless a definition says otherwise. */
+export const DEFAULT_LEVELS: Readonly<Record<Family, readonly number[]>> = { 4: [8, 16, 24], 6: [32, 48, 56, 64] };
 /** Beyond this many bits between a query mask and the next kept level, a count scans instead of enumerating. */
 const MAX_ENUMERATE_BITS = 8;
 /** Scans yield to the event loop every 2^16 entries (topAsync). */

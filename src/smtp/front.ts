@@ -73,11 +73,13 @@ export class SmtpFront {
   build(config: Config): void {
     this.proxyTrusted = cidrMatcher(config.server.proxy_protocol);
     this.xclientTrusted = cidrMatcher(config.server.xclient);
-    this.plain = new SMTPServer(this.options(config, false));
-    this.xclient = new SMTPServer(this.options(config, true));
+    const base = this.options(config);
+    this.plain = new SMTPServer({ ...base, useXClient: false });
+    this.xclient = new SMTPServer({ ...base, useXClient: true });
   }
 
-  private options(config: Config, xclient: boolean): SMTPServerOptions {
+  /** Options both smtp-server instances share (TLS files read once per build). */
+  private options(config: Config): SMTPServerOptions {
     const s = config.server;
     const opts: SMTPServerOptions = {
       name: s.hostname,
@@ -87,7 +89,6 @@ export class SmtpFront {
       authOptional: true,
       disabledCommands: s.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
       disableReverseLookup: true,
-      useXClient: xclient,
       logger: smtpServerLogger(this.deps.logger.child({ component: 'smtp' })) as unknown as SMTPServerOptions['logger'],
       onConnect: (session, cb) => void this.onConnect(session, cb),
       onMailFrom: (address, session, cb) => void this.onMailFrom(address, session, cb),
@@ -223,14 +224,10 @@ export class SmtpFront {
     if (st.closed) return;
     switch (res.verdict) {
       case 'tempfail':
-      case 'reject': {
-        const err = res.storeFailure
-          ? refusalReply('tempfail', ctx.stage, st.tag, STORE_FAILURE_REPLY)
-          : refusalReply(res.verdict, ctx.stage, st.tag, res.fired?.policy.reply, res.retryAfter);
+      case 'reject':
         void this.rejectEvent(st, ctx);
-        cb(err);
+        cb(refusal(res, res.verdict, ctx.stage, st.tag));
         return;
-      }
       case 'tarpit': {
         const t = setTimeout(() => {
           st.timers.delete(t);
@@ -282,10 +279,8 @@ export class SmtpFront {
 
   private async mailStages(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
     const helo = session.hostNameAppearsAs || '';
-    const mailFrom = address.address.toLowerCase();
-    const at = mailFrom.lastIndexOf('@');
-    const extra: Partial<EventContext> = { mail_from: mailFrom };
-    if (at > 0) extra.mail_from_domain = mailFrom.slice(at + 1);
+    const [mail_from, mail_from_domain] = splitAddress(address.address);
+    const extra: Partial<EventContext> = { mail_from, mail_from_domain };
     const mailStage = (): void =>
       void this.runStage(st, this.ctx(st, 'mail', session, extra), cb, () => void this.openTransaction(st, address, session, cb));
     if (helo && st.heloSeen !== helo) {
@@ -344,12 +339,9 @@ export class SmtpFront {
       cb(smtpError(452, `4.5.3 Too many recipients (at most ${max} per message) [${st.tag}]`));
       return;
     }
-    const rcpt = address.address.toLowerCase();
-    const at = rcpt.lastIndexOf('@');
-    const extra: Partial<EventContext> = { rcpt, mail_from: session.envelope.mailFrom ? session.envelope.mailFrom.address.toLowerCase() : '' };
-    if (at > 0) extra.rcpt_domain = rcpt.slice(at + 1);
-    const mf = extra.mail_from ?? '';
-    if (mf.lastIndexOf('@') > 0) extra.mail_from_domain = mf.slice(mf.lastIndexOf('@') + 1);
+    const [rcpt, rcpt_domain] = splitAddress(address.address);
+    const [mail_from, mail_from_domain] = splitAddress(session.envelope.mailFrom ? session.envelope.mailFrom.address : '');
+    const extra: Partial<EventContext> = { rcpt, rcpt_domain, mail_from, mail_from_domain };
     await this.runStage(st, this.ctx(st, 'rcpt', session, extra), cb, () => void this.relayRcpt(st, address, session, extra, cb));
   }
 
@@ -367,10 +359,10 @@ export class SmtpFront {
       }
       if (reply.code >= 500) {
         // The backend does not know this recipient: the event directory-harvest policies count.
-        const res = await this.deps.recorder.stage(this.ctx(st, 'rcpt_rejected', session, extra), st.cid);
-        if ((res.verdict === 'tempfail' || res.verdict === 'reject') && !st.trusted) {
+        const res = await this.deps.recorder.stage(this.ctx(st, 'rcpt_rejected', session, extra), st.cid, { skipPolicies: st.trusted });
+        if (res.verdict === 'tempfail' || res.verdict === 'reject') {
           void this.rejectEvent(st, this.ctx(st, 'rcpt', session, extra));
-          cb(res.storeFailure ? refusalReply('tempfail', 'rcpt', st.tag, STORE_FAILURE_REPLY) : refusalReply(res.verdict, 'rcpt', st.tag, res.fired?.policy.reply, res.retryAfter));
+          cb(refusal(res, res.verdict, 'rcpt', st.tag));
           return;
         }
       }
@@ -454,6 +446,18 @@ export class SmtpFront {
       for (const c of this.connections) (c as unknown as { _socket?: net.Socket })._socket?.destroy();
     }
   }
+}
+
+/** The reply for a refusal: the store-failure reply when the store failed, else the policy's. */
+function refusal(res: StageResult, kind: 'tempfail' | 'reject', stage: Stage, tag: string): Error {
+  return res.storeFailure ? refusalReply('tempfail', stage, tag, STORE_FAILURE_REPLY) : refusalReply(kind, stage, tag, res.fired?.policy.reply, res.retryAfter);
+}
+
+/** Lower-cased address and its domain ('' when there is none, which templates treat as missing). */
+function splitAddress(address: string): [string, string] {
+  const a = address.toLowerCase();
+  const at = a.lastIndexOf('@');
+  return [a, at > 0 ? a.slice(at + 1) : ''];
 }
 
 function backendError(reply: SmtpReply, tag: string): Error {
