@@ -76,43 +76,62 @@ export class DataEncoder extends Transform {
     this.terminate = options.terminate ?? true;
   }
 
-  /** Encodes one chunk synchronously and returns the output (also used by the Transform). */
+  /**
+   * Encodes one chunk synchronously and returns the output (also used by the Transform).
+   * Line breaks are found with indexOf (memchr), and a chunk whose line endings are already
+   * CRLF with no line starting with "." is returned as it is, without a copy.
+   */
   encodeChunk(chunk: Buffer): Buffer {
-    this.bytesIn += chunk.length;
-    const parts: Buffer[] = [];
-    let start = 0;
     const len = chunk.length;
-    for (let i = 0; i < len; i++) {
-      const b = chunk[i];
-      if (b === LF) {
-        if (start < i) parts.push(chunk.subarray(start, i));
-        if (!this.lastWasCR) parts.push(CRLF);
-        start = i + 1;
+    this.bytesIn += len;
+    let parts: Buffer[] | undefined;
+    let start = 0;
+    let i = 0;
+    let nextCR = -2;
+    let nextLF = -2;
+    while (i < len) {
+      if (this.lastWasCR) {
         this.lastWasCR = false;
-        this.atLineStart = true;
-        continue;
-      }
-      this.lastWasCR = false;
-      if (b === CR) {
-        if (start < i) parts.push(chunk.subarray(start, i));
-        parts.push(CRLF);
-        start = i + 1;
-        this.lastWasCR = true;
-        this.atLineStart = true;
-        continue;
-      }
-      if (this.atLineStart) {
-        this.atLineStart = false;
-        if (b === DOT && this.dotStuff) {
-          if (start < i) parts.push(chunk.subarray(start, i));
-          parts.push(DOT_BUF);
-          start = i; // the original "." goes out with the next run
+        if (chunk[i] === LF) {
+          // the CR before it, at the end of the previous chunk, was already sent as CRLF
+          i++;
+          start = i;
+          continue;
         }
       }
+      if (this.atLineStart) {
+        const b = chunk[i];
+        if (b !== CR && b !== LF) {
+          this.atLineStart = false;
+          if (b === DOT && this.dotStuff) {
+            parts ??= [];
+            if (start < i) parts.push(chunk.subarray(start, i));
+            parts.push(DOT_BUF);
+            start = i; // the original "." goes out with the next run
+          }
+        }
+      }
+      if (nextCR !== -1 && nextCR < i) nextCR = chunk.indexOf(CR, i);
+      if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
+      const nb = nextCR === -1 ? nextLF : nextLF === -1 ? nextCR : Math.min(nextCR, nextLF);
+      if (nb === -1) break;
+      this.atLineStart = true;
+      if (chunk[nb] === CR && nb + 1 < len && chunk[nb + 1] === LF) {
+        i = nb + 2; // CRLF: already right, keep it in the current run
+        continue;
+      }
+      // bare LF, bare CR, or a CR that ends the chunk: the run so far, then CRLF
+      parts ??= [];
+      if (start < nb) parts.push(chunk.subarray(start, nb));
+      parts.push(CRLF);
+      this.lastWasCR = chunk[nb] === CR;
+      i = nb + 1;
+      start = i;
     }
-    if (start === 0 && parts.length === 0) {
-      this.bytesOut += len;
-      return chunk;
+    if (parts === undefined) {
+      const out = start === 0 ? chunk : chunk.subarray(start);
+      this.bytesOut += out.length;
+      return out;
     }
     if (start < len) parts.push(chunk.subarray(start, len));
     const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);

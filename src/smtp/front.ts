@@ -74,8 +74,8 @@ export class SmtpFront {
     this.proxyTrusted = cidrMatcher(config.server.proxy_protocol);
     this.xclientTrusted = cidrMatcher(config.server.xclient);
     const base = this.options(config);
-    this.plain = new SMTPServer({ ...base, useXClient: false });
-    this.xclient = new SMTPServer({ ...base, useXClient: true });
+    this.plain = quietTranscript(new SMTPServer({ ...base, useXClient: false }), this.deps.logger);
+    this.xclient = quietTranscript(new SMTPServer({ ...base, useXClient: true }), this.deps.logger);
   }
 
   /** Options both smtp-server instances share (TLS files read once per build). */
@@ -140,7 +140,7 @@ export class SmtpFront {
       return;
     }
     const peer = normalizeAddress(socket.remoteAddress ?? '')?.address ?? '';
-    const id = randomBytes(6).toString('hex');
+    const id = connectionId();
     const target = this.xclientTrusted(peer) ? this.xclient : this.plain;
     if (this.proxyTrusted(peer)) {
       socket.resume();
@@ -446,6 +446,35 @@ export class SmtpFront {
       for (const c of this.connections) (c as unknown as { _socket?: net.Socket })._socket?.destroy();
     }
   }
+}
+
+/** Random bytes for connection ids, fetched in batches rather than one call per connection. */
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+
+/** 12 hex digits of randomness: the connection id in logs and in every reply that names one. */
+function connectionId(): string {
+  if (idOffset + 6 > idPool.length) {
+    idPool = randomBytes(6 * 512);
+    idOffset = 0;
+  }
+  idOffset += 6;
+  return idPool.toString('hex', idOffset - 6, idOffset);
+}
+
+/**
+ * smtp-server logs every command and reply at info (which the adapter demotes to debug),
+ * through nodemailer's wrapper that copies an object per line even when nothing is written.
+ * When debug is off those levels become no-ops on the instance; warn and error still log.
+ */
+function quietTranscript(server: SMTPServer, logger: Logger): SMTPServer {
+  if (logger.isLevelEnabled('debug')) return server;
+  const internal = server as unknown as { logger: Record<string, (...args: unknown[]) => unknown> };
+  const none = (): boolean => false;
+  internal.logger.info = none;
+  internal.logger.debug = none;
+  internal.logger.trace = none;
+  return server;
 }
 
 /** The reply for a refusal: the store-failure reply when the store failed, else the policy's. */

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { finished, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
 import { BackendConnection, formatReply, type SmtpReply } from './backend-client.js';
@@ -137,41 +137,120 @@ function drainMessage(message: NodeJS.ReadableStream): void {
   message.resume();
 }
 
+/** Encoded bytes gathered before a write while the message is still arriving. */
+const FLUSH_BYTES = 64 * 1024;
+
 /**
- * Pipes prefix + message through `encoder` into `sink`, with backpressure both ways. Resolves
+ * Encodes prefix + message with `encoder` into `sink`, with backpressure both ways. Resolves
  * once everything the encoder produced (its terminator included) went through the sink.
- * Rejects with MessageStreamError if the message did not end normally — in that case the
- * encoder is destroyed before it could flush, so no terminator is ever produced.
+ *
+ * Output is gathered and written once per event-loop turn (or every FLUSH_BYTES), so a small
+ * message — prefix, body and terminator — goes out in one write. Rejects with
+ * MessageStreamError if the message did not end normally; the terminator is then never
+ * produced, and the rest of the message is drained so smtp-server can finish reading it.
  */
-async function pumpMessage(
+function pumpMessage(
   message: NodeJS.ReadableStream,
   prefix: string,
   encoder: DataEncoder,
   sink: (chunk: Buffer) => Promise<void> | undefined,
   check?: () => void,
 ): Promise<void> {
-  let ok = false;
-  const stopWatching = finished(message, { readable: true, writable: false }, (err) => {
-    if (err) encoder.destroy(new MessageStreamError(`message stream failed: ${err.message}`, { cause: err }));
-  });
-  try {
-    if (prefix.length > 0) encoder.write(/[\r\n]$/.test(prefix) ? prefix : `${prefix}\r\n`);
-    message.pipe(encoder);
-    for await (const chunk of encoder as AsyncIterable<Buffer>) {
-      if (sizeExceeded(message)) throw new MessageTooBigError('message size limit exceeded');
-      check?.();
-      const pending = sink(chunk);
-      if (pending) await pending;
-    }
-    ok = true;
-  } finally {
-    stopWatching();
-    message.unpipe(encoder);
-    if (!ok) {
-      encoder.destroy();
+  const r = message as Readable;
+  return new Promise<void>((resolve, reject) => {
+    let parts: Buffer[] = [];
+    let size = 0;
+    let ended = false;
+    let writing = false;
+    let settled = false;
+    let scheduled: NodeJS.Immediate | undefined;
+
+    const settle = (err?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      if (scheduled) clearImmediate(scheduled);
+      r.removeListener('data', onData);
+      r.removeListener('end', onEnd);
+      r.removeListener('error', onError);
+      r.removeListener('close', onClose);
+      if (err === undefined) {
+        resolve();
+        return;
+      }
       drainMessage(message);
+      reject(err);
+    };
+    const gather = (chunk: Buffer): void => {
+      if (chunk.length === 0) return;
+      parts.push(chunk);
+      size += chunk.length;
+    };
+    const flush = (): void => {
+      scheduled = undefined;
+      if (settled || writing) return;
+      let pending: Promise<void> | undefined;
+      if (size > 0) {
+        const chunk = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
+        parts = [];
+        size = 0;
+        try {
+          check?.();
+          pending = sink(chunk);
+        } catch (err) {
+          settle(err);
+          return;
+        }
+      }
+      if (!pending) {
+        if (ended) settle();
+        return;
+      }
+      writing = true;
+      if (!ended) r.pause();
+      pending.then(
+        () => {
+          writing = false;
+          if (settled) return;
+          if (ended) flush();
+          else r.resume();
+        },
+        (err: unknown) => settle(err),
+      );
+    };
+    const onData = (chunk: Buffer | string): void => {
+      if (sizeExceeded(message)) {
+        settle(new MessageTooBigError('message size limit exceeded'));
+        return;
+      }
+      gather(encoder.encodeChunk(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk));
+      if (size >= FLUSH_BYTES) flush();
+      else scheduled ??= setImmediate(flush);
+    };
+    const onEnd = (): void => {
+      if (sizeExceeded(message)) {
+        settle(new MessageTooBigError('message size limit exceeded'));
+        return;
+      }
+      ended = true;
+      gather(encoder.finish());
+      if (scheduled) clearImmediate(scheduled);
+      flush();
+    };
+    const onError = (err: Error): void => settle(new MessageStreamError(`message stream failed: ${err.message}`, { cause: err }));
+    const onClose = (): void => {
+      if (!ended) settle(new MessageStreamError('message stream closed before its end'));
+    };
+
+    if (r.destroyed === true && r.readableEnded !== true) {
+      settle(new MessageStreamError('message stream closed before its end'));
+      return;
     }
-  }
+    if (prefix.length > 0) gather(encoder.encodeChunk(Buffer.from(/[\r\n]$/.test(prefix) ? prefix : `${prefix}\r\n`, 'utf8')));
+    r.on('data', onData);
+    r.once('end', onEnd);
+    r.on('error', onError);
+    r.once('close', onClose);
+  });
 }
 
 function invalidAddress(kind: 'MAIL' | 'RCPT'): SmtpReply {

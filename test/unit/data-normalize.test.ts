@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createDataEncoder, encodeData, type DataEncoderOptions } from '../../src/smtp/data-normalize.js';
 
@@ -132,5 +133,49 @@ describe('createDataEncoder', () => {
     const result = Buffer.concat(out);
     expect(result.equals(encodeData(big))).toBe(true);
     expect(encoder.bytesIn).toBe(big.length);
+  });
+
+  it('matches a byte-at-a-time model on random inputs split at random points', () => {
+    // The model: the plain state machine, one byte at a time.
+    const model = (input: Buffer, dotStuff: boolean): Buffer => {
+      const out: number[] = [];
+      let lastWasCR = false;
+      let atLineStart = true;
+      for (const b of input) {
+        if (b === 0x0a) {
+          if (!lastWasCR) out.push(0x0d, 0x0a);
+          lastWasCR = false;
+          atLineStart = true;
+        } else if (b === 0x0d) {
+          out.push(0x0d, 0x0a);
+          lastWasCR = true;
+          atLineStart = true;
+        } else {
+          lastWasCR = false;
+          if (atLineStart && b === 0x2e && dotStuff) out.push(0x2e);
+          atLineStart = false;
+          out.push(b);
+        }
+      }
+      return Buffer.from(out);
+    };
+    const byteArb = fc.constantFrom(0x0d, 0x0a, 0x2e, 0x61, 0x20, 0xc3);
+    fc.assert(
+      fc.property(fc.array(byteArb, { maxLength: 200 }), fc.array(fc.nat(200), { maxLength: 6 }), fc.boolean(), (bytes, cuts, dotStuff) => {
+        const input = Buffer.from(bytes);
+        const points = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+        const encoder = createDataEncoder({ dotStuff, terminate: false });
+        const out: Buffer[] = [];
+        let from = 0;
+        for (const p of [...points, input.length]) {
+          // copies, so a returned subarray cannot alias a later chunk
+          out.push(Buffer.from(encoder.encodeChunk(Buffer.from(input.subarray(from, p)))));
+          from = p;
+        }
+        expect(Buffer.concat(out).toString('latin1')).toBe(model(input, dotStuff).toString('latin1'));
+        expect(encoder.bytesOut).toBe(Buffer.concat(out).length);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
