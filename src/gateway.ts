@@ -58,7 +58,7 @@ export function seriesDefinitions(config: Config): SeriesDefinition[] {
 export function relayFor(config: Config, logger: Logger): Relay {
   const r = config.relay;
   if (r.kind === 'dir') return createRelay({ kind: 'dir', dir: r.dir!, hostname: config.server.hostname, logger });
-  return createRelay({ kind: 'smtp', host: r.host!, port: r.port!, timeout: r.timeout, pool_size: r.pool_size, hostname: config.server.hostname, logger });
+  return createRelay({ kind: 'smtp', host: r.host!, port: r.port!, timeout: r.timeout, pool_size: r.pool_size, chunking: r.chunking, hostname: config.server.hostname, logger });
 }
 
 export class Gateway {
@@ -167,7 +167,7 @@ export class Gateway {
     for (const d of defs) this.registry.define(d);
     this.registry.retain(defs.map((d) => d.name));
     const oldRelay = this.relay;
-    const relayChanged = config.relay.url !== this.config.relay.url || config.relay.timeout !== this.config.relay.timeout || config.relay.pool_size !== this.config.relay.pool_size;
+    const relayChanged = config.relay.url !== this.config.relay.url || config.relay.timeout !== this.config.relay.timeout || config.relay.pool_size !== this.config.relay.pool_size || config.relay.chunking !== this.config.relay.chunking;
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.recorder.configure(config);

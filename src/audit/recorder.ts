@@ -88,6 +88,17 @@ export class Recorder {
     if (ops.length) await this.safeAdd(ops);
   }
 
+  /**
+   * True when the stage has nothing to record (no record rule, no monitor) and nothing to
+   * evaluate: the caller may go on at once without calling stage().
+   */
+  passes(stage: Stage, skipPolicies = false): boolean {
+    if (this.records.has(stage)) return false;
+    if (stage === 'connect' && this.monitorNames.connections.length > 0) return false;
+    if (stage === 'reject' && this.monitorNames.rejections.length > 0) return false;
+    return skipPolicies || this.policies[stage].length === 0;
+  }
+
   /** Records the event and evaluates the stage's policies. */
   async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean } = {}): Promise<StageResult> {
     const ops: AddOp[] = [];

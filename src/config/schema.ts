@@ -128,6 +128,8 @@ export interface RelayConfig {
   /** Seconds. */
   timeout: number;
   pool_size: number;
+  /** smtp only: send messages with BDAT (RFC 3030) when the backend offers CHUNKING. */
+  chunking: boolean;
 }
 
 export interface MonitorConfig {
@@ -538,8 +540,9 @@ export function relaySchema(baseDir: string) {
       url: custom((v) => parseRelayUrl(v, baseDir)),
       timeout: duration({ positive: true }).default(DEFAULTS.relay_timeout),
       pool_size: int(1).default(DEFAULTS.pool_size),
+      chunking: z.boolean().default(true),
     })
-    .transform(({ url, timeout, pool_size }): RelayConfig => dropUndefined({ ...url, timeout, pool_size }));
+    .transform(({ url, timeout, pool_size, chunking }): RelayConfig => dropUndefined({ ...url, timeout, pool_size, chunking }));
 }
 
 export const monitorsSchema = z.array(custom(parseMonitor)).default(() => []);

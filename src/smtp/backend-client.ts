@@ -1,6 +1,6 @@
 /**
- * A deliberately small SMTP client connection for the lockstep relay: one command, one reply
- * (no pipelining), every wait bounded by a timeout. nodemailer's SMTPConnection has no
+ * A deliberately small SMTP client connection for the lockstep relay: one command (or one BDAT
+ * chunk), one reply (no pipelining), every wait bounded by a timeout. nodemailer's SMTPConnection has no
  * per-command API, so this is hand-rolled.
  *
  * Every transport problem (connection refused, reset, backend closing, malformed reply,
@@ -134,6 +134,26 @@ export class BackendConnection {
 
   /** Sends a command line (without CRLF) and waits for its reply. */
   async command(line: string, timeoutMs: number): Promise<SmtpReply> {
+    this.checkSendable(line);
+    const reply = this.readReply(timeoutMs);
+    this.socket.write(`${line}\r\n`);
+    return reply;
+  }
+
+  /**
+   * Sends a command line (without CRLF) followed by raw bytes in one write — a BDAT chunk —
+   * and waits for the one reply.
+   */
+  async commandWithData(line: string, data: Buffer, timeoutMs: number): Promise<SmtpReply> {
+    this.checkSendable(line);
+    const reply = this.readReply(timeoutMs);
+    const head = Buffer.from(`${line}\r\n`, 'latin1');
+    this.socket.write(data.length > 0 ? Buffer.concat([head, data], head.length + data.length) : head);
+    return reply;
+  }
+
+  /** Throws unless `line` is one command line and the connection is usable and in sync. */
+  private checkSendable(line: string): void {
     if (/[\r\n]/.test(line)) throw new TypeError('SMTP command must not contain CR or LF');
     if (this.brokenReason !== undefined) throw transportError(this.brokenReason);
     if (this.replies.length > 0) {
@@ -142,9 +162,6 @@ export class BackendConnection {
       this.fail(`unexpected reply from backend: ${formatReply(stray)}`);
       throw transportError(this.brokenReason ?? 'backend out of sync');
     }
-    const reply = this.readReply(timeoutMs);
-    this.socket.write(`${line}\r\n`);
-    return reply;
   }
 
   /** Waits for the next reply. Rejects (and breaks the connection) on timeout or close. */

@@ -220,6 +220,10 @@ export class SmtpFront {
    * `reject` event), tarpit → delayed continue, accept/continue → continue.
    */
   private async runStage(st: ClientState, ctx: EventContext, cb: (err?: Error | null) => void, next: () => void): Promise<void> {
+    if (this.deps.recorder.passes(ctx.stage, st.trusted)) {
+      next();
+      return;
+    }
     const res: StageResult = await this.deps.recorder.stage(ctx, st.cid, { skipPolicies: st.trusted });
     if (st.closed) return;
     switch (res.verdict) {
@@ -246,7 +250,7 @@ export class SmtpFront {
   }
 
   private async rejectEvent(st: ClientState, ctx: EventContext): Promise<void> {
-    if (ctx.stage === 'reject') return;
+    if (ctx.stage === 'reject' || this.deps.recorder.passes('reject')) return;
     try {
       await this.deps.recorder.stage({ ...ctx, stage: 'reject' }, st.cid);
     } catch {

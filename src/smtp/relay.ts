@@ -85,6 +85,8 @@ export interface SmtpRelayOptions {
   timeout: number;
   /** Most idle connections kept. 0 disables pooling. */
   pool_size: number;
+  /** Send messages with BDAT when the backend offers CHUNKING (default true). */
+  chunking?: boolean;
   /** Our EHLO name. */
   hostname: string;
   logger?: Logger;
@@ -118,6 +120,12 @@ function localReply(code: number, enhanced: string, message: string): SmtpReply 
 
 /** The message stream ended without 'end' (client vanished) or errored. */
 class MessageStreamError extends Error {}
+/** The backend refused a BDAT chunk before the last one. */
+class ChunkRefusedError extends Error {
+  constructor(readonly reply: SmtpReply) {
+    super('backend refused a BDAT chunk');
+  }
+}
 /** smtp-server flagged the message as over the size limit. */
 class MessageTooBigError extends Error {}
 /** The backend said something while we were still sending the message. */
@@ -142,7 +150,8 @@ const FLUSH_BYTES = 64 * 1024;
 
 /**
  * Encodes prefix + message with `encoder` into `sink`, with backpressure both ways. Resolves
- * once everything the encoder produced (its terminator included) went through the sink.
+ * once everything the encoder produced (its terminator included) went through the sink; the
+ * sink's final call, after the message ended, has `last` set (its chunk may be empty).
  *
  * Output is gathered and written once per event-loop turn (or every FLUSH_BYTES), so a small
  * message — prefix, body and terminator — goes out in one write. Rejects with
@@ -153,7 +162,7 @@ function pumpMessage(
   message: NodeJS.ReadableStream,
   prefix: string,
   encoder: DataEncoder,
-  sink: (chunk: Buffer) => Promise<void> | undefined,
+  sink: (chunk: Buffer, last: boolean) => Promise<void> | undefined,
   check?: () => void,
 ): Promise<void> {
   const r = message as Readable;
@@ -185,33 +194,35 @@ function pumpMessage(
       parts.push(chunk);
       size += chunk.length;
     };
+    /** Hands what was gathered to the sink; once ended, the final call has last = true (even when empty). */
     const flush = (): void => {
       scheduled = undefined;
       if (settled || writing) return;
+      if (size === 0 && !ended) return;
+      const last = ended;
+      const chunk = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
       let pending: Promise<void> | undefined;
-      if (size > 0) {
-        const chunk = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
-        parts = [];
-        size = 0;
-        try {
-          check?.();
-          pending = sink(chunk);
-        } catch (err) {
-          settle(err);
-          return;
-        }
+      try {
+        check?.();
+        pending = sink(chunk, last);
+      } catch (err) {
+        settle(err);
+        return;
       }
       if (!pending) {
-        if (ended) settle();
+        if (last) settle();
         return;
       }
       writing = true;
-      if (!ended) r.pause();
+      if (!last) r.pause();
       pending.then(
         () => {
           writing = false;
           if (settled) return;
-          if (ended) flush();
+          if (last) settle();
+          else if (ended) flush();
           else r.resume();
         },
         (err: unknown) => settle(err),
@@ -456,59 +467,99 @@ class SmtpTransaction implements RelayTransaction {
   data(message: NodeJS.ReadableStream, prefix: string): Promise<SmtpReply> {
     return this.step(async () => {
       this.dataBytes = 0;
-      let go: SmtpReply;
-      try {
-        go = await this.command('DATA');
-      } catch (err) {
-        drainMessage(message);
-        throw err;
-      }
-      if (go.code !== 354) {
-        drainMessage(message);
-        if (go.code >= 400) return go;
-        return this.protocolFailure(`unexpected reply to DATA: ${formatReply(go)}`);
-      }
-      const conn = this.conn;
-      const encoder = createDataEncoder();
-      const timeoutMs = this.relay.timeoutMs;
-      try {
-        await pumpMessage(
-          message,
-          prefix,
-          encoder,
-          (chunk) => conn.write(chunk, timeoutMs),
-          () => {
-            if (conn.hasUnreadReply) throw new EarlyReplyError(conn.takeUnreadReply());
-          },
-        );
-      } catch (err) {
-        this.failed = true;
-        conn.destroy('message transfer aborted');
-        if (err instanceof MessageTooBigError) {
-          return localReply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
-        }
-        if (err instanceof EarlyReplyError && err.reply && err.reply.code >= 400) {
-          this.relay.logger?.warn({ reply: formatReply(err.reply) }, 'backend replied in the middle of DATA');
-          return err.reply;
-        }
-        this.relay.countFailure();
-        if (err instanceof MessageStreamError) {
-          throw new RelayError('Message transfer aborted, try again later', 451, { cause: err });
-        }
-        if (err instanceof RelayError) throw err;
-        throw new RelayError('Backend transfer failed, try again later', 451, { cause: err });
-      }
-      this.dataBytes = encoder.bytesOut;
-      const reply = await this.readReply();
+      const reply = this.relay.opts.chunking !== false && this.conn.extensions.has('CHUNKING') ? await this.bdat(message, prefix) : await this.dataCommand(message, prefix);
       if (reply.code >= 200 && reply.code < 300) {
-        this.relay.countMessage(encoder.bytesOut);
+        this.relay.countMessage(this.dataBytes);
         // RFC 5321 4.1.1.4: the accepted message ends the transaction, the server's state is clear
         this.clean = true;
       } else if (reply.code < 400) {
-        return this.protocolFailure(`unexpected final reply to DATA: ${formatReply(reply)}`);
+        return this.protocolFailure(`unexpected final reply to the message: ${formatReply(reply)}`);
       }
       return reply;
     });
+  }
+
+  /** DATA, 354, the dot-stuffed message and its terminator; resolves with the final reply. */
+  private async dataCommand(message: NodeJS.ReadableStream, prefix: string): Promise<SmtpReply> {
+    let go: SmtpReply;
+    try {
+      go = await this.command('DATA');
+    } catch (err) {
+      drainMessage(message);
+      throw err;
+    }
+    if (go.code !== 354) {
+      drainMessage(message);
+      if (go.code >= 400) return go;
+      return this.protocolFailure(`unexpected reply to DATA: ${formatReply(go)}`);
+    }
+    const conn = this.conn;
+    const encoder = createDataEncoder();
+    const timeoutMs = this.relay.timeoutMs;
+    try {
+      await pumpMessage(
+        message,
+        prefix,
+        encoder,
+        (chunk) => conn.write(chunk, timeoutMs),
+        () => {
+          if (conn.hasUnreadReply) throw new EarlyReplyError(conn.takeUnreadReply());
+        },
+      );
+    } catch (err) {
+      if (err instanceof EarlyReplyError && err.reply && err.reply.code >= 400) {
+        this.failed = true;
+        conn.destroy('message transfer aborted');
+        this.relay.logger?.warn({ reply: formatReply(err.reply) }, 'backend replied in the middle of DATA');
+        return err.reply;
+      }
+      return this.transferFailed(err);
+    }
+    this.dataBytes = encoder.bytesOut;
+    return this.readReply();
+  }
+
+  /**
+   * RFC 3030 BDAT: the message (line endings normalized, no dot-stuffing, no terminator) in
+   * chunks of at most FLUSH_BYTES, each "BDAT n" and its bytes in one write and its reply
+   * awaited; the last is "BDAT n LAST" and its reply is the final one. A small message takes
+   * one round trip where DATA takes two.
+   */
+  private async bdat(message: NodeJS.ReadableStream, prefix: string): Promise<SmtpReply> {
+    const encoder = createDataEncoder({ dotStuff: false, terminate: false });
+    let final: SmtpReply | undefined;
+    try {
+      await pumpMessage(message, prefix, encoder, async (chunk, last) => {
+        const reply = await this.chunk(`BDAT ${chunk.length}${last ? ' LAST' : ''}`, chunk);
+        if (last) final = reply;
+        else if (reply.code !== 250) throw new ChunkRefusedError(reply);
+      });
+    } catch (err) {
+      if (err instanceof ChunkRefusedError) {
+        // The backend discarded the message (RFC 3030 §2); release() sends RSET.
+        if (err.reply.code >= 400) return err.reply;
+        return this.protocolFailure(`unexpected reply to BDAT: ${formatReply(err.reply)}`);
+      }
+      return this.transferFailed(err);
+    }
+    this.dataBytes = encoder.bytesOut;
+    if (!final) return this.protocolFailure('no reply to BDAT LAST');
+    return final;
+  }
+
+  /** A message transfer that broke off: the connection goes; a 552 for an oversized message, else a 451 RelayError. */
+  private transferFailed(err: unknown): SmtpReply {
+    this.failed = true;
+    this.conn.destroy('message transfer aborted');
+    if (err instanceof MessageTooBigError) {
+      return localReply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+    }
+    this.relay.countFailure();
+    if (err instanceof MessageStreamError) {
+      throw new RelayError('Message transfer aborted, try again later', 451, { cause: err });
+    }
+    if (err instanceof RelayError) throw err;
+    throw new RelayError('Backend transfer failed, try again later', 451, { cause: err });
   }
 
   async release(): Promise<void> {
@@ -584,6 +635,13 @@ class SmtpTransaction implements RelayTransaction {
     this.commands++;
     const reply = await this.conn.command(line, this.relay.timeoutMs);
     if (reply.code === 421) this.failed = true; // the backend is closing the connection
+    return reply;
+  }
+
+  private async chunk(line: string, data: Buffer): Promise<SmtpReply> {
+    this.commands++;
+    const reply = await this.conn.commandWithData(line, data, this.relay.timeoutMs);
+    if (reply.code === 421) this.failed = true;
     return reply;
   }
 

@@ -220,6 +220,7 @@ describe('defaults and normalization', () => {
       port: 10025,
       timeout: 60,
       pool_size: 4,
+      chunking: true,
     });
     expect(config.server).toMatchObject({
       listen: [{ host: '127.0.0.1', port: 2525 }],
