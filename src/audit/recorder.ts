@@ -99,9 +99,22 @@ export class Recorder {
     return skipPolicies || this.policies[stage].length === 0;
   }
 
-  /** Records the event and evaluates the stage's policies. */
-  async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean } = {}): Promise<StageResult> {
+  /**
+   * Records the event and evaluates the stage's policies. With `precheck` it records and logs
+   * nothing: it asks whether the stage's policies would refuse the event already (AUTH: a
+   * client over its auth_fail limit is refused before the backend is asked).
+   */
+  async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean; precheck?: boolean } = {}): Promise<StageResult> {
     const ops: AddOp[] = [];
+    if (opts.precheck !== true) this.collectAdds(ctx, ops);
+    if (ops.length && !(await this.safeAdd(ops))) {
+      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
+    }
+    return this.decide(ctx, cid, opts.skipPolicies === true, opts.precheck === true);
+  }
+
+  /** The adds an event makes: its record rules and the built-in monitors. */
+  private collectAdds(ctx: EventContext, ops: AddOp[]): void {
     for (const r of this.records.get(ctx.stage) ?? []) {
       for (let i = 0; i < r.series.length; i++) {
         const key = r.cidr[i] ? ctx.ip : r.key ? expandTemplate(r.key, ctx) : undefined;
@@ -110,12 +123,12 @@ export class Recorder {
     }
     if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: ctx.ip, count: 1 });
     if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: ctx.ip, count: 1 });
-    if (ops.length && !(await this.safeAdd(ops))) {
-      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
-    }
+  }
 
+  /** Reads the counts the stage's policies need and evaluates them. */
+  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean, precheck: boolean): Promise<StageResult> {
     const rules = this.policies[ctx.stage];
-    if (rules.length === 0 || opts.skipPolicies) return { verdict: 'continue', shadow: [] };
+    if (rules.length === 0 || skipPolicies) return { verdict: 'continue', shadow: [] };
     const items = applicable(rules, ctx);
     const queries: CountQuery[] = [];
     const slot: number[] = [];
@@ -138,6 +151,7 @@ export class Recorder {
       }
     }
     const decision: StageResult = evaluate(items, counts);
+    if (precheck) return decision;
     for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, 'shadow', f.key, f.count, f.policy.above);
     if (decision.fired) {
       const f = decision.fired;

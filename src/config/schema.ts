@@ -113,6 +113,11 @@ export interface ServerConfig {
   greet_delay: number;
   max_line_length: number;
   banner?: string;
+  /**
+   * AUTH PLAIN / LOGIN offered to clients and checked by the backend: a session that
+   * authenticates keeps its own backend connection, authenticated as that user.
+   */
+  auth: { enabled: boolean; allow_plaintext: boolean };
 }
 
 export interface RelayConfig {
@@ -529,6 +534,9 @@ export function serverSchema(baseDir: string) {
       greet_delay: duration({ positive: false }).default(DEFAULTS.greet_delay),
       max_line_length: int(1).default(DEFAULTS.max_line_length),
       banner: z.string().regex(/^[^\r\n]*$/, { message: 'a banner must be a single line' }).optional(),
+      auth: z
+        .strictObject({ enabled: z.boolean().default(false), allow_plaintext: z.boolean().default(false) })
+        .prefault({}),
     })
     .transform((s): ServerConfig => dropUndefined(s))
     .prefault({});
@@ -887,7 +895,7 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
   const record = items('record', recordRuleSchema);
   const policies = items('policies', policySchema);
 
-  checkSemantics({ series, record, policies, monitors: out.monitors, store: out.store, admin: out.admin }, problems);
+  checkSemantics({ server: out.server, relay: out.relay, series, record, policies, monitors: out.monitors, store: out.store, admin: out.admin }, problems);
 
   if (problems.length > 0) return { problems };
   const config: Config = {
@@ -904,6 +912,8 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
 // Cross-field checks
 
 interface SemanticInput {
+  server: ServerConfig | undefined;
+  relay: RelayConfig | undefined;
   series: Map<string, SeriesConfig | null>;
   record: Array<RecordRule | null>;
   policies: Array<PolicyConfig | null>;
@@ -1044,6 +1054,14 @@ function checkSemantics(input: SemanticInput, problems: PathProblem[]): void {
       else if (p.action === 'accept' || p.action === 'tarpit') add(at('reply'), `reply applies only to tempfail and reject, this policy's action is ${p.action}`);
     }
   });
+
+  const auth = input.server?.auth;
+  if (auth?.enabled) {
+    if (input.relay?.kind === 'dir') add(['server', 'auth', 'enabled'], 'AUTH is checked by the backend: it needs an smtp:// relay, not dir:');
+    if (!input.server?.tls && !auth.allow_plaintext) {
+      add(['server', 'auth', 'enabled'], 'AUTH without TLS sends passwords in clear text: set server.tls (clients then authenticate after STARTTLS), or allow_plaintext: true');
+    }
+  }
 
   if (input.admin?.listen && !isLoopback(input.admin.listen.host) && input.admin.token === undefined) {
     add(['admin', 'listen'], `the admin listener on ${formatHostPort(input.admin.listen)} is not loopback: set admin.token`);

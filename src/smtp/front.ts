@@ -6,7 +6,15 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerAuthenticationResponse,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Config, HostPort, Stage } from '../config/schema.js';
 import type { Recorder, StageResult } from '../audit/recorder.js';
@@ -16,7 +24,7 @@ import { cidrMatcher, type CidrMatcher } from '../policy/compile.js';
 import { normalizeAddress } from '../series/address.js';
 import { refusalReply, smtpError, STORE_FAILURE_REPLY } from './replies.js';
 import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
-import type { Relay, RelayTransaction, SmtpReply } from './relay.js';
+import type { AuthenticatedRelay, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay.js';
 import { smtpServerLogger } from '../log.js';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
@@ -30,6 +38,8 @@ interface ClientState {
   trusted: boolean;
   heloSeen?: string;
   tx?: RelayTransaction;
+  /** After a successful AUTH: the backend session authenticated as this client's user. */
+  auth?: AuthenticatedRelay;
   timers: Set<NodeJS.Timeout>;
   closed: boolean;
 }
@@ -87,10 +97,13 @@ export class SmtpFront {
       socketTimeout: s.idle_timeout * 1000,
       closeTimeout: 30_000,
       authOptional: true,
-      disabledCommands: s.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+      disabledCommands: [...(s.auth.enabled ? [] : ['AUTH']), ...(s.tls ? [] : ['STARTTLS'])],
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: s.auth.allow_plaintext,
       disableReverseLookup: true,
       logger: smtpServerLogger(this.deps.logger.child({ component: 'smtp' })) as unknown as SMTPServerOptions['logger'],
       onConnect: (session, cb) => void this.onConnect(session, cb),
+      onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => void this.onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => void this.onRcptTo(address, session, cb),
       onData: (stream, session, cb) => void this.onData(stream, session, cb),
@@ -264,6 +277,46 @@ export class SmtpFront {
     await this.runStage(st, this.ctx(st, 'connect', session), cb, () => cb());
   }
 
+  /**
+   * AUTH PLAIN / LOGIN, checked by the backend. A client whose auth_fail policies refuse it
+   * already is refused without asking the backend (brute-force defence); a failure the
+   * backend reports (5xx) is an auth_fail event, whose policies may refuse (tempfail: 421 and
+   * close), tarpit (the 535 comes late) or let the 535 through.
+   */
+  private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): Promise<void> {
+    const st = this.state(session);
+    const user = auth.username ?? '';
+    const ctx = this.ctx(st, 'auth_fail', session, { auth_user: user.toLowerCase() });
+    const failed = (): void => void this.runStage(st, ctx, cb, () => cb(smtpError(535, `5.7.8 Authentication credentials invalid [${st.tag}]`)));
+    if (!st.trusted) {
+      const pre = await this.deps.recorder.stage(ctx, st.cid, { precheck: true });
+      if (st.closed) return;
+      if (pre.verdict === 'tempfail' || pre.verdict === 'reject') {
+        failed(); // counted as a failure too, so the limit holds while the client keeps trying
+        return;
+      }
+    }
+    let res: RelayAuthResult;
+    try {
+      res = await this.deps.relay().authenticate({ clientAddress: st.ip }, user, auth.password ?? '');
+    } catch (err) {
+      this.relayFailure(st, err);
+      cb(smtpError(454, `4.7.0 Temporary authentication failure, try again later [${st.tag}]`));
+      return;
+    }
+    if (st.closed) {
+      res.session?.close();
+      return;
+    }
+    if (res.reply.code === 235 && res.session) {
+      st.auth = res.session;
+      cb(null, { user });
+      return;
+    }
+    if (res.reply.code >= 500) failed();
+    else cb(backendError(res.reply, st.tag));
+  }
+
   private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
     const st = this.state(session);
     if (st.tx) {
@@ -310,7 +363,8 @@ export class SmtpFront {
 
   private async openTransaction(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
     try {
-      const tx = await this.deps.relay().begin({ clientAddress: st.ip, heloName: session.hostNameAppearsAs || '' });
+      const meta = { clientAddress: st.ip, heloName: session.hostNameAppearsAs || '' };
+      const tx = await (st.auth ? st.auth.begin(meta) : this.deps.relay().begin(meta));
       if (st.closed) {
         tx.abort();
         return;
@@ -431,6 +485,7 @@ export class SmtpFront {
     st.closed = true;
     for (const t of st.timers) clearTimeout(t);
     st.tx?.abort();
+    st.auth?.close();
     this.deps.sessions.closed(st.ip);
     this.states.delete(session.id);
   }

@@ -70,8 +70,27 @@ export interface RelayStats {
   failures: number;
 }
 
+export interface RelayAuthResult {
+  /** The backend's reply to AUTH, or a local one (4xx when AUTH cannot be checked now). */
+  reply: SmtpReply;
+  /** Set when the backend accepted (235): this client's transactions go through it. */
+  session?: AuthenticatedRelay;
+}
+
+/** A backend connection authenticated as one client's user, kept for that client alone. */
+export interface AuthenticatedRelay {
+  begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction>;
+  /** Ends the backend session (QUIT); called when the client's session ends. */
+  close(): void;
+}
+
 export interface Relay {
   begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction>;
+  /**
+   * Checks a client's AUTH PLAIN / LOGIN credentials with the backend (AUTH PLAIN on a backend
+   * connection). Transport failures reject with a 451 RelayError.
+   */
+  authenticate(meta: { clientAddress: string }, username: string, password: string): Promise<RelayAuthResult>;
   /** Closes idle connections; transactions still running are closed (not pooled) at release. */
   close(): Promise<void>;
   stats(): RelayStats;
@@ -321,6 +340,54 @@ class SmtpRelay extends CountingRelay implements Relay {
     return new SmtpTransaction(this, conn, reused, meta);
   }
 
+  async authenticate(meta: { clientAddress: string }, username: string, password: string): Promise<RelayAuthResult> {
+    if (this.closed) throw new RelayError('Relay is shutting down, try again later', 451);
+    if (username.includes('\0') || password.includes('\0')) return { reply: localReply(535, '5.7.8', 'Authentication credentials invalid') };
+    const line = `AUTH PLAIN ${Buffer.from(`\0${username}\0${password}`, 'utf8').toString('base64')}`;
+    let conn = this.takeIdle();
+    let reply: SmtpReply | undefined;
+    if (conn) {
+      try {
+        reply = await this.tryAuth(conn, line);
+      } catch {
+        // a pooled connection that died meanwhile: once more on a fresh one
+        conn.destroy();
+        conn = undefined;
+      }
+    }
+    if (!conn) conn = await this.openConnection(); // counts and logs its own failures
+    try {
+      reply ??= await this.tryAuth(conn, line);
+    } catch (err) {
+      conn.destroy();
+      this.counters.failures++;
+      this.logger?.warn({ err, client: meta.clientAddress, backend: `${this.opts.host}:${this.opts.port}` }, 'backend AUTH check failed');
+      throw err instanceof RelayError ? err : new RelayError('Backend unavailable, try again later', 451, { cause: err });
+    }
+    if (reply.code === 235) return { reply, session: new SmtpAuthSession(this, conn) };
+    // Refused or not possible now: the connection is as unauthenticated as before.
+    if (reply.code === 421) conn.destroy('backend closing');
+    else this.pool(conn);
+    return { reply };
+  }
+
+  /** AUTH PLAIN on `conn`; a backend without AUTH PLAIN gets a local 454. */
+  private async tryAuth(conn: BackendConnection, line: string): Promise<SmtpReply> {
+    const methods = conn.extensions.get('AUTH');
+    if (methods === undefined || !/(^|\s)PLAIN(\s|$)/i.test(methods)) {
+      this.logger?.warn({ backend: `${this.opts.host}:${this.opts.port}`, auth: methods ?? null }, 'backend does not offer AUTH PLAIN: client AUTH cannot be checked');
+      return localReply(454, '4.7.0', 'Temporary authentication failure');
+    }
+    return conn.command(line, this.timeoutMs);
+  }
+
+  /** A transaction on a connection the caller holds (an authenticated session's). */
+  beginOn(conn: BackendConnection, meta: { clientAddress: string; heloName?: string }, home: (conn: BackendConnection) => void): RelayTransaction {
+    this.counters.active++;
+    this.counters.transactions++;
+    return new SmtpTransaction(this, conn, false, meta, home);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const entries = this.idle.splice(0, this.idle.length);
@@ -432,6 +499,8 @@ class SmtpTransaction implements RelayTransaction {
     private conn: BackendConnection,
     private reused: boolean,
     private readonly meta: { clientAddress: string; heloName?: string },
+    /** Where a healthy connection goes at release: the pool, or the session that owns it. */
+    private readonly home: (conn: BackendConnection) => void = (c) => relay.pool(c),
   ) {}
 
   mailFrom(from: string, params: MailFromParams = {}): Promise<SmtpReply> {
@@ -572,13 +641,13 @@ class SmtpTransaction implements RelayTransaction {
       return;
     }
     if (this.clean) {
-      this.relay.pool(conn);
+      this.home(conn);
       return;
     }
     try {
       const reply = await conn.command('RSET', this.relay.timeoutMs);
       if (reply.code === 250) {
-        this.relay.pool(conn);
+        this.home(conn);
         return;
       }
       this.relay.logger?.debug({ reply: formatReply(reply) }, 'backend refused RSET, closing');
@@ -659,6 +728,44 @@ class SmtpTransaction implements RelayTransaction {
   }
 }
 
+/**
+ * A backend connection that accepted a client's AUTH: it carries that client's transactions
+ * only, is never pooled (it is authenticated as someone), and goes when the client does. If it
+ * breaks, later transactions get a 451 and the client must connect and authenticate again.
+ */
+class SmtpAuthSession implements AuthenticatedRelay {
+  private conn: BackendConnection | undefined;
+  private inUse = false;
+
+  constructor(
+    private readonly relay: SmtpRelay,
+    conn: BackendConnection,
+  ) {
+    this.conn = conn;
+  }
+
+  begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction> {
+    const conn = this.conn;
+    if (!conn || conn.broken) {
+      this.conn = undefined;
+      return Promise.reject(new RelayError('Authenticated backend session lost, connect and authenticate again', 451));
+    }
+    if (this.inUse) return Promise.reject(new RelayError('Relay transaction busy (one at a time per session)', 451));
+    this.inUse = true;
+    return Promise.resolve(
+      this.relay.beginOn(conn, meta, () => {
+        this.inUse = false;
+      }),
+    );
+  }
+
+  close(): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    if (conn && !conn.broken) void conn.quit(Math.min(this.relay.timeoutMs, 2000));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // dir kind
 
@@ -671,6 +778,11 @@ class DirRelay extends CountingRelay implements Relay {
     this.counters.active++;
     this.counters.transactions++;
     return Promise.resolve(new DirTransaction(this, meta));
+  }
+
+  /** There is no backend to ask (config refuses server.auth with a dir relay). */
+  authenticate(): Promise<RelayAuthResult> {
+    return Promise.resolve({ reply: localReply(454, '4.7.0', 'Temporary authentication failure') });
   }
 
   close(): Promise<void> {

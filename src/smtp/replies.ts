@@ -10,12 +10,14 @@ export type Refusal = 'tempfail' | 'reject';
 const TABLE: Record<Refusal, Partial<Record<Stage, ReplySpec>> & { default: ReplySpec }> = {
   tempfail: {
     connect: { code: 421, enhanced: '4.7.0', text: 'Too many connections from your network, try again later' },
+    auth_fail: { code: 421, enhanced: '4.7.0', text: 'Too many authentication failures, try again later' },
     default: { code: 451, enhanced: '4.7.1', text: 'Rate limit exceeded, try again later' },
   },
   reject: {
     connect: { code: 554, enhanced: '5.7.1', text: 'Connection refused by policy' },
     rcpt: { code: 550, enhanced: '5.7.1', text: 'Recipient refused by policy' },
     data: { code: 554, enhanced: '5.7.1', text: 'Message refused by policy' },
+    auth_fail: { code: 535, enhanced: '5.7.8', text: 'Authentication refused by policy' },
     default: { code: 550, enhanced: '5.7.1', text: 'Refused by policy' },
   },
 };

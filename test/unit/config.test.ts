@@ -154,11 +154,12 @@ describe('the default config', () => {
       replicate: 'none',
     });
     expect(config.series.connections6).toMatchObject({ type: 'cidr_ipv6', store_prefix: 64, persist: false });
-    expect(Object.keys(config.series)).toEqual(['connections', 'connections6', 'invalid_recipients', 'mailfrom_domain']);
+    expect(Object.keys(config.series)).toEqual(['connections', 'connections6', 'invalid_recipients', 'mailfrom_domain', 'auth_failures']);
     expect(config.record).toEqual([
       { on: 'connect', series: ['connections', 'connections6'], count: 1 },
       { on: 'rcpt_rejected', series: ['invalid_recipients'], count: 1 },
       { on: 'mail', series: ['mailfrom_domain'], key: '{mail_from_domain}', count: 1 },
+      { on: 'auth_fail', series: ['auth_failures'], count: 1 },
     ]);
     expect(config.policies.map((p) => p.name)).toEqual([
       'internal',
@@ -168,6 +169,7 @@ describe('the default config', () => {
       'conn-per-64',
       'too-many-sessions',
       'dha',
+      'auth-guessing',
       'sender-domain-flood',
     ]);
     const byName = Object.fromEntries(config.policies.map((p) => [p.name, p]));

@@ -1,0 +1,252 @@
+/**
+ * AUTH through the gateway: credentials checked by a real backend (smtp-server with onAuth),
+ * the authenticated backend connection kept for that client alone, and auth_fail events
+ * counted and acted on (brute-force defence) — over real sockets.
+ */
+import net, { type AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfigText, ConfigError } from '../../src/config/load.js';
+import { proxyV1, SmtpTestClient, startTestGateway, type TestGateway } from '../helpers/smtp.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+interface AuthBackend {
+  port: number;
+  /** Every AUTH the backend was asked: user and whether it passed. */
+  attempts: Array<{ user: string; ok: boolean }>;
+  /** Messages with the backend session's authenticated user ('' when none). */
+  messages: Array<{ user: string; from: string; to: string[]; raw: string }>;
+  connections: number;
+  closes: number;
+}
+
+const USERS: Record<string, string> = { alice: 'secret' };
+
+async function startAuthBackend(opts: { offerAuth?: boolean } = {}): Promise<AuthBackend> {
+  const b: AuthBackend = { port: 0, attempts: [], messages: [], connections: 0, closes: 0 };
+  const server = new SMTPServer({
+    authOptional: true,
+    allowInsecureAuth: true,
+    authMethods: ['PLAIN', 'LOGIN'],
+    disabledCommands: opts.offerAuth === false ? ['STARTTLS', 'AUTH'] : ['STARTTLS'],
+    logger: false,
+    closeTimeout: 100,
+    onConnect(_s, cb) {
+      b.connections++;
+      cb();
+    },
+    onClose() {
+      b.closes++;
+    },
+    onAuth(auth, _session, cb) {
+      const ok = auth.username !== undefined && USERS[auth.username] === auth.password;
+      b.attempts.push({ user: auth.username ?? '', ok });
+      if (ok) cb(null, { user: auth.username });
+      else cb(Object.assign(new Error('5.7.8 Invalid username or password'), { responseCode: 535 }));
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        b.messages.push({
+          user: typeof session.user === 'string' ? session.user : '',
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks).toString('utf8'),
+        });
+        cb(null, 'Ok: queued');
+      });
+    },
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  b.port = (server.server.address() as AddressInfo).port;
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return b;
+}
+
+const AUTH_SERVER = '  auth: { enabled: true, allow_plaintext: true }';
+/** Failures per /32 over the current 60 s window: the third failure (count 3 > 2) refuses. */
+const AUTH_BODY = `series:
+  auth_failures: { type: cidr, interval: 60, windows: 2 }
+  auth_fail_users: { type: string, interval: 60, windows: 2 }
+record:
+  - { on: auth_fail, series: auth_failures }
+  - { on: auth_fail, series: auth_fail_users, key: "{auth_user}" }
+policies:
+  - { name: auth-bruteforce, on: auth_fail, series: auth_failures, mask: 32, windows: [0, 1], above: 2, action: tempfail }
+`;
+
+async function gateway(backendPort: number, body = AUTH_BODY, server = AUTH_SERVER): Promise<TestGateway> {
+  const gw = await startTestGateway({ relay: `smtp://127.0.0.1:${backendPort}`, server, body });
+  cleanups.push(() => gw.close());
+  return gw;
+}
+
+async function client(gw: TestGateway, ip: string): Promise<SmtpTestClient> {
+  const c = await SmtpTestClient.connect(gw.port, { preface: proxyV1(ip) });
+  cleanups.push(() => c.close());
+  expect(c.greeting.code).toBe(220);
+  return c;
+}
+
+const plain = (user: string, pass: string): string => Buffer.from(`\0${user}\0${pass}`).toString('base64');
+
+async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('waitFor: condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('AUTH checked by the backend', () => {
+  it('offers AUTH PLAIN LOGIN; a good password is 235 and the mail goes over that authenticated backend connection, which is not pooled', async () => {
+    const b = await startAuthBackend();
+    const gw = await gateway(b.port);
+    const c = await client(gw, '192.0.2.10');
+    const ehlo = await c.cmd('EHLO client.test');
+    expect(ehlo.text).toMatch(/AUTH PLAIN LOGIN/);
+    const auth = await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);
+    expect(auth.code).toBe(235);
+    expect(b.attempts).toEqual([{ user: 'alice', ok: true }]);
+    for (const n of [1, 2]) {
+      expect((await c.cmd(`MAIL FROM:<alice@example.org>`)).code).toBe(250);
+      expect((await c.cmd('RCPT TO:<bob@example.net>')).code).toBe(250);
+      expect((await c.data(`Subject: ${n}\r\n\r\nhi\r\n`)).code).toBe(250);
+    }
+    expect(b.messages.map((m) => m.user)).toEqual(['alice', 'alice']);
+    expect(b.connections).toBe(1);
+    expect((await c.cmd('QUIT')).code).toBe(221);
+    // the authenticated backend connection goes with the client
+    await waitFor(() => b.closes === 1);
+
+    // an unauthenticated client next gets a connection of its own, not alice's
+    const d = await client(gw, '192.0.2.11');
+    await d.cmd('EHLO other.test');
+    expect((await d.cmd('MAIL FROM:<x@example.org>')).code).toBe(250);
+    expect((await d.cmd('RCPT TO:<bob@example.net>')).code).toBe(250);
+    expect((await d.data('Subject: 3\r\n\r\nhi\r\n')).code).toBe(250);
+    expect(b.messages.at(-1)!.user).toBe('');
+    expect(b.connections).toBe(2);
+  });
+
+  it('AUTH LOGIN works the same way', async () => {
+    const b = await startAuthBackend();
+    const gw = await gateway(b.port);
+    const c = await client(gw, '192.0.2.12');
+    await c.cmd('EHLO client.test');
+    expect((await c.cmd('AUTH LOGIN')).code).toBe(334);
+    expect((await c.cmd(Buffer.from('alice').toString('base64'))).code).toBe(334);
+    expect((await c.cmd(Buffer.from('secret').toString('base64'))).code).toBe(235);
+    expect(b.attempts).toEqual([{ user: 'alice', ok: true }]);
+  });
+
+  it('failures are auth_fail events: counted per IP and per user; the third refuses with 421, and later attempts never reach the backend', async () => {
+    const b = await startAuthBackend();
+    const gw = await gateway(b.port);
+    const ip = '198.51.100.20';
+    const c = await client(gw, ip);
+    await c.cmd('EHLO client.test');
+    for (let i = 0; i < 2; i++) {
+      const r = await c.cmd(`AUTH PLAIN ${plain('Alice', `guess${i}`)}`);
+      expect(r.code).toBe(535);
+      expect(r.text).toMatch(/^5\.7\.8 Authentication credentials invalid \[[0-9a-f]{12}@gw\.test\]$/);
+    }
+    const third = await c.cmd(`AUTH PLAIN ${plain('alice', 'guess2')}`);
+    expect(third.code).toBe(421);
+    expect(third.text).toMatch(/4\.7\.0 Too many authentication failures, try again later.*\[[0-9a-f]{12}@gw\.test\]/);
+    expect(await c.closed()).toBe(true);
+    expect(await gw.gateway.store.count('auth_failures', ip)).toBe(3);
+    expect(await gw.gateway.store.count('auth_fail_users', 'alice')).toBe(3);
+    expect(b.attempts).toHaveLength(3);
+    const fired = gw.logs.filter((l) => l.msg === 'policy fired' && l.policy === 'auth-bruteforce');
+    expect(fired).toHaveLength(1);
+    expect(fired[0]).toMatchObject({ client: ip, stage: 'auth_fail', action: 'tempfail', count: 3 });
+
+    // the right password from the same address is refused without asking the backend
+    const d = await client(gw, ip);
+    await d.cmd('EHLO client.test');
+    const again = await d.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);
+    expect(again.code).toBe(421);
+    expect(b.attempts).toHaveLength(3);
+    expect(await gw.gateway.store.count('auth_failures', ip)).toBe(4);
+
+    // another address is not affected
+    const e = await client(gw, '198.51.100.21');
+    await e.cmd('EHLO client.test');
+    expect((await e.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`)).code).toBe(235);
+  });
+
+  it('a backend that is down gives 454, and one that does not offer AUTH gives 454; neither is an auth_fail', async () => {
+    const noAuth = await startAuthBackend({ offerAuth: false });
+    const gw = await gateway(noAuth.port);
+    const c = await client(gw, '192.0.2.30');
+    await c.cmd('EHLO client.test');
+    const r = await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);
+    expect(r.code).toBe(454);
+    expect(r.text).toMatch(/^4\.7\.0 Temporary authentication failure/);
+
+    const closed = await new Promise<number>((resolve) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const port = (s.address() as AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const gw2 = await gateway(closed);
+    const d = await client(gw2, '192.0.2.31');
+    await d.cmd('EHLO client.test');
+    const down = await d.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);
+    expect(down.code).toBe(454);
+    expect(down.text).toMatch(/Temporary authentication failure, try again later \[[0-9a-f]{12}@gw\.test\]/);
+    expect(await gw.gateway.store.count('auth_failures', '192.0.2.30')).toBe(0);
+    expect(await gw2.gateway.store.count('auth_failures', '192.0.2.31')).toBe(0);
+  });
+
+  it('AUTH is not offered unless enabled', async () => {
+    const b = await startAuthBackend();
+    const gw = await gateway(b.port, 'series: {}\n', '');
+    const c = await client(gw, '192.0.2.40');
+    const ehlo = await c.cmd('EHLO client.test');
+    expect(ehlo.text).not.toMatch(/AUTH/);
+    const r = await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);
+    expect(r.code).toBeGreaterThanOrEqual(500);
+    expect(b.attempts).toHaveLength(0);
+  });
+});
+
+describe('AUTH config', () => {
+  const base = (server: string, relay = 'smtp://127.0.0.1:2526'): string => `server:
+  listen: ["127.0.0.1:2525"]
+${server}
+relay:
+  url: ${relay}
+`;
+
+  it('refuses AUTH with a dir: relay (nothing to check the password with)', () => {
+    expect(() => parseConfigText(base('  auth: { enabled: true, allow_plaintext: true }', 'dir:/tmp/mail'), 'a.yaml')).toThrow(ConfigError);
+    try {
+      parseConfigText(base('  auth: { enabled: true, allow_plaintext: true }', 'dir:/tmp/mail'), 'a.yaml');
+    } catch (err) {
+      expect((err as Error).message).toMatch(/a\.yaml:3:\d+ server\.auth\.enabled: AUTH is checked by the backend: it needs an smtp:\/\/ relay/);
+    }
+  });
+
+  it('refuses AUTH without TLS unless allow_plaintext', () => {
+    let message = '';
+    try {
+      parseConfigText(base('  auth:\n    enabled: true'), 'b.yaml');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/b\.yaml:4:\d+ server\.auth\.enabled: AUTH without TLS sends passwords in clear text/);
+  });
+
+  it('rejects unknown keys under server.auth', () => {
+    expect(() => parseConfigText(base('  auth: { enabled: true, allow_plaintext: true, methods: [PLAIN] }'), 'c.yaml')).toThrow(/server\.auth.*methods/);
+  });
+});
