@@ -22,7 +22,7 @@ import type { SessionTracker } from '../audit/sessions.js';
 import type { EventContext } from '../policy/evaluate.js';
 import { cidrMatcher, type CidrMatcher } from '../policy/compile.js';
 import { normalizeAddress } from '../series/address.js';
-import { refusalReply, smtpError, STORE_FAILURE_REPLY } from './replies.js';
+import { refusalReply, smtpError, STORE_FAILURE_REPLY, type SmtpError } from './replies.js';
 import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import type { AuthenticatedRelay, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay.js';
 import { smtpServerLogger } from '../log.js';
@@ -36,7 +36,6 @@ interface ClientState {
   rawAddress: string;
   /** An `accept` policy at connect trusts the session: later stages record but skip policies. */
   trusted: boolean;
-  heloSeen?: string;
   tx?: RelayTransaction;
   /** After a successful AUTH: the backend session authenticated as this client's user. */
   auth?: AuthenticatedRelay;
@@ -196,6 +195,7 @@ export class SmtpFront {
     socket.once('close', () => this.connections.delete(conn));
     conn.on('error', (err: Error) => internals._onError(err));
     conn.on('connect', (data: unknown) => internals._onClientConnect(data));
+    this.hookHelo(conn);
     const delayMs = this.deps.config().server.greet_delay * 1000;
     conn._setListeners(() => {
       // One limit for the whole front, across the plain and XCLIENT servers and across reloads.
@@ -207,6 +207,63 @@ export class SmtpFront {
       if (delayMs > 0) setTimeout(() => conn.connectionReady(), delayMs).unref();
       else conn.connectionReady();
     });
+  }
+
+  /**
+   * smtp-server has no HELO/EHLO hook, so this connection's two handlers are wrapped: the
+   * library checks the command and builds its 250 reply, which is held back while the helo
+   * stage (and, after XCLIENT, the forwarded client's connect stage) decides. A refusal
+   * replaces the 250 and forgets the HELO name, so MAIL needs a new HELO; a tarpit delays it.
+   * The parser reads the next command only once the reply is out.
+   */
+  private hookHelo(conn: InstanceType<typeof SMTPConnection>): void {
+    for (const verb of ['EHLO', 'HELO'] as const) {
+      const key = verb === 'EHLO' ? 'handler_EHLO' : 'handler_HELO';
+      const original = conn[key];
+      conn[key] = (command: Buffer, callback: () => void): void => {
+        const send = conn.send;
+        let held: Parameters<typeof send> | undefined;
+        let libraryDone = false;
+        let decided = false;
+        const finish = (): void => {
+          if (libraryDone && decided) callback();
+        };
+        conn.send = (...args: Parameters<typeof send>): void => {
+          if (held === undefined && args[0] === 250) held = args;
+          else send.apply(conn, args);
+        };
+        try {
+          original.call(conn, command, () => {
+            libraryDone = true;
+            finish();
+          });
+        } finally {
+          conn.send = send;
+        }
+        const reply = held;
+        if (reply === undefined) {
+          // the library refused the command itself (501 syntax): nothing to evaluate
+          decided = true;
+          finish();
+          return;
+        }
+        this.onHelo(
+          conn.session,
+          () => {
+            send.apply(conn, reply);
+            decided = true;
+            finish();
+          },
+          (err) => {
+            conn.hostNameAppearsAs = false;
+            conn.session.hostNameAppearsAs = '';
+            send.call(conn, err.responseCode, err.message);
+            decided = true;
+            finish();
+          },
+        );
+      };
+    }
   }
 
   // ---- hooks ------------------------------------------------------------------------------
@@ -335,16 +392,21 @@ export class SmtpFront {
   }
 
   private async mailStages(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
-    const helo = session.hostNameAppearsAs || '';
     const [mail_from, mail_from_domain] = splitAddress(address.address);
     const extra: Partial<EventContext> = { mail_from, mail_from_domain };
-    const mailStage = (): void =>
-      void this.runStage(st, this.ctx(st, 'mail', session, extra), cb, () => void this.openTransaction(st, address, session, cb));
-    if (helo && st.heloSeen !== helo) {
-      // smtp-server has no HELO hook: the helo stage runs once per HELO name, before the first MAIL after it
-      st.heloSeen = helo;
-      await this.runStage(st, this.ctx(st, 'helo', session), cb, mailStage);
-    } else mailStage();
+    await this.runStage(st, this.ctx(st, 'mail', session, extra), cb, () => void this.openTransaction(st, address, session, cb));
+  }
+
+  /** HELO/EHLO (see hookHelo): the helo stage, after XCLIENT first the forwarded client's connect stage. */
+  private onHelo(session: SMTPServerSession, proceed: () => void, refuse: (err: SmtpError) => void): void {
+    const st = this.state(session);
+    const cb = (err?: Error | null): void => {
+      if (err) refuse(err as SmtpError);
+      else proceed();
+    };
+    const helo = (): void => void this.runStage(st, this.ctx(st, 'helo', session), cb, proceed);
+    if (this.followXclient(st, session)) void this.runStage(st, this.ctx(st, 'connect', session), cb, helo);
+    else helo();
   }
 
   /** XCLIENT changes the client address mid-connection: count the new client from then on. True when it changed. */
@@ -356,7 +418,6 @@ export class SmtpFront {
     this.deps.sessions.closed(st.ip);
     st.ip = ip;
     st.trusted = false;
-    st.heloSeen = undefined;
     this.deps.sessions.opened(ip);
     return true;
   }

@@ -2,11 +2,16 @@
 declare module 'smtp-server/lib/smtp-connection.js' {
   import type { EventEmitter } from 'node:events';
   import type { Socket } from 'node:net';
-  import type { SMTPServer } from 'smtp-server';
+  import type { SMTPServer, SMTPServerSession } from 'smtp-server';
   export class SMTPConnection extends EventEmitter {
     constructor(server: SMTPServer, socket: Socket, options: Record<string, unknown>);
+    session: SMTPServerSession;
+    /** The HELO/EHLO name, lower-cased; false before any. */
+    hostNameAppearsAs: string | false;
+    handler_EHLO(command: Buffer, callback: () => void): void;
+    handler_HELO(command: Buffer, callback: () => void): void;
     _setListeners(callback: () => void): void;
     connectionReady(next?: () => void): void;
-    send(code: number, message: string, context?: unknown): void;
+    send(code: number, message: string | string[], context?: unknown): void;
   }
 }
