@@ -127,7 +127,7 @@ export async function startResponder(opts: { chunking?: boolean } = {}): Promise
 // ---------------------------------------------------------------------------------------------
 // The clients (child side)
 
-interface RunSpec {
+export interface RunSpec {
   port: number;
   mode: 'full' | 'connect';
   proxy: boolean;
@@ -136,7 +136,7 @@ interface RunSpec {
   durationMs: number;
 }
 
-interface RunResult {
+export interface RunResult {
   /** Sessions that completed as expected in the measured phase. */
   sessions: number;
   failures: number;
@@ -291,7 +291,7 @@ if (process.env[BACKEND_ENV] && process.send) void backendMain();
  * The gateway's backend: a responder in a process of its own, as a backend MTA would be, so
  * its work is not charged to the gateway's process.
  */
-function backendProcess(chunking: boolean): Promise<{ port: number; close(): void }> {
+export function backendProcess(chunking: boolean): Promise<{ port: number; close(): void }> {
   const child = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, [BACKEND_ENV]: chunking ? 'chunking' : 'data' }, execArgv: [], stdio: 'inherit' });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { port: number }) =>
@@ -320,7 +320,7 @@ async function measured(what: string, clients: { run(spec: RunSpec): Promise<Run
   return r;
 }
 
-function clientProcess(): { run(spec: RunSpec): Promise<RunResult>; close(): void } {
+export function clientProcess(): { run(spec: RunSpec): Promise<RunResult>; close(): void } {
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, [CHILD_ENV]: '1' }, execArgv: [], stdio: 'inherit' });
   let id = 0;
   const waiting = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void }>();
@@ -345,7 +345,7 @@ function clientProcess(): { run(spec: RunSpec): Promise<RunResult>; close(): voi
   };
 }
 
-function gatewayYaml(relayPort: number, dir: string, policies: string, replicate?: { redisPort: number }): string {
+export function gatewayYaml(relayPort: number, dir: string, policies: string, replicate?: { redisPort: number }): string {
   const store = replicate ? `store: { redis: "redis://127.0.0.1:${replicate.redisPort}", on_error: local }\n` : '';
   const rep = replicate ? 'cluster' : 'none';
   return `server:
@@ -374,7 +374,7 @@ ${policies}
 const rate = (r: RunResult): number => r.sessions / (r.elapsedMs / 1000);
 
 /** Full-session policies: thresholds far above the load, so nothing is refused. */
-const FULL_POLICIES = `  - { name: per-ip, on: connect, series: connections, mask: 32, windows: [0, 3], above: 1000000, action: tempfail }
+export const FULL_POLICIES = `  - { name: per-ip, on: connect, series: connections, mask: 32, windows: [0, 3], above: 1000000, action: tempfail }
   - { name: per-24, on: connect, series: connections, mask: 24, windows: [0, 3], above: 10000000, action: tempfail }`;
 
 // ---------------------------------------------------------------------------------------------

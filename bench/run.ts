@@ -1,6 +1,7 @@
-/** `npm run bench [-- --json] [-- --only series|memory|gateway]` */
+/** `npm run bench [-- --json] [-- --only series|memory|gateway|cost]` (cost runs only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchGateway } from './gateway.js';
+import { benchCost } from './cost.js';
 import { report, type Figure } from './harness.js';
 
 const args = process.argv.slice(2);
@@ -12,11 +13,18 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   series: benchSeries,
   memory: benchMemory,
   gateway: benchGateway,
+  cost: benchCost,
 };
+/** Suites a plain `npm run bench` leaves out: cost needs perf and the machine to itself. */
+const OPT_IN = new Set(['cost']);
 
+if (only !== undefined && !(only in suites)) {
+  console.error(`unknown suite "${only}"; known: ${Object.keys(suites).join(', ')}`);
+  process.exit(2);
+}
 const figures: Figure[] = [];
 for (const [name, fn] of Object.entries(suites)) {
-  if (only && only !== name) continue;
+  if (only ? only !== name : OPT_IN.has(name)) continue;
   if (!json) console.error(`running ${name} …`);
   figures.push(...(await fn()));
 }
