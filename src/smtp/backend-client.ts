@@ -156,6 +156,7 @@ export class BackendConnection {
   private checkSendable(line: string): void {
     if (/[\r\n]/.test(line)) throw new TypeError('SMTP command must not contain CR or LF');
     if (this.brokenReason !== undefined) throw transportError(this.brokenReason);
+    if (this.waiter) throw new RelayError('internal: a command while a reply is awaited', 451);
     if (this.replies.length > 0) {
       // Out of sync: the backend said something we did not ask for.
       const stray = this.replies[0] as SmtpReply;

@@ -26,6 +26,7 @@ import { refusalReply, smtpError, STORE_FAILURE_REPLY, type SmtpError } from './
 import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import type { AuthenticatedRelay, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay.js';
 import { smtpServerLogger } from '../log.js';
+import { RelayError } from '../errors.js';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 interface ClientState {
@@ -279,10 +280,11 @@ export class SmtpFront {
   }
 
   private ctx(st: ClientState, stage: Stage, session: SMTPServerSession, extra: Partial<EventContext> = {}): EventContext {
-    const c: EventContext = { stage, ip: st.ip, ...extra };
+    const c: EventContext = { stage, ip: st.ip };
     if (session.hostNameAppearsAs) c.helo = session.hostNameAppearsAs;
-    if (session.user !== undefined) c.auth_user = String(session.user);
-    return c;
+    // smtp-server sets user to false after STARTTLS and XCLIENT: only a real identity counts
+    if (session.user) c.auth_user = String(session.user);
+    return Object.assign(c, extra);
   }
 
   /**
@@ -341,7 +343,16 @@ export class SmtpFront {
    * close), tarpit (the 535 comes late) or let the 535 through.
    */
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): Promise<void> {
+    if (auth.method === 'XCLIENT') {
+      // XCLIENT LOGIN= from a trusted peer: let it through unauthenticated, as smtp-server does
+      cb(undefined);
+      return;
+    }
     const st = this.state(session);
+    if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') {
+      cb(smtpError(504, `5.5.4 Unrecognized authentication type [${st.tag}]`));
+      return;
+    }
     const user = auth.username ?? '';
     const ctx = this.ctx(st, 'auth_fail', session, { auth_user: user.toLowerCase() });
     const failed = (): void => void this.runStage(st, ctx, cb, () => cb(smtpError(535, `5.7.8 Authentication credentials invalid [${st.tag}]`)));
@@ -366,6 +377,7 @@ export class SmtpFront {
       return;
     }
     if (res.reply.code === 235 && res.session) {
+      st.auth?.close(); // a new AUTH after STARTTLS or XCLIENT reset the identity
       st.auth = res.session;
       cb(null, { user });
       return;
@@ -418,6 +430,8 @@ export class SmtpFront {
     this.deps.sessions.closed(st.ip);
     st.ip = ip;
     st.trusted = false;
+    st.auth?.close();
+    st.auth = undefined;
     this.deps.sessions.opened(ip);
     return true;
   }
@@ -425,6 +439,11 @@ export class SmtpFront {
   private async openTransaction(st: ClientState, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {
     try {
       const meta = { clientAddress: st.ip, heloName: session.hostNameAppearsAs || '' };
+      if (st.auth && !session.user) {
+        // STARTTLS or XCLIENT ended the identity: its backend connection goes with it
+        st.auth.close();
+        st.auth = undefined;
+      }
       const tx = await (st.auth ? st.auth.begin(meta) : this.deps.relay().begin(meta));
       if (st.closed) {
         tx.abort();
@@ -447,6 +466,11 @@ export class SmtpFront {
       cb();
     } catch (err) {
       this.relayFailure(st, err);
+      if (err instanceof RelayError && err.responseCode === 421) {
+        // the authenticated backend session is gone: the client must connect and log in again
+        cb(smtpError(421, `4.4.2 ${err.message} [${st.tag}]`));
+        return;
+      }
       cb(smtpError(451, `4.4.1 Backend unavailable, try again later [${st.tag}]`));
     }
   }
@@ -490,6 +514,7 @@ export class SmtpFront {
     } catch (err) {
       this.relayFailure(st, err);
       st.tx = undefined;
+      void tx.release().catch(() => {});
       cb(smtpError(451, `4.4.1 Backend unavailable, try again later [${st.tag}]`));
     }
   }

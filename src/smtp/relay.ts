@@ -349,10 +349,12 @@ class SmtpRelay extends CountingRelay implements Relay {
     if (conn) {
       try {
         reply = await this.tryAuth(conn, line);
+        if (reply.code === 421) throw new RelayError('pooled connection closing', 451);
       } catch {
-        // a pooled connection that died meanwhile: once more on a fresh one
+        // a pooled connection that died or timed out meanwhile: once more on a fresh one
         conn.destroy();
         conn = undefined;
+        reply = undefined;
       }
     }
     if (!conn) conn = await this.openConnection(); // counts and logs its own failures
@@ -365,6 +367,13 @@ class SmtpRelay extends CountingRelay implements Relay {
       throw err instanceof RelayError ? err : new RelayError('Backend unavailable, try again later', 451, { cause: err });
     }
     if (reply.code === 235) return { reply, session: new SmtpAuthSession(this, conn) };
+    if (reply.code < 400) {
+      // a 334 challenge to an initial response, or any other success: out of step, not usable
+      conn.destroy('unexpected reply to AUTH');
+      this.counters.failures++;
+      this.logger?.warn({ backend: `${this.opts.host}:${this.opts.port}`, reply: formatReply(reply) }, 'unexpected backend reply to AUTH PLAIN');
+      return { reply: localReply(454, '4.7.0', 'Temporary authentication failure') };
+    }
     // Refused or not possible now: the connection is as unauthenticated as before.
     if (reply.code === 421) conn.destroy('backend closing');
     else this.pool(conn);
@@ -381,11 +390,14 @@ class SmtpRelay extends CountingRelay implements Relay {
     return conn.command(line, this.timeoutMs);
   }
 
-  /** A transaction on a connection the caller holds (an authenticated session's). */
-  beginOn(conn: BackendConnection, meta: { clientAddress: string; heloName?: string }, home: (conn: BackendConnection) => void): RelayTransaction {
+  /**
+   * A transaction on a connection the caller holds (an authenticated session's). `ended` is
+   * called once when the transaction is over (released, its RSET answered, or aborted).
+   */
+  beginOn(conn: BackendConnection, meta: { clientAddress: string; heloName?: string }, ended: () => void): RelayTransaction {
     this.counters.active++;
     this.counters.transactions++;
-    return new SmtpTransaction(this, conn, false, meta, home);
+    return new SmtpTransaction(this, conn, false, meta, () => undefined, ended);
   }
 
   async close(): Promise<void> {
@@ -499,8 +511,10 @@ class SmtpTransaction implements RelayTransaction {
     private conn: BackendConnection,
     private reused: boolean,
     private readonly meta: { clientAddress: string; heloName?: string },
-    /** Where a healthy connection goes at release: the pool, or the session that owns it. */
+    /** Where a healthy connection goes at release: the pool, or (a no-op) the session that owns it. */
     private readonly home: (conn: BackendConnection) => void = (c) => relay.pool(c),
+    /** Called once when the transaction is over: after release (and its RSET) or abort. */
+    private readonly ended?: () => void,
   ) {}
 
   mailFrom(from: string, params: MailFromParams = {}): Promise<SmtpReply> {
@@ -635,6 +649,15 @@ class SmtpTransaction implements RelayTransaction {
     if (this.done) return;
     this.done = true;
     this.relay.transactionEnded();
+    try {
+      await this.finish();
+    } finally {
+      this.ended?.();
+    }
+  }
+
+  /** The connection after the transaction: home if healthy (RSET first unless clean), else closed. */
+  private async finish(): Promise<void> {
     const conn = this.conn;
     if (this.failed || this.busy || conn.broken) {
       conn.destroy('transaction failed');
@@ -663,6 +686,7 @@ class SmtpTransaction implements RelayTransaction {
     if (this.done) return;
     this.done = true;
     this.relay.transactionEnded();
+    this.ended?.();
   }
 
   private mailLine(from: string, params: MailFromParams): string {
@@ -735,7 +759,8 @@ class SmtpTransaction implements RelayTransaction {
  */
 class SmtpAuthSession implements AuthenticatedRelay {
   private conn: BackendConnection | undefined;
-  private inUse = false;
+  /** Settles when the previous transaction is over (its RSET answered): one at a time. */
+  private previous: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly relay: SmtpRelay,
@@ -744,25 +769,24 @@ class SmtpAuthSession implements AuthenticatedRelay {
     this.conn = conn;
   }
 
-  begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction> {
+  async begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction> {
+    await this.previous;
     const conn = this.conn;
     if (!conn || conn.broken) {
       this.conn = undefined;
-      return Promise.reject(new RelayError('Authenticated backend session lost, connect and authenticate again', 451));
+      throw new RelayError('Authenticated backend session lost, connect and authenticate again', 421);
     }
-    if (this.inUse) return Promise.reject(new RelayError('Relay transaction busy (one at a time per session)', 451));
-    this.inUse = true;
-    return Promise.resolve(
-      this.relay.beginOn(conn, meta, () => {
-        this.inUse = false;
-      }),
-    );
+    let ended!: () => void;
+    this.previous = new Promise<void>((resolve) => (ended = resolve));
+    return this.relay.beginOn(conn, meta, ended);
   }
 
   close(): void {
     const conn = this.conn;
     this.conn = undefined;
-    if (conn && !conn.broken) void conn.quit(Math.min(this.relay.timeoutMs, 2000));
+    if (!conn || conn.broken) return;
+    // after a transaction still finishing (its RSET), not in the middle of it
+    void this.previous.then(() => conn.quit(Math.min(this.relay.timeoutMs, 2000)));
   }
 }
 

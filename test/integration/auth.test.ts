@@ -17,6 +17,8 @@ afterEach(async () => {
 
 interface AuthBackend {
   port: number;
+  /** Cuts every open connection from the backend side. */
+  dropAll(): void;
   /** Every AUTH the backend was asked: user and whether it passed. */
   attempts: Array<{ user: string; ok: boolean }>;
   /** Messages with the backend session's authenticated user ('' when none). */
@@ -28,7 +30,7 @@ interface AuthBackend {
 const USERS: Record<string, string> = { alice: 'secret' };
 
 async function startAuthBackend(opts: { offerAuth?: boolean } = {}): Promise<AuthBackend> {
-  const b: AuthBackend = { port: 0, attempts: [], messages: [], connections: 0, closes: 0 };
+  const b: AuthBackend = { port: 0, dropAll: () => undefined, attempts: [], messages: [], connections: 0, closes: 0 };
   const server = new SMTPServer({
     authOptional: true,
     allowInsecureAuth: true,
@@ -65,6 +67,9 @@ async function startAuthBackend(opts: { offerAuth?: boolean } = {}): Promise<Aut
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   b.port = (server.server.address() as AddressInfo).port;
+  b.dropAll = () => {
+    for (const c of (server as unknown as { connections: Set<{ _socket: net.Socket }> }).connections) c._socket.destroy();
+  };
   cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
   return b;
 }
@@ -81,8 +86,8 @@ policies:
   - { name: auth-bruteforce, on: auth_fail, series: auth_failures, mask: 32, windows: [0, 1], above: 2, action: tempfail }
 `;
 
-async function gateway(backendPort: number, body = AUTH_BODY, server = AUTH_SERVER): Promise<TestGateway> {
-  const gw = await startTestGateway({ relay: `smtp://127.0.0.1:${backendPort}`, server, body });
+async function gateway(backendPort: number, body = AUTH_BODY, server = AUTH_SERVER, proxy?: string): Promise<TestGateway> {
+  const gw = await startTestGateway({ relay: `smtp://127.0.0.1:${backendPort}`, server, body, ...(proxy === undefined ? {} : { proxy }) });
   cleanups.push(() => gw.close());
   return gw;
 }
@@ -206,6 +211,65 @@ describe('AUTH checked by the backend', () => {
     expect(down.text).toMatch(/Temporary authentication failure, try again later \[[0-9a-f]{12}@gw\.test\]/);
     expect(await gw.gateway.store.count('auth_failures', '192.0.2.30')).toBe(0);
     expect(await gw2.gateway.store.count('auth_failures', '192.0.2.31')).toBe(0);
+  });
+
+  it('after RSET an authenticated client starts its next transaction at once (the RSET on its backend connection is awaited)', async () => {
+    const b = await startAuthBackend();
+    const gw = await gateway(b.port);
+    const c = await client(gw, '192.0.2.50');
+    await c.cmd('EHLO client.test');
+    expect((await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`)).code).toBe(235);
+    expect((await c.cmd('MAIL FROM:<alice@example.org>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<bob@example.net>')).code).toBe(250);
+    expect((await c.cmd('RSET')).code).toBe(250);
+    expect((await c.cmd('MAIL FROM:<alice@example.org>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<unknown@example.net>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<carol@example.net>')).code).toBe(250);
+    expect((await c.data('Subject: after rset\r\n\r\nhi\r\n')).code).toBe(250);
+    expect(b.messages).toEqual([expect.objectContaining({ user: 'alice', to: ['unknown@example.net', 'carol@example.net'] })]);
+    expect(b.connections).toBe(1);
+    expect(gw.gateway.relay.stats()).toMatchObject({ active: 0, failures: 0 });
+  });
+
+  it('a lost authenticated backend session is a 421: the client reconnects and logs in again', async () => {
+    const b = await startAuthBackend();
+    const gw = await gateway(b.port);
+    const c = await client(gw, '192.0.2.51');
+    await c.cmd('EHLO client.test');
+    expect((await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`)).code).toBe(235);
+    b.dropAll();
+    await waitFor(() => b.closes >= 1);
+    const mail = await c.cmd('MAIL FROM:<alice@example.org>');
+    expect(mail.code).toBe(421);
+    expect(mail.text).toMatch(/^4\.4\.2 Authenticated backend session lost.*\[[0-9a-f]{12}@gw\.test\]$/);
+    expect(await c.closed()).toBe(true);
+  });
+
+  it('XCLIENT ends the identity: the next mail does not use the old user\'s backend connection, nothing leaks, and auth_fail counts the attempted user', async () => {
+    const b = await startAuthBackend();
+    const gw = await gateway(b.port, AUTH_BODY, `${AUTH_SERVER}\n  xclient: [127.0.0.0/8]`, '[]');
+    const c = await SmtpTestClient.connect(gw.port);
+    cleanups.push(() => c.close());
+    await c.cmd('EHLO proxy.test');
+    expect((await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`)).code).toBe(235);
+    // a trusted proxy forwards a client; LOGIN= is let through unauthenticated, as smtp-server does
+    expect((await c.cmd('XCLIENT ADDR=192.0.2.77 LOGIN=alice')).code).toBe(220);
+    await c.cmd('EHLO client.test');
+    expect((await c.cmd('MAIL FROM:<x@example.org>')).code).toBe(250);
+    expect((await c.cmd('RCPT TO:<bob@example.net>')).code).toBe(250);
+    expect((await c.data('Subject: forwarded\r\n\r\nhi\r\n')).code).toBe(250);
+    expect(b.messages.map((m) => m.user)).toEqual(['']);
+    // smtp-server leaves user = false after XCLIENT: a failure counts the user actually tried
+    expect((await c.cmd(`AUTH PLAIN ${plain('Bob', 'wrong')}`)).code).toBe(535);
+    expect(await gw.gateway.store.count('auth_fail_users', 'bob')).toBe(1);
+    expect(await gw.gateway.store.count('auth_fail_users', 'false')).toBe(0);
+    expect(await gw.gateway.store.count('auth_failures', '192.0.2.77')).toBe(1);
+    expect((await c.cmd('QUIT')).code).toBe(221);
+    // alice's authenticated connection was closed when XCLIENT ended her identity; the other
+    // one (unauthenticated) is back in the pool, as any plain transaction's would be
+    await waitFor(() => b.closes === 1);
+    expect(b.connections).toBe(2);
+    expect(gw.gateway.relay.stats()).toMatchObject({ idle: 1, active: 0 });
   });
 
   it('AUTH is not offered unless enabled', async () => {
