@@ -242,6 +242,11 @@ export class SmtpFront {
           conn.send = send;
         }
         const reply = held;
+        if (reply !== undefined && Array.isArray(reply[1]) && !conn.secure && !this.deps.config().server.auth.allow_plaintext) {
+          // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
+          // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
+          reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));
+        }
         if (reply === undefined) {
           // the library refused the command itself (501 syntax): nothing to evaluate
           decided = true;
