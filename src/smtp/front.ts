@@ -27,7 +27,7 @@ import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import type { AuthenticatedRelay, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay.js';
 import { smtpServerLogger } from '../log.js';
 import { RelayError } from '../errors.js';
-import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { GatewayConnection, type HeloHook } from './connection.js';
 
 interface ClientState {
   cid: string;
@@ -62,7 +62,7 @@ export class SmtpFront {
   private xclientTrusted!: CidrMatcher;
   private readonly states = new Map<string, ClientState>();
   /** Every live SMTP connection, whichever smtp-server instance (plain, XCLIENT, pre-reload) owns it. */
-  private readonly connections = new Set<InstanceType<typeof SMTPConnection>>();
+  private readonly connections = new Set<GatewayConnection>();
   private closing = false;
   relayFailures = 0;
   /** Called with the backend's answer time for each relayed command (the admin metrics hook in here). */
@@ -189,14 +189,13 @@ export class SmtpFront {
    * rate at concurrency / 0.1 s. auditgate makes it `server.greet_delay` (default 0).
    */
   private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
-    const conn = new SMTPConnection(target, socket, opts);
+    const conn = new GatewayConnection(target, socket, opts, this.heloHook);
     const internals = target as unknown as { connections: Set<unknown>; _onError(err: Error): void; _onClientConnect(data: unknown): void };
     internals.connections.add(conn);
     this.connections.add(conn);
     socket.once('close', () => this.connections.delete(conn));
     conn.on('error', (err: Error) => internals._onError(err));
     conn.on('connect', (data: unknown) => internals._onClientConnect(data));
-    this.hookHelo(conn);
     const delayMs = this.deps.config().server.greet_delay * 1000;
     conn._setListeners(() => {
       // One limit for the whole front, across the plain and XCLIENT servers and across reloads.
@@ -208,68 +207,6 @@ export class SmtpFront {
       if (delayMs > 0) setTimeout(() => conn.connectionReady(), delayMs).unref();
       else conn.connectionReady();
     });
-  }
-
-  /**
-   * smtp-server has no HELO/EHLO hook, so this connection's two handlers are wrapped: the
-   * library checks the command and builds its 250 reply, which is held back while the helo
-   * stage (and, after XCLIENT, the forwarded client's connect stage) decides. A refusal
-   * replaces the 250 and forgets the HELO name, so MAIL needs a new HELO; a tarpit delays it.
-   * The parser reads the next command only once the reply is out.
-   */
-  private hookHelo(conn: InstanceType<typeof SMTPConnection>): void {
-    for (const verb of ['EHLO', 'HELO'] as const) {
-      const key = verb === 'EHLO' ? 'handler_EHLO' : 'handler_HELO';
-      const original = conn[key];
-      conn[key] = (command: Buffer, callback: () => void): void => {
-        const send = conn.send;
-        let held: Parameters<typeof send> | undefined;
-        let libraryDone = false;
-        let decided = false;
-        const finish = (): void => {
-          if (libraryDone && decided) callback();
-        };
-        conn.send = (...args: Parameters<typeof send>): void => {
-          if (held === undefined && args[0] === 250) held = args;
-          else send.apply(conn, args);
-        };
-        try {
-          original.call(conn, command, () => {
-            libraryDone = true;
-            finish();
-          });
-        } finally {
-          conn.send = send;
-        }
-        const reply = held;
-        if (reply !== undefined && Array.isArray(reply[1]) && !conn.secure && !this.deps.config().server.auth.allow_plaintext) {
-          // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
-          // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
-          reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));
-        }
-        if (reply === undefined) {
-          // the library refused the command itself (501 syntax): nothing to evaluate
-          decided = true;
-          finish();
-          return;
-        }
-        this.onHelo(
-          conn.session,
-          () => {
-            send.apply(conn, reply);
-            decided = true;
-            finish();
-          },
-          (err) => {
-            conn.hostNameAppearsAs = false;
-            conn.session.hostNameAppearsAs = '';
-            send.call(conn, err.responseCode, err.message);
-            decided = true;
-            finish();
-          },
-        );
-      };
-    }
   }
 
   // ---- hooks ------------------------------------------------------------------------------
@@ -414,7 +351,12 @@ export class SmtpFront {
     await this.runStage(st, this.ctx(st, 'mail', session, extra), cb, () => void this.openTransaction(st, address, session, cb));
   }
 
-  /** HELO/EHLO (see hookHelo): the helo stage, after XCLIENT first the forwarded client's connect stage. */
+  /** HELO/EHLO (see GatewayConnection): the helo stage, after XCLIENT first the forwarded client's connect stage. */
+  private readonly heloHook: HeloHook = {
+    onHelo: (conn, proceed, refuse) => this.onHelo(conn.session, proceed, refuse),
+    plaintextAuth: () => this.deps.config().server.auth.allow_plaintext,
+  };
+
   private onHelo(session: SMTPServerSession, proceed: () => void, refuse: (err: SmtpError) => void): void {
     const st = this.state(session);
     const cb = (err?: Error | null): void => {

@@ -1,0 +1,104 @@
+/**
+ * smtp-server's connection class with the one hook the library lacks: HELO/EHLO.
+ *
+ * The library's own handler checks the command and builds its 250 reply; that reply is held
+ * back while `HeloHook.onHelo` decides. A refusal replaces the 250 and forgets the HELO name
+ * (so MAIL needs a new HELO); a delayed `proceed` is a tarpit. The parser reads the next
+ * (pipelined) command only once the reply is out. Being a subclass (not per-connection
+ * patching) keeps every connection object the same shape for the library's hot code.
+ */
+import type net from 'node:net';
+import type { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SmtpError } from './replies.js';
+
+export interface HeloHook {
+  /** Decide on a HELO/EHLO the library accepted: call exactly one of proceed / refuse, now or later. */
+  onHelo(conn: GatewayConnection, proceed: () => void, refuse: (err: SmtpError) => void): void;
+  /** Whether AUTH may be advertised outside TLS (otherwise the EHLO line is dropped there). */
+  plaintextAuth(): boolean;
+}
+
+type Reply = [code: number, data: string | string[], context?: unknown];
+
+export class GatewayConnection extends SMTPConnection {
+  /** Set while the library's HELO/EHLO handler runs: its 250 is held, not sent. */
+  private holding = false;
+  private held: Reply | undefined = undefined;
+
+  constructor(
+    server: SMTPServer,
+    socket: net.Socket,
+    options: Record<string, unknown>,
+    private readonly hook: HeloHook,
+  ) {
+    super(server, socket, options);
+  }
+
+  override send(code: number, data: string | string[], context?: unknown): void {
+    if (this.holding && this.held === undefined && code === 250) {
+      this.held = [code, data, context];
+      return;
+    }
+    super.send(code, data, context);
+  }
+
+  override handler_EHLO(command: Buffer, callback: () => void): void {
+    this.hooked(command, callback, (c, cb) => super.handler_EHLO(c, cb));
+  }
+
+  override handler_HELO(command: Buffer, callback: () => void): void {
+    this.hooked(command, callback, (c, cb) => super.handler_HELO(c, cb));
+  }
+
+  private takeHeld(): Reply | undefined {
+    const reply = this.held;
+    this.held = undefined;
+    return reply;
+  }
+
+  private hooked(command: Buffer, callback: () => void, library: (command: Buffer, callback: () => void) => void): void {
+    let libraryDone = false;
+    let decided = false;
+    const finish = (): void => {
+      if (libraryDone && decided) callback();
+    };
+    this.holding = true;
+    this.held = undefined;
+    try {
+      library(command, () => {
+        libraryDone = true;
+        finish();
+      });
+    } finally {
+      this.holding = false;
+    }
+    const reply = this.takeHeld();
+    if (reply === undefined) {
+      // the library refused the command itself (501 syntax): nothing to decide
+      decided = true;
+      finish();
+      return;
+    }
+    if (Array.isArray(reply[1]) && !this.secure && !this.hook.plaintextAuth()) {
+      // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
+      // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
+      reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));
+    }
+    this.hook.onHelo(
+      this,
+      () => {
+        super.send(reply[0], reply[1], reply[2]);
+        decided = true;
+        finish();
+      },
+      (err) => {
+        this.hostNameAppearsAs = false;
+        this.session.hostNameAppearsAs = '';
+        super.send(err.responseCode, err.message);
+        decided = true;
+        finish();
+      },
+    );
+  }
+}
