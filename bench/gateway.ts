@@ -25,6 +25,10 @@ import type { Figure } from './harness.js';
 const CONCURRENCY = 64;
 const WARMUP_MS = 1_000;
 const DURATION_MS = 5_000;
+/** Full-session figures: responder and gateway alternate this many times, ROUND_MS measured each. */
+const ROUNDS = 3;
+const ROUND_WARMUP_MS = 500;
+const ROUND_MS = 2_000;
 /** 4,096 distinct client addresses: 198.18.0.0 – 198.18.15.255 (16 /24s of the benchmarking range). */
 const SOURCES = 4_096;
 const BODY_BYTES = 1_024;
@@ -373,6 +377,12 @@ ${policies}
 
 const rate = (r: RunResult): number => r.sessions / (r.elapsedMs / 1000);
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /** Full-session policies: thresholds far above the load, so nothing is refused. */
 export const FULL_POLICIES = `  - { name: per-ip, on: connect, series: connections, mask: 32, windows: [0, 3], above: 1000000, action: tempfail }
   - { name: per-24, on: connect, series: connections, mask: 24, windows: [0, 3], above: 10000000, action: tempfail }`;
@@ -506,33 +516,47 @@ export async function benchGateway(): Promise<Figure[]> {
       const spec = { concurrency, warmupMs: WARMUP_MS, durationMs: DURATION_MS };
       const tag = `${concurrency} clients`;
 
-      // Baselines: the same clients straight against the responder.
-      const baseFull = await measured(`responder full, ${tag}`, clients, { ...spec, port: sink.port, mode: 'full', proxy: false });
-      checkFull('responder', baseFull);
+      // Full sessions: the responder and the gateway (to each backend; thresholds far above the
+      // load, so nothing is refused) measured in alternation, ROUNDS times, so that a busy spell
+      // on the shared machine hits both sides; the ratio is the median of the rounds' ratios.
+      const rspec = { concurrency, warmupMs: ROUND_WARMUP_MS, durationMs: ROUND_MS };
+      const targets: Array<{ label: string; gw: Gateway; port: number; rates: number[]; ratios: number[] }> = [];
+      try {
+        for (const [label, backendPort] of [
+          ['backend offers CHUNKING', backend.port],
+          ['backend DATA only', dataBackend.port],
+        ] as const) {
+          const g = await startGateway({ config: parseConfigText(gatewayYaml(backendPort, dir, FULL_POLICIES), 'bench-gateway.yaml') });
+          targets.push({ label, gw: g, port: g.smtpAddresses()[0]!.port, rates: [], ratios: [] });
+        }
+        const baseRates: number[] = [];
+        for (let round = 1; round <= ROUNDS; round++) {
+          const base = await measured(`round ${round}: responder full, ${tag}`, clients, { ...rspec, port: sink.port, mode: 'full', proxy: false });
+          checkFull('responder', base);
+          baseRates.push(rate(base));
+          for (const t of targets) {
+            const r = await measured(`round ${round}: gateway full (${t.label}), ${tag}`, clients, { ...rspec, port: t.port, mode: 'full', proxy: true });
+            checkFull(`gateway (${t.label})`, r);
+            t.rates.push(rate(r));
+            t.ratios.push(rate(r) / rate(base));
+          }
+        }
+        for (const t of targets) {
+          console.error(`gateway full (${t.label}), ${tag}: ratios by round ${t.ratios.map((x) => x.toFixed(2)).join(', ')}`);
+          figures.push({
+            name: `full sessions, 1 KiB, ${tag}, ${SOURCES} sources, ${t.label}`,
+            value: median(t.rates),
+            unit: 'sessions/s',
+            baseline: median(baseRates),
+            ratio: median(t.ratios), // throughput: value / baseline, higher is better (median of the rounds)
+            target: '≥ 0.5×',
+          });
+        }
+      } finally {
+        for (const t of targets) await t.gw.close(2000);
+      }
       const baseConn = await measured(`responder connect-only, ${tag}`, clients, { ...spec, port: sink.port, mode: 'connect', proxy: false });
       checkConnect('responder', baseConn);
-      const baseFullRate = rate(baseFull);
-
-      // Full sessions through the gateway, nothing refused (thresholds far above the load),
-      // to each backend.
-      for (const [label, port0] of [
-        ['backend offers CHUNKING', backend.port],
-        ['backend DATA only', dataBackend.port],
-      ] as const) {
-        const port = await startGw('bench-gateway.yaml', FULL_POLICIES, undefined, port0);
-        const gwFull = await measured(`gateway full (${label}), ${tag}`, clients, { ...spec, port, mode: 'full', proxy: true });
-        await stopGw();
-        checkFull(`gateway (${label})`, gwFull);
-        const full = rate(gwFull);
-        figures.push({
-          name: `full sessions, 1 KiB, ${tag}, ${SOURCES} sources, ${label}`,
-          value: full,
-          unit: 'sessions/s',
-          baseline: baseFullRate,
-          ratio: full / baseFullRate, // throughput: value / baseline, higher is better
-          target: '≥ 0.5×',
-        });
-      }
 
       // Connect-only under low thresholds: a /32 gets 1 connection per 4 minutes and a /24
       // (there are 16) gets 4, so all but the first 64 connections are refused with 421.
