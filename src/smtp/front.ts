@@ -478,9 +478,12 @@ export class SmtpFront {
       cb(smtpError(451, `4.3.0 No backend transaction [${st.tag}]`));
       return;
     }
-    st.tx = undefined;
+    // st.tx stays set while the message goes out: a client that vanishes before the backend's
+    // final reply has its transaction aborted (onClose), so a message it never saw a 250 for
+    // is not delivered where that can still be stopped — it will send it again.
     try {
       const reply = await this.timed('data', tx.data(stream, this.received(st, session)));
+      if (st.tx === tx) st.tx = undefined;
       void tx.release().catch(() => {});
       if (reply.code >= 200 && reply.code < 300) {
         void this.deps.recorder.monitor('receptions', st.ip);
@@ -490,6 +493,7 @@ export class SmtpFront {
       void this.rejectEvent(st, this.ctx(st, 'data', session));
       cb(backendError(reply, st.tag));
     } catch (err) {
+      if (st.tx === tx) st.tx = undefined;
       tx.abort();
       this.relayFailure(st, err);
       cb(smtpError(451, `4.4.1 Backend failed during DATA, message not accepted, try again later [${st.tag}]`));
