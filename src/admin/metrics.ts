@@ -41,6 +41,17 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   });
   gateway.front.onRelayLatency = (command, seconds) => relayLatency.observe({ command }, seconds);
 
+  new Counter({
+    name: 'auditgate_auth_total',
+    help: 'AUTH attempts by result: ok, failed (the backend refused the credentials), refused (an auth_fail policy, before the backend was asked), tempfail.',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [result, n] of Object.entries(gateway.front.authCounts)) this.inc({ result }, n);
+    },
+  });
+
   new Gauge({
     name: 'auditgate_sessions_open',
     help: 'SMTP sessions currently open.',

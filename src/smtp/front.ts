@@ -54,6 +54,8 @@ export interface FrontDeps {
 
 const PROXY_HEADER_TIMEOUT_MS = 5000;
 
+export type AuthResult = 'ok' | 'failed' | 'refused' | 'tempfail';
+
 export class SmtpFront {
   private readonly listeners: net.Server[] = [];
   private plain!: SMTPServer;
@@ -65,6 +67,8 @@ export class SmtpFront {
   private readonly connections = new Set<GatewayConnection>();
   private closing = false;
   relayFailures = 0;
+  /** AUTH attempts by outcome: ok, failed (backend 5xx), refused (auth_fail policy before the backend), tempfail. */
+  readonly authCounts: Record<AuthResult, number> = { ok: 0, failed: 0, refused: 0, tempfail: 0 };
   /** Called with the backend's answer time for each relayed command (the admin metrics hook in here). */
   onRelayLatency: ((command: 'mail' | 'rcpt' | 'data', seconds: number) => void) | undefined;
 
@@ -297,11 +301,16 @@ export class SmtpFront {
     }
     const user = auth.username ?? '';
     const ctx = this.ctx(st, 'auth_fail', session, { auth_user: user.toLowerCase() });
+    const outcome = (result: AuthResult, extra: Record<string, unknown> = {}): void => {
+      this.authCounts[result]++;
+      this.deps.logger.info({ cid: st.cid, client: st.ip, user, method: auth.method, result, ...extra }, 'AUTH');
+    };
     const failed = (): void => void this.runStage(st, ctx, cb, () => cb(smtpError(535, `5.7.8 Authentication credentials invalid [${st.tag}]`)));
     if (!st.trusted) {
       const pre = await this.deps.recorder.stage(ctx, st.cid, { precheck: true });
       if (st.closed) return;
       if (pre.verdict === 'tempfail' || pre.verdict === 'reject') {
+        outcome('refused', { policy: pre.fired?.policy.name });
         failed(); // counted as a failure too, so the limit holds while the client keeps trying
         return;
       }
@@ -311,6 +320,7 @@ export class SmtpFront {
       res = await this.deps.relay().authenticate({ clientAddress: st.ip }, user, auth.password ?? '');
     } catch (err) {
       this.relayFailure(st, err);
+      outcome('tempfail');
       cb(smtpError(454, `4.7.0 Temporary authentication failure, try again later [${st.tag}]`));
       return;
     }
@@ -321,11 +331,17 @@ export class SmtpFront {
     if (res.reply.code === 235 && res.session) {
       st.auth?.close(); // a new AUTH after STARTTLS or XCLIENT reset the identity
       st.auth = res.session;
+      outcome('ok');
       cb(null, { user });
       return;
     }
-    if (res.reply.code >= 500) failed();
-    else cb(backendError(res.reply, st.tag));
+    if (res.reply.code >= 500) {
+      outcome('failed', { reply: res.reply.code });
+      failed();
+    } else {
+      outcome('tempfail', { reply: res.reply.code });
+      cb(backendError(res.reply, st.tag));
+    }
   }
 
   private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {

@@ -8,6 +8,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
+import { createMetrics } from '../../src/admin/metrics.js';
 import { proxyV1, SmtpTestClient, startTestGateway, type TestGateway } from '../helpers/smtp.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -185,6 +186,22 @@ describe('AUTH checked by the backend', () => {
     const e = await client(gw, '198.51.100.21');
     await e.cmd('EHLO client.test');
     expect((await e.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`)).code).toBe(235);
+
+    // one log line per attempt, and the counters /metrics exposes
+    const lines = gw.logs.filter((l) => l.msg === 'AUTH');
+    expect(lines.map((l) => [l.client, l.user, l.result])).toEqual([
+      [ip, 'Alice', 'failed'],
+      [ip, 'Alice', 'failed'],
+      [ip, 'alice', 'failed'],
+      [ip, 'alice', 'refused'],
+      ['198.51.100.21', 'alice', 'ok'],
+    ]);
+    expect(lines[3]).toMatchObject({ policy: 'auth-bruteforce', method: 'PLAIN' });
+    expect(JSON.stringify(lines)).not.toContain('secret');
+    const metrics = await createMetrics(gw.gateway).render();
+    expect(metrics).toMatch(/^auditgate_auth_total\{result="ok"\} 1$/m);
+    expect(metrics).toMatch(/^auditgate_auth_total\{result="failed"\} 3$/m);
+    expect(metrics).toMatch(/^auditgate_auth_total\{result="refused"\} 1$/m);
   });
 
   it('a backend that is down gives 454, and one that does not offer AUTH gives 454; neither is an auth_fail', async () => {
