@@ -85,6 +85,9 @@ export class RelayError extends AuditgateError {
   }
 }
 
+/** The client's message broke off (it vanished mid-DATA): the transfer stopped, not the backend's fault. */
+export class MessageAbortedError extends RelayError {}
+
 export class PersistError extends AuditgateError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('AG_PERSIST', message, options);

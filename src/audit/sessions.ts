@@ -23,6 +23,7 @@ export class SessionTracker {
 
   constructor(private readonly clock: Clock) {}
 
+  /** `ip` must be normalized (normalizeAddress), as the front passes it; closed() takes the same. */
   opened(ip: string): void {
     this.perAddress.set(ip, (this.perAddress.get(ip) ?? 0) + 1);
     this.open++;

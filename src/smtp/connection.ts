@@ -15,8 +15,6 @@ import type { SmtpError } from './replies.js';
 export interface HeloHook {
   /** Decide on a HELO/EHLO the library accepted: call exactly one of proceed / refuse, now or later. */
   onHelo(conn: GatewayConnection, proceed: () => void, refuse: (err: SmtpError) => void): void;
-  /** Whether AUTH may be advertised outside TLS (otherwise the EHLO line is dropped there). */
-  plaintextAuth(): boolean;
 }
 
 type Reply = [code: number, data: string | string[], context?: unknown];
@@ -80,7 +78,8 @@ export class GatewayConnection extends SMTPConnection {
       finish();
       return;
     }
-    if (Array.isArray(reply[1]) && !this.secure && !this.hook.plaintextAuth()) {
+    // the session's own server options (a reload builds new ones for new sessions only)
+    if (Array.isArray(reply[1]) && !this.secure && !this._server.options.allowInsecureAuth) {
       // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
       // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
       reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));

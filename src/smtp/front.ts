@@ -26,7 +26,7 @@ import { refusalReply, smtpError, STORE_FAILURE_REPLY, type SmtpError } from './
 import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import type { AuthenticatedRelay, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay.js';
 import { smtpServerLogger } from '../log.js';
-import { RelayError } from '../errors.js';
+import { MessageAbortedError, RelayError } from '../errors.js';
 import { GatewayConnection, type HeloHook } from './connection.js';
 
 interface ClientState {
@@ -370,7 +370,6 @@ export class SmtpFront {
   /** HELO/EHLO (see GatewayConnection): the helo stage, after XCLIENT first the forwarded client's connect stage. */
   private readonly heloHook: HeloHook = {
     onHelo: (conn, proceed, refuse) => this.onHelo(conn.session, proceed, refuse),
-    plaintextAuth: () => this.deps.config().server.auth.allow_plaintext,
   };
 
   private onHelo(session: SMTPServerSession, proceed: () => void, refuse: (err: SmtpError) => void): void {
@@ -527,7 +526,11 @@ export class SmtpFront {
   }
 
   private relayFailure(st: ClientState, err: unknown): void {
-    if (st.closed) return; // the client vanished and the transaction was aborted: not the backend's fault
+    if (st.closed || err instanceof MessageAbortedError) {
+      // the client vanished (mid-message, or before the backend answered): not the backend's fault
+      this.deps.logger.debug({ cid: st.cid, client: st.ip }, 'client left during the relay');
+      return;
+    }
     this.relayFailures++;
     this.deps.logger.warn({ cid: st.cid, client: st.ip, err: err instanceof Error ? err.message : String(err) }, 'relay failed: client told to retry');
   }

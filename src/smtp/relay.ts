@@ -15,7 +15,7 @@ import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { RelayError } from '../errors.js';
+import { MessageAbortedError, RelayError } from '../errors.js';
 import { BackendConnection, formatReply, type SmtpReply } from './backend-client.js';
 import { createDataEncoder, type DataEncoder } from './data-normalize.js';
 
@@ -505,6 +505,8 @@ class SmtpTransaction implements RelayTransaction {
   private commands = 0;
   /** True once a message was accepted: nothing is left to RSET. */
   private clean = false;
+  /** abort() was called (the client left): failures after it are not the backend's. */
+  private aborted = false;
 
   constructor(
     private readonly relay: SmtpRelay,
@@ -637,10 +639,11 @@ class SmtpTransaction implements RelayTransaction {
     if (err instanceof MessageTooBigError) {
       return localReply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
     }
-    this.relay.countFailure();
-    if (err instanceof MessageStreamError) {
-      throw new RelayError('Message transfer aborted, try again later', 451, { cause: err });
+    if (err instanceof MessageStreamError || this.aborted) {
+      // the client's side broke off, or the client left and the transaction was aborted: not a backend failure
+      throw new MessageAbortedError('Message transfer aborted, try again later', 451, { cause: err });
     }
+    this.relay.countFailure();
     if (err instanceof RelayError) throw err;
     throw new RelayError('Backend transfer failed, try again later', 451, { cause: err });
   }
@@ -681,9 +684,10 @@ class SmtpTransaction implements RelayTransaction {
   }
 
   abort(): void {
+    if (this.done) return; // released already: the connection may be back in the pool
+    this.aborted = true;
     this.failed = true;
     this.conn.destroy('client vanished');
-    if (this.done) return;
     this.done = true;
     this.relay.transactionEnded();
     this.ended?.();

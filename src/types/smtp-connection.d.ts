@@ -6,6 +6,8 @@ declare module 'smtp-server/lib/smtp-connection.js' {
   export class SMTPConnection extends EventEmitter {
     constructor(server: SMTPServer, socket: Socket, options: Record<string, unknown>);
     session: SMTPServerSession;
+    /** The server instance the connection belongs to (its options are the session's). */
+    _server: SMTPServer & { options: { allowInsecureAuth?: boolean } };
     /** True once STARTTLS completed (or on an implicit-TLS listener). */
     secure: boolean;
     /** The HELO/EHLO name, lower-cased; false before any. */

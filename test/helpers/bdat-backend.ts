@@ -24,6 +24,12 @@ export interface BdatBackendOptions {
   bdatReply?: (index: number, last: boolean) => string | undefined;
   /** Drop the connection once this many bytes of BDAT payload arrived in a transaction. */
   closeAfterBytes?: number;
+  /**
+   * Wait this long before the final reply to a message (BDAT LAST, or the end of DATA), and
+   * keep the message only if the connection is still open then — a backend that commits when
+   * it answers.
+   */
+  holdFinalMs?: number;
 }
 
 export interface BdatBackend {
@@ -74,9 +80,18 @@ export async function startBdatBackend(opts: BdatBackendOptions = {}): Promise<B
         sock.write(`250 2.0.0 ${chunkSizes[index]} octets received\r\n`);
         return;
       }
-      b.messages.push({ from: from ?? '', to, data: Buffer.concat(parts), via: 'bdat', chunks: chunkSizes });
-      sock.write(`250 2.0.0 Ok: queued as BDAT${b.messages.length}\r\n`);
+      commit({ from: from ?? '', to, data: Buffer.concat(parts), via: 'bdat', chunks: chunkSizes });
       reset();
+    };
+    /** Keeps the message and answers 250, at once or after holdFinalMs if still connected. */
+    const commit = (m: BdatMessage): void => {
+      const go = (): void => {
+        if (sock.destroyed) return;
+        b.messages.push(m);
+        sock.write(`250 2.0.0 Ok: queued as ${m.via.toUpperCase()}${b.messages.length}\r\n`);
+      };
+      if (opts.holdFinalMs === undefined) go();
+      else setTimeout(go, opts.holdFinalMs);
     };
     const onLine = (line: string): void => {
       b.commands.push(line);
@@ -138,8 +153,7 @@ export async function startBdatBackend(opts: BdatBackendOptions = {}): Promise<B
           const body = text.slice(2, end + 2).replace(/^\.\./gm, '.');
           buf = buf.subarray(end + 3);
           inData = false;
-          b.messages.push({ from: from ?? '', to, data: Buffer.from(body, 'latin1'), via: 'data', chunks: [] });
-          sock.write(`250 2.0.0 Ok: queued as DATA${b.messages.length}\r\n`);
+          commit({ from: from ?? '', to, data: Buffer.from(body, 'latin1'), via: 'data', chunks: [] });
           reset();
           continue;
         }

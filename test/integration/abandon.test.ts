@@ -21,6 +21,21 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/** Resolves once `value()` has not changed for 200 ms (5 s at most). */
+async function settled(value: () => number): Promise<void> {
+  let last = value();
+  let since = Date.now();
+  const deadline = Date.now() + 5000;
+  while (Date.now() - since < 200 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    const v = value();
+    if (v !== last) {
+      last = v;
+      since = Date.now();
+    }
+  }
+}
+
 /** Deterministic pseudo-random numbers. */
 function rng(seed: number): (n: number) => number {
   let s = seed;
@@ -63,7 +78,7 @@ function session(port: number, i: number, stopAt: number, bodyBytes: number): Pr
     const onReply = (code: number): void => {
       const k = replies++;
       if (k === 5 && code === 250) out.acked = true;
-      if (code >= 400 || k >= 6 || stopAt === k) return end();
+      if (code >= 400 || k >= 6 || stopAt === k || (k === 5 && stopAt === 6)) return end();
       if (k === 0) sock.write('EHLO c.test\r\n');
       else if (k === 1) sock.write(`MAIL FROM:<${id}@example.org>\r\n`);
       else if (k === 2) sock.write('RCPT TO:<r@example.net>\r\n');
@@ -112,6 +127,7 @@ describe('clients that vanish mid-session', () => {
       expect(outcomes.some((o) => !o.sentAll)).toBe(true);
       await waitFor(() => gw.gateway.front.openSessions() === 0);
       await waitFor(() => gw.gateway.relay.stats().active === 0);
+      await settled(() => backend.messages.length);
       // every acknowledged message was delivered, once; nothing half-sent was
       const delivered = backend.messages.map((m) => /^X-Id: (m\d+)$/m.exec(m.data.toString('latin1'))?.[1] ?? '?');
       expect(new Set(delivered).size).toBe(delivered.length);
@@ -125,7 +141,30 @@ describe('clients that vanish mid-session', () => {
       // and the gateway still serves a normal session
       const last = await session(gw.port, 999, 7, 500);
       expect(last.acked).toBe(true);
-      expect(backend.messages).toHaveLength(delivered.length + 1);
+      expect(backend.messages.some((m) => m.data.toString('latin1').includes('X-Id: m999\r\n'))).toBe(true);
+      // a client that vanishes is the client's doing, not a relay failure
+      expect(gw.gateway.relay.stats().failures).toBe(0);
+      expect(gw.gateway.front.relayFailures).toBe(0);
+    });
+  }
+});
+
+describe('a client that vanishes right after its end of data', () => {
+  for (const chunking of [true, false]) {
+    it(`${chunking ? 'CHUNKING' : 'DATA-only'} backend still deciding: the transaction is aborted, no message is kept`, async () => {
+      // the backend answers (and keeps the message) 300 ms after the end of the message
+      const backend = await startBdatBackend({ chunking, holdFinalMs: 300 });
+      const gw = await startTestGateway({ relay: `smtp://127.0.0.1:${backend.port}`, body: 'series: {}\n' });
+      cleanups.push(() => backend.close(), () => gw.close());
+      const out = await session(gw.port, 1, 5, 2000); // sends everything, then vanishes
+      expect(out).toMatchObject({ sentAll: true, acked: false });
+      await waitFor(() => gw.gateway.relay.stats().active === 0);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(backend.messages).toHaveLength(0);
+      // a client that stays gets its mail through the same way
+      const ok = await session(gw.port, 2, 7, 2000);
+      expect(ok.acked).toBe(true);
+      expect(backend.messages).toHaveLength(1);
     });
   }
 });
