@@ -289,6 +289,30 @@ describe('AUTH checked by the backend', () => {
     expect(gw.gateway.relay.stats()).toMatchObject({ idle: 1, active: 0 });
   });
 
+  it('a tarpit at auth_fail delays the 535', async () => {
+    const b = await startAuthBackend();
+    const body = `series:
+  auth_failures: { type: cidr, interval: 60, windows: 2 }
+record:
+  - { on: auth_fail, series: auth_failures }
+policies:
+  - { name: slow-guesses, on: auth_fail, series: auth_failures, mask: 32, windows: [0, 0], above: 1, action: tarpit, delay: 400ms }
+`;
+    const gw = await gateway(b.port, body);
+    const c = await client(gw, '192.0.2.70');
+    await c.cmd('EHLO client.test');
+    const firings = (): number => gw.logs.filter((l) => l.msg === 'policy fired' && l.policy === 'slow-guesses' && l.action === 'tarpit').length;
+    expect((await c.cmd(`AUTH PLAIN ${plain('alice', 'nope')}`)).code).toBe(535);
+    expect(firings()).toBe(0); // first failure: count 1, not above 1
+    const t0 = Date.now();
+    const second = await c.cmd(`AUTH PLAIN ${plain('alice', 'nope2')}`);
+    expect(second.code).toBe(535);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+    expect(firings()).toBe(1);
+    // the tarpit does not refuse: the right password still works afterwards
+    expect((await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`)).code).toBe(235);
+  });
+
   it('AUTH is not offered unless enabled', async () => {
     const b = await startAuthBackend();
     const gw = await gateway(b.port, 'series: {}\n', '');
