@@ -167,7 +167,7 @@ export class Gateway {
     for (const d of defs) this.registry.define(d);
     this.registry.retain(defs.map((d) => d.name));
     const oldRelay = this.relay;
-    const relayChanged = config.relay.url !== this.config.relay.url || config.relay.timeout !== this.config.relay.timeout || config.relay.pool_size !== this.config.relay.pool_size || config.relay.chunking !== this.config.relay.chunking;
+    const relayChanged = JSON.stringify(config.relay) !== JSON.stringify(this.config.relay);
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.recorder.configure(config);

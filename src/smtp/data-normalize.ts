@@ -33,8 +33,6 @@
  * "." — whatever line ending preceded it — is stuffed, and the only end-of-data the backend
  * sees is the one we append.
  */
-import { Transform, type TransformCallback } from 'node:stream';
-
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
@@ -53,12 +51,12 @@ export interface DataEncoderOptions {
 }
 
 /**
- * Transform stream: bare LF / bare CR / CRLF all become CRLF, lines starting with "." get an
- * extra ".", and (optionally) "\r\n.\r\n" ends the output. State is carried across chunk
- * boundaries (a CR at the end of one chunk and the LF at the start of the next are one line
- * break; a "." at the start of a chunk that follows a line break is stuffed).
+ * Chunk by chunk: bare LF / bare CR / CRLF all become CRLF, lines starting with "." get an
+ * extra ".", and (optionally) finish() gives the "\r\n.\r\n" that ends the output. State is
+ * carried across chunk boundaries (a CR at the end of one chunk and the LF at the start of the
+ * next are one line break; a "." at the start of a chunk that follows a line break is stuffed).
  */
-export class DataEncoder extends Transform {
+export class DataEncoder {
   /** Bytes consumed from the input. */
   bytesIn = 0;
   /** Bytes produced (including dot-stuffing and the terminator). */
@@ -71,13 +69,12 @@ export class DataEncoder extends Transform {
   private atLineStart = true;
 
   constructor(options: DataEncoderOptions = {}) {
-    super();
     this.dotStuff = options.dotStuff ?? true;
     this.terminate = options.terminate ?? true;
   }
 
   /**
-   * Encodes one chunk synchronously and returns the output (also used by the Transform).
+   * Encodes one chunk and returns the output.
    * Line breaks are found with indexOf (memchr), and a chunk whose line endings are already
    * CRLF with no line starting with "." is returned as it is, without a copy.
    */
@@ -148,36 +145,13 @@ export class DataEncoder extends Transform {
     this.bytesOut += out.length;
     return out;
   }
-
-  override _transform(chunk: unknown, encoding: BufferEncoding, callback: TransformCallback): void {
-    // decodeStrings is on (the default), so strings arrive as Buffers already
-    let buf: Buffer;
-    if (Buffer.isBuffer(chunk)) buf = chunk;
-    else if (chunk instanceof Uint8Array) buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    else if (typeof chunk === 'string') buf = Buffer.from(chunk, encoding);
-    else {
-      callback(new TypeError('DataEncoder accepts Buffer, Uint8Array or string chunks'));
-      return;
-    }
-    if (buf.length > 0) {
-      const out = this.encodeChunk(buf);
-      if (out.length > 0) this.push(out);
-    }
-    callback();
-  }
-
-  override _flush(callback: TransformCallback): void {
-    const out = this.finish();
-    if (out.length > 0) this.push(out);
-    callback();
-  }
 }
 
 export function createDataEncoder(options?: DataEncoderOptions): DataEncoder {
   return new DataEncoder(options);
 }
 
-/** One-shot encoding of a complete message (same rules as the stream). */
+/** One-shot encoding of a complete message (same rules as chunk by chunk). */
 export function encodeData(input: Buffer | string, options?: DataEncoderOptions): Buffer {
   const encoder = new DataEncoder(options);
   const body = encoder.encodeChunk(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);

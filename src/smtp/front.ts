@@ -392,8 +392,6 @@ export class SmtpFront {
     this.deps.sessions.closed(st.ip);
     st.ip = ip;
     st.trusted = false;
-    st.auth?.close();
-    st.auth = undefined;
     this.deps.sessions.opened(ip);
     return true;
   }
@@ -498,7 +496,7 @@ export class SmtpFront {
     // is not delivered where that can still be stopped — it will send it again.
     try {
       const reply = await this.timed('data', tx.data(stream, this.received(st, session)));
-      if (st.tx === tx) st.tx = undefined;
+      st.tx = undefined;
       void tx.release().catch(() => {});
       if (reply.code >= 200 && reply.code < 300) {
         void this.deps.recorder.monitor('receptions', st.ip);
@@ -508,7 +506,7 @@ export class SmtpFront {
       void this.rejectEvent(st, this.ctx(st, 'data', session));
       cb(backendError(reply, st.tag));
     } catch (err) {
-      if (st.tx === tx) st.tx = undefined;
+      st.tx = undefined;
       tx.abort();
       this.relayFailure(st, err);
       cb(smtpError(451, `4.4.1 Backend failed during DATA, message not accepted, try again later [${st.tag}]`));

@@ -730,20 +730,20 @@ class SmtpTransaction implements RelayTransaction {
 
   private async command(line: string): Promise<SmtpReply> {
     this.commands++;
-    const reply = await this.conn.command(line, this.relay.timeoutMs);
-    if (reply.code === 421) this.failed = true; // the backend is closing the connection
-    return reply;
+    return this.closing(await this.conn.command(line, this.relay.timeoutMs));
   }
 
   private async chunk(line: string, data: Buffer): Promise<SmtpReply> {
     this.commands++;
-    const reply = await this.conn.commandWithData(line, data, this.relay.timeoutMs);
-    if (reply.code === 421) this.failed = true;
-    return reply;
+    return this.closing(await this.conn.commandWithData(line, data, this.relay.timeoutMs));
   }
 
   private async readReply(): Promise<SmtpReply> {
-    const reply = await this.conn.readReply(this.relay.timeoutMs);
+    return this.closing(await this.conn.readReply(this.relay.timeoutMs));
+  }
+
+  /** A 421 means the backend is closing the connection: it must not be reused. */
+  private closing(reply: SmtpReply): SmtpReply {
     if (reply.code === 421) this.failed = true;
     return reply;
   }
@@ -759,7 +759,7 @@ class SmtpTransaction implements RelayTransaction {
 /**
  * A backend connection that accepted a client's AUTH: it carries that client's transactions
  * only, is never pooled (it is authenticated as someone), and goes when the client does. If it
- * breaks, later transactions get a 451 and the client must connect and authenticate again.
+ * breaks, begin() rejects with a 421 RelayError: the client must connect and authenticate again.
  */
 class SmtpAuthSession implements AuthenticatedRelay {
   private conn: BackendConnection | undefined;

@@ -7,19 +7,13 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBdatBackend, type BdatBackend } from '../helpers/bdat-backend.js';
 import { proxyV1, startTestGateway, type TestGateway } from '../helpers/smtp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('waitFor: condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Resolves once `value()` has not changed for 200 ms (5 s at most). */
 async function settled(value: () => number): Promise<void> {

@@ -10,6 +10,8 @@ import { parseConfigText } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { createMetrics } from '../../src/admin/metrics.js';
 import { proxyV1, SmtpTestClient, startTestGateway, type TestGateway } from '../helpers/smtp.js';
+import { waitFor } from '../helpers/wait.js';
+import { freePort } from '../helpers/redis.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -102,13 +104,6 @@ async function client(gw: TestGateway, ip: string): Promise<SmtpTestClient> {
 
 const plain = (user: string, pass: string): string => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('waitFor: condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('AUTH checked by the backend', () => {
   it('offers AUTH PLAIN LOGIN; a good password is 235 and the mail goes over that authenticated backend connection, which is not pooled', async () => {
@@ -213,14 +208,7 @@ describe('AUTH checked by the backend', () => {
     expect(r.code).toBe(454);
     expect(r.text).toMatch(/^4\.7\.0 Temporary authentication failure/);
 
-    const closed = await new Promise<number>((resolve) => {
-      const s = net.createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const port = (s.address() as AddressInfo).port;
-        s.close(() => resolve(port));
-      });
-    });
-    const gw2 = await gateway(closed);
+    const gw2 = await gateway(await freePort()); // nothing listens there
     const d = await client(gw2, '192.0.2.31');
     await d.cmd('EHLO client.test');
     const down = await d.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);

@@ -7,7 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import { encodeData } from '../../src/smtp/data-normalize.js';
-import { createRelay, type Relay } from '../../src/smtp/relay.js';
+import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay.js';
 import { startBdatBackend, type BdatBackend, type BdatBackendOptions } from '../helpers/bdat-backend.js';
 import { sendMail, startTestGateway } from '../helpers/smtp.js';
 
@@ -26,6 +26,14 @@ function relayTo(b: BdatBackend, extra: { chunking?: boolean; timeout?: number }
   const relay = createRelay({ kind: 'smtp', host: '127.0.0.1', port: b.port, timeout: extra.timeout ?? 5, pool_size: 2, hostname: 'gw.test', ...(extra.chunking === undefined ? {} : { chunking: extra.chunking }) });
   cleanups.push(() => relay.close());
   return relay;
+}
+
+/** A transaction with its envelope (a@client.test → b@backend.test) sent. */
+async function transaction(relay: Relay): Promise<RelayTransaction> {
+  const tx = await relay.begin({ clientAddress: '192.0.2.1' });
+  await tx.mailFrom('a@client.test');
+  await tx.rcptTo('b@backend.test');
+  return tx;
 }
 
 const PREFIX = 'Received: from client.test ([192.0.2.1]) by gw.test; Mon, 1 Jan 2024 00:00:00 +0000\r\n';
@@ -72,9 +80,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('sends a big message in chunks of at most 64 KiB, the last one marked LAST', async () => {
     const b = await backend();
     const relay = relayTo(b);
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     const line = `${'y'.repeat(98)}\r\n`;
     const body = line.repeat(3000); // 300,000 bytes
     const source = Readable.from(
@@ -97,9 +103,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('an empty message without a prefix is BDAT 0 LAST', async () => {
     const b = await backend();
     const relay = relayTo(b);
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     expect((await tx.data(Readable.from([]), '')).code).toBe(250);
     expect(b.commands.filter((c) => c.startsWith('BDAT'))).toEqual(['BDAT 0 LAST']);
     expect(b.messages[0]!.data.length).toBe(0);
@@ -108,9 +112,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('a refused chunk in the middle ends the message with that reply; the connection is RSET and reused', async () => {
     const b = await backend({ bdatReply: (i, last) => (i === 1 && !last ? '552 5.3.4 Message too big for this mailbox' : undefined) });
     const relay = relayTo(b);
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     const big = Buffer.alloc(200 * 1024, 'z');
     const reply = await tx.data(Readable.from([big.subarray(0, 100 * 1024), big.subarray(100 * 1024)]), PREFIX);
     expect(reply).toMatchObject({ code: 552, enhanced: '5.3.4' });
@@ -125,9 +127,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('a 4xx to BDAT LAST is the final reply and no message is counted', async () => {
     const b = await backend({ bdatReply: (_i, last) => (last ? '451 4.3.0 Queue file write error' : undefined) });
     const relay = relayTo(b);
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     const reply = await tx.data(Readable.from([Buffer.from('Subject: x\r\n\r\nhi\r\n')]), PREFIX);
     expect(reply).toMatchObject({ code: 451, enhanced: '4.3.0', message: 'Queue file write error' });
     expect(relay.stats().messages).toBe(0);
@@ -136,9 +136,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('a backend that drops the connection in the middle of a chunk gives a 4xx RelayError', async () => {
     const b = await backend({ closeAfterBytes: 10_000 });
     const relay = relayTo(b);
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     await expect4xx(tx.data(Readable.from([Buffer.alloc(50_000, 'q')]), PREFIX));
     await tx.release();
     expect(b.messages).toHaveLength(0);
@@ -148,9 +146,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('a client that vanishes mid-message never gets a LAST sent for it', async () => {
     const b = await backend();
     const relay = relayTo(b);
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     const stream = new PassThrough();
     const result = tx.data(stream, PREFIX);
     stream.write(Buffer.alloc(100 * 1024, 'p')); // more than one chunk's worth: a first BDAT goes out
@@ -165,9 +161,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('chunking: false uses DATA even when the backend offers CHUNKING', async () => {
     const b = await backend();
     const relay = relayTo(b, { chunking: false });
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     const body = 'Subject: x\r\n\r\n.dot\r\n';
     expect((await tx.data(Readable.from([Buffer.from(body)]), PREFIX)).code).toBe(250);
     expect(b.commands).toContain('DATA');
@@ -179,9 +173,7 @@ describe('BDAT to a backend that offers CHUNKING', () => {
   it('a backend without CHUNKING gets DATA', async () => {
     const b = await backend({ chunking: false });
     const relay = relayTo(b);
-    const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    await tx.mailFrom('a@client.test');
-    await tx.rcptTo('b@backend.test');
+    const tx = await transaction(relay);
     expect((await tx.data(Readable.from([Buffer.from('Subject: x\r\n\r\nhi\r\n')]), PREFIX)).code).toBe(250);
     expect(b.messages[0]).toMatchObject({ via: 'data' });
   });

@@ -9,6 +9,8 @@ import { RelayError } from '../../src/errors.js';
 import { BackendConnection } from '../../src/smtp/backend-client.js';
 import { encodeData } from '../../src/smtp/data-normalize.js';
 import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay.js';
+import { waitFor } from '../helpers/wait.js';
+import { freePort } from '../helpers/redis.js';
 
 const HOST = '127.0.0.1';
 const REJECTED = 'nobody@backend.test';
@@ -21,13 +23,6 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('waitFor: condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 interface Received {
   from: string;
@@ -188,16 +183,6 @@ async function startScripted(mode: ScriptMode): Promise<RawServer & { commands: 
   return { ...raw, commands };
 }
 
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, HOST, () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function smtpRelay(port: number, extra: { timeout?: number; pool_size?: number } = {}): Relay {
   const relay = createRelay({
     kind: 'smtp',
@@ -322,7 +307,7 @@ describe('smtp relay', () => {
   });
 
   it('turns a refused connection into a 4xx RelayError', async () => {
-    const relay = smtpRelay(await closedPort());
+    const relay = smtpRelay(await freePort()) // nothing listens there;
     await expectRelayError4xx(relay.begin({ clientAddress: '192.0.2.1' }));
     expect(relay.stats().failures).toBe(1);
   });
