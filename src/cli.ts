@@ -3,6 +3,7 @@
 import { loadConfig, formatConfig } from './config/load.js';
 import { AuditgateError } from './errors.js';
 import { createLogger } from './log.js';
+import type { Logger } from 'pino';
 import { startGateway } from './gateway.js';
 import { seriesCommand } from './admin/cli-series.js';
 import { historyCommand } from './history.js';
@@ -30,6 +31,7 @@ async function serve(args: string[]): Promise<number> {
   const file = option(args, '--config') ?? args[0] ?? DEFAULT_CONFIG;
   const config = loadConfig(file);
   const logger = createLogger(config.log.level);
+  lastResort(logger);
   const gateway = await startGateway({ config, logger });
   let stopping = false;
   process.on('SIGHUP', () => {
@@ -55,6 +57,19 @@ async function serve(args: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   return -1; // keep running
+}
+
+/**
+ * The last line of defence: an exception or rejection nothing handled leaves the process in an
+ * unknown state, so it exits — after one log line that names the cause (the supervisor restarts it).
+ */
+function lastResort(logger: Logger): void {
+  const die = (kind: string, err: unknown): void => {
+    logger.fatal({ err, kind }, `${kind}: ${err instanceof Error ? err.message : String(err)}; exiting`);
+    process.exit(70); // EX_SOFTWARE
+  };
+  process.on('uncaughtException', (err) => die('uncaught exception', err));
+  process.on('unhandledRejection', (reason) => die('unhandled promise rejection', reason));
 }
 
 function checkConfig(args: string[]): number {

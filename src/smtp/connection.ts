@@ -41,6 +41,11 @@ export class GatewayConnection extends SMTPConnection {
     super.send(code, data, context);
   }
 
+  /** Drops the connection's socket (TLS or plain) at once, after an error that ended it. */
+  destroySocket(): void {
+    if (!this._socket.destroyed) this._socket.destroy();
+  }
+
   override handler_EHLO(command: Buffer, callback: () => void): void {
     this.hooked(command, callback, (c, cb) => super.handler_EHLO(c, cb));
   }

@@ -88,8 +88,31 @@ export class SmtpFront {
     this.proxyTrusted = cidrMatcher(config.server.proxy_protocol);
     this.xclientTrusted = cidrMatcher(config.server.xclient);
     const base = this.options(config);
-    this.plain = quietTranscript(new SMTPServer({ ...base, useXClient: false }), this.deps.logger);
-    this.xclient = quietTranscript(new SMTPServer({ ...base, useXClient: true }), this.deps.logger);
+    this.plain = this.guarded(new SMTPServer({ ...base, useXClient: false }));
+    this.xclient = this.guarded(new SMTPServer({ ...base, useXClient: true }));
+  }
+
+  /** An smtp-server instance that can never take the process down with an 'error' event. */
+  private guarded(server: SMTPServer): SMTPServer {
+    server.on('error', (err: Error) => this.deps.logger.warn({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'smtp server error'));
+    return quietTranscript(server, this.deps.logger);
+  }
+
+  /** A socket or TLS error of one connection: logged at a level that says whose fault it is, then that connection goes. */
+  private connectionError(conn: GatewayConnection, err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    const meta = { cid: conn.id, client: conn.remoteAddress, code, err: err.message };
+    switch (clientFault(err)) {
+      case 'left':
+        this.deps.logger.debug(meta, 'client left');
+        break;
+      case 'tls':
+        this.deps.logger.info(meta, 'client TLS handshake failed');
+        break;
+      default:
+        this.deps.logger.warn(meta, 'connection error');
+    }
+    conn.destroySocket();
   }
 
   /** Options both smtp-server instances share (TLS files read once per build). */
@@ -152,13 +175,18 @@ export class SmtpFront {
 
   private accept(socket: net.Socket): void {
     socket.on('error', () => {});
-    if (this.closing) {
-      socket.end(`421 4.3.2 Service shutting down [${this.deps.config().server.hostname}]\r\n`);
+    // A client that reset before the connection was accepted has no address: nothing to serve.
+    const peer = socket.remoteAddress === undefined ? undefined : normalizeAddress(socket.remoteAddress)?.address;
+    if (peer === undefined) {
+      this.deps.logger.debug({ raw: socket.remoteAddress }, 'connection without a peer address dropped');
+      socket.destroy();
       return;
     }
-    const peer = normalizeAddress(socket.remoteAddress ?? '')?.address ?? '';
+    if (this.closing) {
+      endOnce(socket, `421 4.3.2 Service shutting down [${this.deps.config().server.hostname}]\r\n`);
+      return;
+    }
     const id = connectionId();
-    const target = this.xclientTrusted(peer) ? this.xclient : this.plain;
     if (this.proxyTrusted(peer)) {
       socket.resume();
       readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS).then(
@@ -166,12 +194,17 @@ export class SmtpFront {
           const opts: Record<string, unknown> = { id };
           if (info.sourceAddress) opts.remoteAddress = info.sourceAddress;
           if (info.sourcePort) opts.remotePort = info.sourcePort;
-          this.connect(target, socket, opts);
+          // XCLIENT trust belongs to the client the header names, not to the proxy in front of it.
+          const client = info.sourceAddress === undefined ? peer : (normalizeAddress(info.sourceAddress)?.address ?? '');
+          this.connect(this.serverFor(client), socket, opts);
         },
         (err: Error) => {
-          this.deps.logger.warn({ peer, err: err.message }, 'bad PROXY header from a trusted peer');
-          socket.end(`554 5.5.4 Invalid PROXY header [${id}@${this.deps.config().server.hostname}]\r\n`);
-          setTimeout(() => socket.destroy(), 1000).unref();
+          if (socket.destroyed) {
+            this.deps.logger.debug({ peer, err: err.message }, 'client left before its PROXY header');
+            return;
+          }
+          this.deps.logger.info({ peer, err: err.message }, 'bad PROXY header from a trusted peer');
+          endOnce(socket, `554 5.5.4 Invalid PROXY header [${id}@${this.deps.config().server.hostname}]\r\n`);
         },
       );
       return;
@@ -179,12 +212,16 @@ export class SmtpFront {
     // Anyone else sending a PROXY header is refused: it would otherwise spoof its address.
     const sniff = (chunk: Buffer): void => {
       if (!looksLikeProxyHeader(chunk)) return;
-      this.deps.logger.warn({ peer, cid: id }, 'PROXY header from an untrusted peer refused');
-      socket.end(`554 5.7.1 PROXY header not accepted from ${peer} [${id}@${this.deps.config().server.hostname}]\r\n`);
-      setTimeout(() => socket.destroy(), 1000).unref();
+      this.deps.logger.info({ peer, cid: id }, 'PROXY header from an untrusted peer refused');
+      endOnce(socket, `554 5.7.1 PROXY header not accepted from ${peer} [${id}@${this.deps.config().server.hostname}]\r\n`);
     };
     socket.prependOnceListener('data', sniff);
-    this.connect(target, socket, { id });
+    this.connect(this.serverFor(peer), socket, { id });
+  }
+
+  /** The smtp-server instance for a client: the one that offers XCLIENT only to trusted peers. */
+  private serverFor(client: string): SMTPServer {
+    return this.xclientTrusted(client) ? this.xclient : this.plain;
   }
 
   /**
@@ -194,11 +231,13 @@ export class SmtpFront {
    */
   private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
     const conn = new GatewayConnection(target, socket, opts, this.heloHook);
-    const internals = target as unknown as { connections: Set<unknown>; _onError(err: Error): void; _onClientConnect(data: unknown): void };
+    const internals = target as unknown as { connections: Set<unknown>; _onClientConnect(data: unknown): void };
     internals.connections.add(conn);
     this.connections.add(conn);
     socket.once('close', () => this.connections.delete(conn));
-    conn.on('error', (err: Error) => internals._onError(err));
+    // The library leaves socket errors inside a transaction to its server's 'error' event, which
+    // would crash the process: each one is logged and ends its own connection only.
+    conn.on('error', (err: Error) => this.connectionError(conn, err));
     conn.on('connect', (data: unknown) => internals._onClientConnect(data));
     const delayMs = this.deps.config().server.greet_delay * 1000;
     conn._setListeners(() => {
@@ -588,6 +627,23 @@ function quietTranscript(server: SMTPServer, logger: Logger): SMTPServer {
   internal.logger.debug = none;
   internal.logger.trace = none;
   return server;
+}
+
+/** Network errors of a client going away, and TLS handshakes a client broke: not the gateway's faults. */
+const CLIENT_LEFT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_STREAM_DESTROYED']);
+
+function clientFault(err: Error): 'left' | 'tls' | undefined {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (CLIENT_LEFT_CODES.has(code)) return 'left';
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /SSL routines|TLS/i.test(err.message)) return 'tls';
+  return undefined;
+}
+
+/** Ends a socket with a last line, once, and destroys it if the client does not close its side. */
+function endOnce(socket: net.Socket, line: string): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  socket.end(line);
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /** The reply for a refusal: the store-failure reply when the store failed, else the policy's. */

@@ -712,14 +712,16 @@ class SmtpTransaction implements RelayTransaction {
     try {
       return await fn();
     } catch (err) {
-      if (!this.failed) this.relay.countFailure();
+      // A client that left (mid-message, or before the backend answered) aborted the
+      // transaction itself: that is not a backend failure, and not worth a warning.
+      const clientLeft = this.aborted || err instanceof MessageAbortedError;
+      if (!this.failed && !clientLeft) this.relay.countFailure();
       this.failed = true;
       this.conn.destroy('transaction failed');
       if (err instanceof RelayError) {
-        this.relay.logger?.warn(
-          { err, client: this.meta.clientAddress, backend: `${this.relay.opts.host}:${this.relay.opts.port}` },
-          'relay transaction failed',
-        );
+        const meta = { err, client: this.meta.clientAddress, backend: `${this.relay.opts.host}:${this.relay.opts.port}` };
+        if (clientLeft) this.relay.logger?.debug(meta, 'relay transaction ended: the client left');
+        else this.relay.logger?.warn(meta, 'relay transaction failed');
         throw err;
       }
       throw new RelayError('Backend transfer failed, try again later', 451, { cause: err });

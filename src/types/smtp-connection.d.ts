@@ -17,5 +17,16 @@ declare module 'smtp-server/lib/smtp-connection.js' {
     _setListeners(callback: () => void): void;
     connectionReady(next?: () => void): void;
     send(code: number, message: string | string[], context?: unknown): void;
+    /** The connection id (`session.id`). */
+    id: string;
+    remoteAddress: string;
+    /** The socket in use: the TLS socket after STARTTLS. */
+    _socket: Socket;
+    _onCommand(command: Buffer, callback?: () => void): void;
+    /** Set while a multi-line exchange (AUTH LOGIN) waits for the client's next line. */
+    _nextHandler: unknown;
+    /** True while a STARTTLS handshake runs. */
+    _upgrading: boolean;
+    close(): void;
   }
 }
