@@ -12,6 +12,7 @@ import type { Clock } from '../series/clock.js';
 import { compilePolicies, seriesTypes, type CompiledPolicies } from '../policy/compile.js';
 import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext } from '../policy/evaluate.js';
 import type { SessionTracker } from './sessions.js';
+import { InvalidKeyError } from '../errors.js';
 
 export type MonitorEvent = 'connections' | 'receptions' | 'rejections';
 
@@ -50,6 +51,8 @@ export class Recorder {
   private readonly recent: FiredRecord[] = [];
   private storeFailures = 0;
   private lastStoreLog = 0;
+  private invalidKeys = 0;
+  private lastInvalidLog = -Infinity;
   /** decisions[`${policy}\t${action}\t${mode}`] = n */
   readonly decisionCounts = new Map<string, number>();
 
@@ -84,6 +87,7 @@ export class Recorder {
 
   /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */
   async monitor(event: MonitorEvent, ip: string): Promise<void> {
+    if (ip === '') return;
     const ops = this.monitorNames[event].map((series) => ({ series, key: ip, count: 1 }));
     if (ops.length) await this.safeAdd(ops);
   }
@@ -115,14 +119,17 @@ export class Recorder {
 
   /** The adds an event makes: its record rules and the built-in monitors. */
   private collectAdds(ctx: EventContext, ops: AddOp[]): void {
+    // A client without an address (ip '') has nothing to count in address-keyed series.
+    const ip = ctx.ip === '' ? undefined : ctx.ip;
     for (const r of this.records.get(ctx.stage) ?? []) {
       for (let i = 0; i < r.series.length; i++) {
-        const key = r.cidr[i] ? ctx.ip : r.key ? expandTemplate(r.key, ctx) : undefined;
+        const key = r.cidr[i] ? ip : r.key ? expandTemplate(r.key, ctx) : undefined;
         if (key !== undefined) ops.push({ series: r.series[i]!, key, count: r.count });
       }
     }
-    if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: ctx.ip, count: 1 });
-    if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: ctx.ip, count: 1 });
+    if (ip === undefined) return;
+    if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: ip, count: 1 });
+    if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: ip, count: 1 });
   }
 
   /** Reads the counts the stage's policies need and evaluates them. */
@@ -147,7 +154,7 @@ export class Recorder {
         res.forEach((c, j) => (counts[slot[j]!] = c));
       } catch (err) {
         this.noteStoreFailure(err);
-        if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
+        if (this.onError === 'tempfail' && !(err instanceof InvalidKeyError)) return { verdict: 'tempfail', shadow: [], storeFailure: true };
       }
     }
     const decision: StageResult = evaluate(items, counts);
@@ -198,17 +205,29 @@ export class Recorder {
     return this.storeFailures;
   }
 
+  /** False when the store failed (an invalid key is logged, not a store failure). */
   private async safeAdd(ops: AddOp[]): Promise<boolean> {
     try {
       await this.store.addMany(ops);
       return true;
     } catch (err) {
       this.noteStoreFailure(err);
-      return false;
+      return err instanceof InvalidKeyError;
     }
   }
 
   private noteStoreFailure(err: unknown): void {
+    if (err instanceof InvalidKeyError) {
+      // A key the series refuses is a bug in how it was derived, not a store failure: it must
+      // neither trip on_error nor hide real store failures in the metric.
+      this.invalidKeys++;
+      const now = this.clock.now();
+      if (now - this.lastInvalidLog > 10_000) {
+        this.lastInvalidLog = now;
+        this.logger.warn({ err: err.message, invalid_keys: this.invalidKeys }, 'series key refused');
+      }
+      return;
+    }
     this.storeFailures++;
     const now = this.clock.now();
     if (now - this.lastStoreLog > 10_000) {

@@ -25,6 +25,7 @@ export class SessionTracker {
 
   /** `ip` must be normalized (normalizeAddress), as the front passes it; closed() takes the same. */
   opened(ip: string): void {
+    if (ip === '') return; // no address: not tracked per prefix
     this.perAddress.set(ip, (this.perAddress.get(ip) ?? 0) + 1);
     this.open++;
     this.seriesFor(ip)?.add(ip, 1);

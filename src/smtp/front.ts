@@ -257,7 +257,8 @@ export class SmtpFront {
   private state(session: SMTPServerSession): ClientState {
     let st = this.states.get(session.id);
     if (!st) {
-      const ip = normalizeAddress(session.remoteAddress)?.address ?? session.remoteAddress;
+      // '' when the address is not one we can count (an XCLIENT'd scoped address, say)
+      const ip = normalizeAddress(session.remoteAddress)?.address ?? '';
       st = { cid: session.id, tag: `${session.id}@${this.deps.config().server.hostname}`, ip, rawAddress: session.remoteAddress, trusted: false, timers: new Set(), closed: false };
       this.states.set(session.id, st);
     }
@@ -426,7 +427,7 @@ export class SmtpFront {
   private followXclient(st: ClientState, session: SMTPServerSession): boolean {
     if (session.remoteAddress === st.rawAddress) return false;
     st.rawAddress = session.remoteAddress;
-    const ip = normalizeAddress(session.remoteAddress)?.address ?? session.remoteAddress;
+    const ip = normalizeAddress(session.remoteAddress)?.address ?? '';
     if (ip === st.ip) return false;
     this.deps.sessions.closed(st.ip);
     st.ip = ip;
@@ -558,7 +559,7 @@ export class SmtpFront {
     const rcpts = session.envelope.rcptTo;
     const forPart = rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]!.address}>` : '';
     const host = this.deps.config().server.hostname;
-    const addr = st.ip.includes(':') ? `IPv6:${st.ip}` : st.ip;
+    const addr = st.ip === '' ? 'unknown' : st.ip.includes(':') ? `IPv6:${st.ip}` : st.ip;
     return `Received: from ${helo} ([${addr}])\r\n\tby ${host} (auditgate) with ${proto} id ${st.cid}${forPart};\r\n\t${new Date().toUTCString().replace('GMT', '+0000')}\r\n`;
   }
 
