@@ -103,18 +103,25 @@ export class Recorder {
     return skipPolicies || this.policies[stage].length === 0;
   }
 
-  /**
-   * Records the event and evaluates the stage's policies. With `precheck` it records and logs
-   * nothing: it asks whether the stage's policies would refuse the event already (AUTH: a
-   * client over its auth_fail limit is refused before the backend is asked).
-   */
-  async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean; precheck?: boolean } = {}): Promise<StageResult> {
+  /** Records the event and evaluates the stage's policies. */
+  async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean } = {}): Promise<StageResult> {
     const ops: AddOp[] = [];
-    if (opts.precheck !== true) this.collectAdds(ctx, ops);
+    this.collectAdds(ctx, ops);
     if (ops.length && !(await this.safeAdd(ops))) {
       if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
     }
-    return this.decide(ctx, cid, opts.skipPolicies === true, opts.precheck === true);
+    return this.decide(ctx, cid, opts.skipPolicies === true);
+  }
+
+  /**
+   * Takes back the adds `stage()` made for an event (an AUTH attempt counted before the backend
+   * was asked, whose password turned out right). Evaluates nothing.
+   */
+  async undo(ctx: EventContext): Promise<void> {
+    const ops: AddOp[] = [];
+    this.collectAdds(ctx, ops);
+    for (const op of ops) op.count = -op.count;
+    if (ops.length) await this.safeAdd(ops);
   }
 
   /** The adds an event makes: its record rules and the built-in monitors. */
@@ -133,7 +140,7 @@ export class Recorder {
   }
 
   /** Reads the counts the stage's policies need and evaluates them. */
-  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean, precheck: boolean): Promise<StageResult> {
+  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean): Promise<StageResult> {
     const rules = this.policies[ctx.stage];
     if (rules.length === 0 || skipPolicies) return { verdict: 'continue', shadow: [] };
     const items = applicable(rules, ctx);
@@ -158,7 +165,6 @@ export class Recorder {
       }
     }
     const decision: StageResult = evaluate(items, counts);
-    if (precheck) return decision;
     for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, 'shadow', f.key, f.count, f.policy.above);
     if (decision.fired) {
       const f = decision.fired;

@@ -290,14 +290,9 @@ export class SmtpFront {
         void this.rejectEvent(st, ctx);
         cb(refusal(res, res.verdict, ctx.stage, st.tag));
         return;
-      case 'tarpit': {
-        const t = setTimeout(() => {
-          st.timers.delete(t);
-          if (!st.closed) next();
-        }, res.fired?.policy.delayMs ?? 0);
-        st.timers.add(t);
+      case 'tarpit':
+        this.later(st, res.fired?.policy.delayMs ?? 0, next);
         return;
-      }
       case 'accept':
         if (ctx.stage === 'connect') st.trusted = true;
         next();
@@ -323,10 +318,11 @@ export class SmtpFront {
   }
 
   /**
-   * AUTH PLAIN / LOGIN, checked by the backend. A client whose auth_fail policies refuse it
-   * already is refused without asking the backend (brute-force defence); a failure the
-   * backend reports (5xx) is an auth_fail event, whose policies may refuse (tempfail: 421 and
-   * close), tarpit (the 535 comes late) or let the 535 through.
+   * AUTH PLAIN / LOGIN, checked by the backend. The attempt is counted as an auth_fail event
+   * *before* the backend is asked, and the count undone if the password was right: so a client
+   * over its limit is refused without a password being checked, even with many attempts in
+   * flight at once (brute-force defence). A refusal is a 421 (tempfail, the connection closes)
+   * or a 535 (reject); a tarpit delays the 535 of a failed attempt.
    */
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): Promise<void> {
     if (auth.method === 'XCLIENT') {
@@ -345,20 +341,23 @@ export class SmtpFront {
       this.authCounts[result]++;
       this.deps.logger.info({ cid: st.cid, client: st.ip, user, method: auth.method, result, ...extra }, 'AUTH');
     };
-    const failed = (): void => void this.runStage(st, ctx, cb, () => cb(smtpError(535, `5.7.8 Authentication credentials invalid [${st.tag}]`)));
-    if (!st.trusted) {
-      const pre = await this.deps.recorder.stage(ctx, st.cid, { precheck: true });
-      if (st.closed) return;
-      if (pre.verdict === 'tempfail' || pre.verdict === 'reject') {
-        outcome('refused', { policy: pre.fired?.policy.name });
-        failed(); // counted as a failure too, so the limit holds while the client keeps trying
-        return;
-      }
+    const counted = !this.deps.recorder.passes('auth_fail', st.trusted);
+    const pre: StageResult = counted ? await this.deps.recorder.stage(ctx, st.cid, { skipPolicies: st.trusted }) : { verdict: 'continue', shadow: [] };
+    const undo = (): void => {
+      if (counted) void this.deps.recorder.undo(ctx);
+    };
+    if (st.closed) return; // the client left: its attempt stays counted, nothing was checked
+    if (pre.verdict === 'tempfail' || pre.verdict === 'reject') {
+      outcome('refused', { policy: pre.fired?.policy.name });
+      void this.rejectEvent(st, ctx);
+      cb(refusal(pre, pre.verdict, 'auth_fail', st.tag));
+      return;
     }
     let res: RelayAuthResult;
     try {
       res = await this.deps.relay().authenticate({ clientAddress: st.ip }, user, auth.password ?? '');
     } catch (err) {
+      undo();
       this.relayFailure(st, err);
       outcome('tempfail');
       cb(smtpError(454, `4.7.0 Temporary authentication failure, try again later [${st.tag}]`));
@@ -366,9 +365,11 @@ export class SmtpFront {
     }
     if (st.closed) {
       res.session?.close();
+      if (res.reply.code < 500) undo();
       return;
     }
     if (res.reply.code === 235 && res.session) {
+      undo();
       st.auth?.close(); // a new AUTH after STARTTLS or XCLIENT reset the identity
       st.auth = res.session;
       outcome('ok');
@@ -377,11 +378,23 @@ export class SmtpFront {
     }
     if (res.reply.code >= 500) {
       outcome('failed', { reply: res.reply.code });
-      failed();
-    } else {
-      outcome('tempfail', { reply: res.reply.code });
-      cb(backendError(res.reply, st.tag));
+      const fail = (): void => cb(smtpError(535, `5.7.8 Authentication credentials invalid [${st.tag}]`));
+      if (pre.verdict === 'tarpit') this.later(st, pre.fired?.policy.delayMs ?? 0, fail);
+      else fail();
+      return;
     }
+    undo();
+    outcome('tempfail', { reply: res.reply.code });
+    cb(backendError(res.reply, st.tag));
+  }
+
+  /** Runs `fn` after `ms` unless the client has left by then (tarpits). */
+  private later(st: ClientState, ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      st.timers.delete(t);
+      if (!st.closed) fn();
+    }, ms);
+    st.timers.add(t);
   }
 
   private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): Promise<void> {

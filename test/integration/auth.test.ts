@@ -147,7 +147,7 @@ describe('AUTH checked by the backend', () => {
     expect(b.attempts).toEqual([{ user: 'alice', ok: true }]);
   });
 
-  it('failures are auth_fail events: counted per IP and per user; the third refuses with 421, and later attempts never reach the backend', async () => {
+  it('failures are auth_fail events: counted per IP and per user; the third is refused with 421 before the backend is asked, and so are later attempts', async () => {
     const b = await startAuthBackend();
     const gw = await gateway(b.port);
     const ip = '198.51.100.20';
@@ -158,13 +158,14 @@ describe('AUTH checked by the backend', () => {
       expect(r.code).toBe(535);
       expect(r.text).toMatch(/^5\.7\.8 Authentication credentials invalid \[[0-9a-f]{12}@gw\.test\]$/);
     }
+    // the third attempt is counted first (3 > 2): refused, its password never checked
     const third = await c.cmd(`AUTH PLAIN ${plain('alice', 'guess2')}`);
     expect(third.code).toBe(421);
     expect(third.text).toMatch(/4\.7\.0 Too many authentication failures, try again later.*\[[0-9a-f]{12}@gw\.test\]/);
     expect(await c.closed()).toBe(true);
     expect(await gw.gateway.store.count('auth_failures', ip)).toBe(3);
     expect(await gw.gateway.store.count('auth_fail_users', 'alice')).toBe(3);
-    expect(b.attempts).toHaveLength(3);
+    expect(b.attempts).toHaveLength(2);
     const fired = gw.logs.filter((l) => l.msg === 'policy fired' && l.policy === 'auth-bruteforce');
     expect(fired).toHaveLength(1);
     expect(fired[0]).toMatchObject({ client: ip, stage: 'auth_fail', action: 'tempfail', count: 3 });
@@ -174,7 +175,7 @@ describe('AUTH checked by the backend', () => {
     await d.cmd('EHLO client.test');
     const again = await d.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);
     expect(again.code).toBe(421);
-    expect(b.attempts).toHaveLength(3);
+    expect(b.attempts).toHaveLength(2);
     expect(await gw.gateway.store.count('auth_failures', ip)).toBe(4);
 
     // another address is not affected
@@ -187,16 +188,32 @@ describe('AUTH checked by the backend', () => {
     expect(lines.map((l) => [l.client, l.user, l.result])).toEqual([
       [ip, 'Alice', 'failed'],
       [ip, 'Alice', 'failed'],
-      [ip, 'alice', 'failed'],
+      [ip, 'alice', 'refused'],
       [ip, 'alice', 'refused'],
       ['198.51.100.21', 'alice', 'ok'],
     ]);
     expect(lines[3]).toMatchObject({ policy: 'auth-bruteforce', method: 'PLAIN' });
     expect(JSON.stringify(lines)).not.toContain('secret');
+    // a right password takes its counted attempt back
+    expect(await gw.gateway.store.count('auth_failures', '198.51.100.21')).toBe(0);
     const metrics = await createMetrics(gw.gateway).render();
     expect(metrics).toMatch(/^auditgate_auth_total\{result="ok"\} 1$/m);
-    expect(metrics).toMatch(/^auditgate_auth_total\{result="failed"\} 3$/m);
-    expect(metrics).toMatch(/^auditgate_auth_total\{result="refused"\} 1$/m);
+    expect(metrics).toMatch(/^auditgate_auth_total\{result="failed"\} 2$/m);
+    expect(metrics).toMatch(/^auditgate_auth_total\{result="refused"\} 2$/m);
+  });
+
+  it('forty attempts at once from one address: the backend checks no more passwords than the limit allows', async () => {
+    const b = await startAuthBackend();
+    const body = AUTH_BODY.replace('above: 2', 'above: 10');
+    const gw = await gateway(b.port, body);
+    const ip = '203.0.113.40';
+    const clients = await Promise.all(Array.from({ length: 40 }, () => client(gw, ip)));
+    await Promise.all(clients.map((c) => c.cmd('EHLO client.test')));
+    const replies = await Promise.all(clients.map((c, i) => c.cmd(`AUTH PLAIN ${plain('alice', `guess${i}`)}`)));
+    expect(b.attempts.length).toBeLessThanOrEqual(10);
+    expect(replies.filter((r) => r.code === 535)).toHaveLength(b.attempts.length);
+    expect(replies.filter((r) => r.code === 421)).toHaveLength(40 - b.attempts.length);
+    expect(await gw.gateway.store.count('auth_failures', ip, 0, 1)).toBe(40);
   });
 
   it('a backend that is down gives 454, and one that does not offer AUTH gives 454; neither is an auth_fail', async () => {
