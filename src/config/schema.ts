@@ -69,6 +69,9 @@ export const DEFAULTS = {
   max_clients: 2000,
   max_message_size: 25 * 1024 * 1024,
   max_recipients: 100,
+  max_transactions: 100,
+  max_errors: 20,
+  max_junk_commands: 100,
   idle_timeout: 300,
   greet_delay: 0,
   max_line_length: 2048,
@@ -104,6 +107,12 @@ export interface ServerConfig {
   /** Bytes. */
   max_message_size: number;
   max_recipients: number;
+  /** MAIL commands per connection; more get a 421 and the connection closes. */
+  max_transactions: number;
+  /** 4xx/5xx replies per connection before a 421 and close. */
+  max_errors: number;
+  /** RSET, NOOP, VRFY, EXPN, HELP, HELO, EHLO per connection before each counts as an error. */
+  max_junk_commands: number;
   /** Seconds. */
   idle_timeout: number;
   /**
@@ -530,6 +539,9 @@ export function serverSchema(baseDir: string) {
       max_clients: int(1).default(DEFAULTS.max_clients),
       max_message_size: size().default(DEFAULTS.max_message_size),
       max_recipients: int(1).default(DEFAULTS.max_recipients),
+      max_transactions: int(1).default(DEFAULTS.max_transactions),
+      max_errors: int(1).default(DEFAULTS.max_errors),
+      max_junk_commands: int(0).default(DEFAULTS.max_junk_commands),
       idle_timeout: duration({ positive: true }).default(DEFAULTS.idle_timeout),
       greet_delay: duration({ positive: false }).default(DEFAULTS.greet_delay),
       max_line_length: int(1).default(DEFAULTS.max_line_length),

@@ -230,7 +230,9 @@ export class SmtpFront {
    * rate at concurrency / 0.1 s. auditgate makes it `server.greet_delay` (default 0).
    */
   private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
-    const conn = new GatewayConnection(target, socket, opts, this.heloHook);
+    const s = this.deps.config().server;
+    const limits = { maxTransactions: s.max_transactions, maxErrors: s.max_errors, maxJunkCommands: s.max_junk_commands };
+    const conn = new GatewayConnection(target, socket, opts, this.heloHook, limits);
     const internals = target as unknown as { connections: Set<unknown>; _onClientConnect(data: unknown): void };
     internals.connections.add(conn);
     this.connections.add(conn);

@@ -28,5 +28,9 @@ declare module 'smtp-server/lib/smtp-connection.js' {
     /** True while a STARTTLS handshake runs. */
     _upgrading: boolean;
     close(): void;
+    /** Set once close() ran. */
+    _closing: boolean;
+    /** The server name (options.name): the host in replies. */
+    name: string;
   }
 }
