@@ -32,6 +32,7 @@ async function serve(args: string[]): Promise<number> {
   const config = loadConfig(file);
   const logger = createLogger(config.log.level);
   lastResort(logger);
+  for (const w of config.warnings) logger.warn({ file: config.file }, `config: ${w}`);
   const gateway = await startGateway({ config, logger });
   let stopping = false;
   process.on('SIGHUP', () => {
@@ -75,7 +76,8 @@ function lastResort(logger: Logger): void {
 function checkConfig(args: string[]): number {
   const file = option(args, '--config') ?? args[0] ?? DEFAULT_CONFIG;
   const config = loadConfig(file);
-  process.stdout.write(`# ${config.file}: valid\n`);
+  for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
+  process.stdout.write(`# ${config.file}: valid${config.warnings.length ? ` (${config.warnings.length} warning${config.warnings.length > 1 ? 's' : ''})` : ''}\n`);
   process.stdout.write(formatConfig(config));
   return 0;
 }

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config, Stage } from '../config/schema.js';
-import { monitorSeries, SESSIONS_SERIES } from '../config/schema.js';
+import { monitorSeries } from '../config/schema.js';
 import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
 import type { Clock } from '../series/clock.js';
 import { compilePolicies, seriesTypes, type CompiledPolicies } from '../policy/compile.js';
@@ -149,7 +149,7 @@ export class Recorder {
     const counts: Array<number | undefined> = new Array(items.length);
     items.forEach((it, i) => {
       if (it.key === undefined) return;
-      if (it.policy.seriesType === 'sessions') counts[i] = this.sessions.count(it.key);
+      if (it.policy.gauge) counts[i] = this.sessions.count(it.key);
       else {
         slot.push(i);
         queries.push({ series: it.policy.series!, key: it.key, startv: it.policy.startv, endv: it.policy.endv });
@@ -169,7 +169,7 @@ export class Recorder {
     if (decision.fired) {
       const f = decision.fired;
       this.log(ctx, cid, f.policy.name, f.policy.action, 'enforce', f.key, f.count, f.policy.above);
-      if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && f.policy.seriesType !== SESSIONS_SERIES) {
+      if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && !f.policy.gauge) {
         decision.retryAfter = await this.retryAfter(f.policy.series!, f.key, f.policy.startv, f.policy.endv, f.policy.above, f.policy.interval);
       }
     } else {

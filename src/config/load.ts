@@ -12,6 +12,7 @@ import { Document, LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDo
 import { ConfigError } from '../errors.js';
 import { formatDuration, formatSize } from './duration.js';
 import { type Config, type PathProblem, formatHostPort, parseConfigObject } from './schema.js';
+import { configWarnings } from './warnings.js';
 
 interface Located {
   line: number;
@@ -61,8 +62,15 @@ export function parseConfigText(text: string, file: string): Config {
     }
     if (ok) {
       const result = parseConfigObject(raw, file);
-      for (const p of result.problems) at(locate(doc, p.path), `${formatPath(p.path)}${p.path.length > 0 ? ': ' : ''}${p.message}`);
+      const where = (p: PathProblem): string => `${formatPath(p.path)}${p.path.length > 0 ? ': ' : ''}${p.message}`;
+      for (const p of result.problems) at(locate(doc, p.path), where(p));
       config = result.config;
+      if (config) {
+        config.warnings = configWarnings(config).map((w) => {
+          const { line, col } = lineCounter.linePos(locate(doc, w.path) ?? 0);
+          return `${file}:${line}:${col} ${where(w)}`;
+        });
+      }
     }
   }
 

@@ -51,8 +51,16 @@ export const STAGE_PLACEHOLDERS: Record<Stage, readonly KeyPlaceholder[]> = {
 
 export const SERIES_NAME_RE = /^[A-Za-z0-9_.:,-]{1,128}$/;
 
-/** The built-in series of concurrent sessions per client prefix (policies only; windows ignored). */
-export const SESSIONS_SERIES = 'sessions';
+/**
+ * The built-in gauges of concurrent sessions per client prefix (policies only; windows ignored):
+ * `sessions` for IPv4 clients, `sessions6` for IPv6 clients, typed like the cidr series they mirror.
+ */
+export const SESSION_GAUGES = { sessions: 'cidr', sessions6: 'cidr_ipv6' } as const satisfies Record<string, SeriesType>;
+export type SessionGauge = keyof typeof SESSION_GAUGES;
+
+export function isSessionGauge(name: string | undefined): name is SessionGauge {
+  return name !== undefined && Object.hasOwn(SESSION_GAUGES, name);
+}
 
 /** Built-in per-monitor series: `connections:300,6`, `connections6:300,6`, … */
 export const MONITOR_SERIES_BASES = [
@@ -214,6 +222,8 @@ export interface PolicyConfig {
 export interface Config {
   /** Absolute path of the loaded file. */
   file: string;
+  /** Valid but probably unintended settings, as `file:line:col key: message` (check-config prints them). */
+  warnings: string[];
   server: ServerConfig;
   relay: RelayConfig;
   /** Absolute. */
@@ -912,7 +922,8 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
   if (problems.length > 0) return { problems };
   const config: Config = {
     file: absFile,
-    ...(out as Omit<Config, 'file' | 'series' | 'record' | 'policies'>),
+    warnings: [],
+    ...(out as Omit<Config, 'file' | 'warnings' | 'series' | 'record' | 'policies'>),
     series: Object.fromEntries([...series].map(([k, v]) => [k, v!])),
     record: record as RecordRule[],
     policies: policies as PolicyConfig[],
@@ -961,7 +972,7 @@ function checkSemantics(input: SemanticInput, problems: PathProblem[]): void {
   }
 
   for (const [name, s] of input.series) {
-    if (name === SESSIONS_SERIES || builtins.has(name)) {
+    if (isSessionGauge(name) || builtins.has(name)) {
       add(['series', name], `series name "${name}" is reserved for a built-in series`);
     }
     if (!s) continue;
@@ -978,15 +989,15 @@ function checkSemantics(input: SemanticInput, problems: PathProblem[]): void {
     name: string,
     at: Array<string | number>,
     allowSessions: boolean,
-  ): { type: SeriesType | 'sessions'; windows: number } | undefined => {
-    if (allowSessions && name === SESSIONS_SERIES) return { type: 'sessions', windows: Infinity };
+  ): { type: SeriesType; windows: number; gauge?: true } | undefined => {
+    if (allowSessions && isSessionGauge(name)) return { type: SESSION_GAUGES[name], windows: Infinity, gauge: true };
     const own = input.series.get(name);
     if (own) return own;
     if (own === null) return undefined; // defined but invalid: already reported
     const builtin = builtins.get(name);
     if (builtin) return builtin;
     if (!input.monitors) return undefined; // monitors invalid: cannot tell
-    const hint = suggest(name, [...input.series.keys(), ...builtins.keys(), ...(allowSessions ? [SESSIONS_SERIES] : [])]);
+    const hint = suggest(name, [...input.series.keys(), ...builtins.keys(), ...(allowSessions ? Object.keys(SESSION_GAUGES) : [])]);
     add(at, `unknown series "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}; define it under series:${builtins.size > 0 ? ' or use a monitor series such as "' + [...builtins.keys()][0] + '"' : ''}`);
     return undefined;
   };
@@ -1004,8 +1015,8 @@ function checkSemantics(input: SemanticInput, problems: PathProblem[]): void {
     const single = r.series.length === 1;
     r.series.forEach((name, j) => {
       const at: Array<string | number> = single ? ['record', i, 'series'] : ['record', i, 'series', j];
-      if (name === SESSIONS_SERIES) {
-        add(at, `"${SESSIONS_SERIES}" is the built-in concurrent-session count; a record rule cannot add to it`);
+      if (isSessionGauge(name)) {
+        add(at, `"${name}" is the built-in concurrent-session count; a record rule cannot add to it`);
         return;
       }
       const s = lookup(name, at, false);
@@ -1041,15 +1052,15 @@ function checkSemantics(input: SemanticInput, problems: PathProblem[]): void {
           if (p.mask !== undefined) add(at('mask'), `mask does not apply to string series "${p.series}"`);
           if (p.key === undefined) add(at('key'), `series "${p.series}" is a string series: this policy needs a key, e.g. key: "{mail_from_domain}"`);
         } else {
-          const bits = s.type === 'sessions' ? 32 : MASK_BITS[s.type];
+          const bits = MASK_BITS[s.type];
           if (p.mask !== undefined && p.mask > bits) {
-            add(at('mask'), `mask ${p.mask} is out of range 0..${bits} for ${s.type === 'sessions' ? 'the sessions' : s.type} series "${p.series}"`);
+            add(at('mask'), `mask ${p.mask} is out of range 0..${bits} for ${s.gauge ? 'the sessions gauge' : s.type + ' series'} "${p.series}"${s.gauge && s.type === 'cidr' ? ' (IPv4 clients; "sessions6" counts IPv6 clients)' : ''}`);
           }
-          if (p.key !== undefined && (s.type === 'sessions' || p.key !== '{ip}')) {
+          if (p.key !== undefined && (s.gauge || p.key !== '{ip}')) {
             add(at('key'), `series "${p.series}" is keyed by the client address: key must be "{ip}" or left out`);
           }
         }
-        if (s.type !== 'sessions' && p.windows[1] > s.windows - 1) {
+        if (!s.gauge && p.windows[1] > s.windows - 1) {
           add(at('windows'), `window range [${p.windows[0]}, ${p.windows[1]}] is out of range 0..${s.windows - 1} for series "${p.series}" (${s.windows} windows)`);
         }
       }

@@ -4,7 +4,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Action, Config, PolicyConfig, Stage } from '../config/schema.js';
-import { monitorSeries, SESSIONS_SERIES, STAGES } from '../config/schema.js';
+import { isSessionGauge, monitorSeries, SESSION_GAUGES, STAGES } from '../config/schema.js';
 import type { SeriesType } from '../series/types.js';
 import { parseReplyText, type ReplySpec } from './reply.js';
 
@@ -17,7 +17,10 @@ export interface CompiledPolicy {
   shadow: boolean;
   /** Undefined for pure client-list policies (allow/deny lists). */
   series?: string;
-  seriesType?: SeriesType | 'sessions';
+  /** The series' type; a sessions gauge is typed by the family it counts (sessions: cidr, sessions6: cidr_ipv6). */
+  seriesType?: SeriesType;
+  /** True for the built-in sessions gauges (read from the session tracker, not the store). */
+  gauge?: boolean;
   /** Series interval in seconds (for "come back in" hints); 0 for sessions. */
   interval: number;
   keyTemplate?: string;
@@ -77,7 +80,10 @@ function compileOne(p: PolicyConfig, types: Map<string, { type: SeriesType; inte
   };
   if (p.series !== undefined) {
     c.series = p.series;
-    if (p.series === SESSIONS_SERIES) c.seriesType = 'sessions';
+    if (isSessionGauge(p.series)) {
+      c.seriesType = SESSION_GAUGES[p.series];
+      c.gauge = true;
+    }
     else {
       const t = types.get(p.series);
       c.seriesType = t?.type;

@@ -48,7 +48,6 @@ export function applicable(rules: readonly CompiledPolicy[], ctx: EventContext):
   for (const p of rules) {
     // A cidr series counts IPv4 clients only, cidr_ipv6 IPv6 clients only; neither a client without an address.
     if ((p.seriesType === 'cidr' && (v6 || noAddress)) || (p.seriesType === 'cidr_ipv6' && !v6)) continue;
-    if (p.seriesType === 'sessions' && noAddress) continue;
     if (p.client && !p.client(ctx.ip)) continue;
     if (p.notClient && p.notClient(ctx.ip)) continue;
     if (p.series === undefined) {

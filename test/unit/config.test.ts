@@ -154,24 +154,38 @@ describe('the default config', () => {
       replicate: 'none',
     });
     expect(config.series.connections6).toMatchObject({ type: 'cidr_ipv6', store_prefix: 64, persist: false });
-    expect(Object.keys(config.series)).toEqual(['connections', 'connections6', 'invalid_recipients', 'mailfrom_domain', 'auth_failures']);
+    expect(Object.keys(config.series)).toEqual([
+      'connections',
+      'connections6',
+      'invalid_recipients',
+      'invalid_recipients6',
+      'mailfrom_domain',
+      'auth_failures',
+      'auth_failures6',
+    ]);
     expect(config.record).toEqual([
       { on: 'connect', series: ['connections', 'connections6'], count: 1 },
-      { on: 'rcpt_rejected', series: ['invalid_recipients'], count: 1 },
+      { on: 'rcpt_rejected', series: ['invalid_recipients', 'invalid_recipients6'], count: 1 },
       { on: 'mail', series: ['mailfrom_domain'], key: '{mail_from_domain}', count: 1 },
-      { on: 'auth_fail', series: ['auth_failures'], count: 1 },
+      { on: 'auth_fail', series: ['auth_failures', 'auth_failures6'], count: 1 },
     ]);
     expect(config.policies.map((p) => p.name)).toEqual([
       'internal',
       'conn-per-ip',
-      'conn-per-24',
-      'burst',
       'conn-per-64',
+      'conn-per-24',
+      'conn-per-48',
+      'burst',
+      'burst6',
       'too-many-sessions',
+      'too-many-sessions6',
       'dha',
+      'dha6',
       'auth-guessing',
+      'auth-guessing6',
       'sender-domain-flood',
     ]);
+    expect(config.warnings).toEqual([]);
     const byName = Object.fromEntries(config.policies.map((p) => [p.name, p]));
     expect(byName.internal).toEqual({
       name: 'internal',
@@ -286,7 +300,7 @@ store: { redis: ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"], on_error: te
     const ok = configSchema(path.dirname(DEFAULT_CONFIG)).safeParse(raw);
     expect(ok.success).toBe(true);
     expect(ok.data?.series.connections6?.store_prefix).toBe(64);
-    expect(ok.data?.policies[3]?.delay).toBe(5);
+    expect(ok.data?.policies.find((p) => p.name === 'burst')?.delay).toBe(5);
     const bad = configSchema('/').safeParse({ ...raw, extra: 1 });
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0]).toMatchObject({ code: 'unrecognized_keys', keys: ['extra'] });
@@ -476,7 +490,7 @@ policies:
       `${FILE}:8:51 policies[1].windows: window range [3, 1] starts after it ends`,
       `${FILE}:9:58 policies[2].mask: mask 33 is out of range 0..32 for cidr series "connections:300,6"`,
       `${FILE}:9:68 policies[2].windows: window range [0, 6] is out of range 0..5 for series "connections:300,6" (6 windows)`,
-      `${FILE}:10:47 policies[3].mask: mask 33 is out of range 0..32 for the sessions series "sessions"`,
+      `${FILE}:10:47 policies[3].mask: mask 33 is out of range 0..32 for the sessions gauge "sessions" (IPv4 clients; "sessions6" counts IPv6 clients)`,
       `${FILE}:11:41 policies[4].windows: expected a window range [start, end] such as [0, 3], got 3`,
     ]);
   });

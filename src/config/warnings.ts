@@ -1,0 +1,49 @@
+/**
+ * Configuration that is valid but probably not what the operator meant: reported by
+ * `check-config` and logged at start, never refused. Each warning carries the key path it is
+ * about; the loader turns it into `file:line:col`.
+ */
+import type { Config, PathProblem, Stage } from './schema.js';
+import { formatHostPort, isSessionGauge, monitorSeries, SESSION_GAUGES } from './schema.js';
+import type { SeriesType } from '../series/types.js';
+
+export function configWarnings(config: Omit<Config, 'file' | 'warnings'>): PathProblem[] {
+  return [...ipv4OnlyStages(config)];
+}
+
+/**
+ * A stage whose policies count IPv4 clients only (cidr series) while IPv6 clients can reach the
+ * gateway: an IPv6 client is never limited there (a cidr series ignores IPv6 addresses).
+ */
+function ipv4OnlyStages(config: Omit<Config, 'file' | 'warnings'>): PathProblem[] {
+  const v6Listener = config.server.listen.find((l) => l.host.includes(':'));
+  const proxied = config.server.proxy_protocol.length > 0 || config.server.xclient.length > 0;
+  if (!v6Listener && !proxied) return [];
+  const how = v6Listener
+    ? `server.listen ${formatHostPort(v6Listener)} accepts IPv6 clients`
+    : 'a PROXY header or XCLIENT can present IPv6 clients';
+  const types = new Map<string, SeriesType>();
+  for (const s of Object.values(config.series)) types.set(s.name, s.type);
+  for (const m of monitorSeries(config.monitors)) types.set(m.name, m.type);
+  const typeOf = (name: string): SeriesType | undefined => (isSessionGauge(name) ? SESSION_GAUGES[name] : types.get(name));
+
+  const byStage = new Map<Stage, { v4: number[]; v6: boolean }>();
+  config.policies.forEach((p, i) => {
+    if (p.series === undefined || p.mode === 'shadow' || p.action === 'accept') return;
+    const t = typeOf(p.series);
+    const entry = byStage.get(p.on) ?? { v4: [], v6: false };
+    if (t === 'cidr') entry.v4.push(i);
+    if (t === 'cidr_ipv6') entry.v6 = true;
+    byStage.set(p.on, entry);
+  });
+  const out: PathProblem[] = [];
+  for (const [stage, { v4, v6 }] of byStage) {
+    if (v6 || v4.length === 0) continue;
+    const names = v4.map((i) => `"${config.policies[i]!.name}"`).join(', ');
+    out.push({
+      path: ['policies', v4[0]!, 'series'],
+      message: `the ${stage} stage limits IPv4 clients only (${names} ${v4.length > 1 ? 'count cidr series' : 'counts a cidr series'}, which ignore${v4.length > 1 ? '' : 's'} IPv6 addresses) while ${how}: add an IPv6 twin (a cidr_ipv6 series with store_prefix: 64 and a policy with mask: 64, or "sessions6")`,
+    });
+  }
+  return out;
+}
