@@ -22,10 +22,11 @@ export const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/', impo
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/lib/chromium/chromium'];
 
+const candidates = (env: NodeJS.ProcessEnv): string[] => (env.AUDITGATE_CHROMIUM ? [env.AUDITGATE_CHROMIUM] : CANDIDATES);
+
 /** The chromium executable: $AUDITGATE_CHROMIUM, else the Debian paths; undefined when absent. */
 export function findChromium(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const wanted = env.AUDITGATE_CHROMIUM ? [env.AUDITGATE_CHROMIUM] : CANDIDATES;
-  return wanted.find((p) => {
+  return candidates(env).find((p) => {
     try {
       fs.accessSync(p, fs.constants.X_OK);
       return true;
@@ -59,7 +60,7 @@ export interface BrowserSession {
 export async function launchChromium(opts: { args?: string[]; executable?: string | undefined } = {}): Promise<BrowserSession> {
   const executablePath = opts.executable ?? findChromium();
   if (executablePath === undefined) {
-    throw new Error(`chromium is not installed (looked for ${CANDIDATES.join(', ')}; .ci/run installs the Debian package "chromium")`);
+    throw new Error(`chromium is not installed (looked for ${candidates(process.env).join(', ')}; .ci/run installs the Debian package "chromium")`);
   }
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-chromium-'));
   let context: BrowserContext;
