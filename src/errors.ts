@@ -17,6 +17,9 @@ export const ERROR_CODES = {
   AG_ADMIN_BAD_REQUEST: 'Admin API: a parameter is invalid (key, windows, mask, limit, family).',
   AG_ADMIN_BAD_JSON: 'Admin API: the request body is not the JSON the endpoint expects.',
   AG_ADMIN_BODY_TOO_LARGE: 'Admin API: the request body exceeds 16 KiB.',
+  AG_ADMIN_FORBIDDEN_HOST: 'Admin API: the Host header names neither an IP address nor a configured admin.hosts name (DNS rebinding).',
+  AG_ADMIN_CROSS_SITE: 'Admin API: the request comes from another site\'s web page (Origin or Sec-Fetch-Site).',
+  AG_ADMIN_CONTENT_TYPE: 'Admin API: a request body was sent without Content-Type: application/json.',
   AG_ADMIN_INTERNAL: 'Admin API: an unexpected error (logged with details).',
   AG_PERSIST: 'Series state under state_dir could not be written, or a state file could not be restored.',
 } as const;

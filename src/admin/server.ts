@@ -1,9 +1,11 @@
 /**
  * The admin HTTP listener: Momentum `inbound_audit` console verbs as JSON endpoints, plus
  * Prometheus `/metrics` and an open `/healthz`. Plain node:http, loopback by default, a bearer
- * token when `admin.token` is set. Request bodies are bounded; every handler does at most one
- * store round trip (or one top() call), so nothing here can stall the SMTP path. Bad input is
- * a 4xx JSON `{error, code}`; nothing a client sends can crash the gateway.
+ * token when `admin.token` is set. Every request first passes request-guard.ts (Host, cross-site
+ * Origin / Sec-Fetch-Site, JSON body type): the browser on the gateway host is not a way in.
+ * Request bodies are bounded; every handler does at most one store round trip (or one top()
+ * call), so nothing here can stall the SMTP path. Bad input is a 4xx JSON `{error, code}`;
+ * nothing a client sends can crash the gateway.
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -14,26 +16,12 @@ import { normalizeCidr } from '../config/schema.js';
 import { AuditgateError } from '../errors.js';
 import type { AuditSeries } from '../series/index.js';
 import type { CountQuery } from '../store/types.js';
+import { AdminHttpError, bad, readJsonBody } from './http.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
+import { guardRequest } from './request-guard.js';
 
-/** Largest request body accepted (POST /series/:name/add takes a tiny JSON object). */
-export const MAX_BODY_BYTES = 16 * 1024;
-/** Past this many bytes of an oversized body, stop draining and drop the connection. */
-const MAX_DRAIN_BYTES = 1024 * 1024;
 const MAX_TOP_LIMIT = 1000;
 const MAX_STRING_KEY = 1024;
-
-export class AdminHttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const bad = (message: string, code = 'AG_ADMIN_BAD_REQUEST'): AdminHttpError => new AdminHttpError(400, code, message);
 
 function statusFor(err: AuditgateError): number {
   switch (err.code) {
@@ -174,6 +162,11 @@ export class AdminServer {
     return { host: a.address, port: a.port };
   }
 
+  /** Open client connections (keep-alive ones included); tests wait for resets to land. */
+  openConnections(): number {
+    return this.sockets.size;
+  }
+
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
@@ -191,6 +184,12 @@ export class AdminServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
+      // Host, cross-site and body type first: a refused request reaches no route and no body read.
+      const refusal = guardRequest(req.headers, { listenHost: this.listenOn.host, hosts: this.gateway.config.admin.hosts });
+      if (refusal) {
+        res.setHeader('Connection', 'close');
+        throw new AdminHttpError(refusal.status, refusal.code, refusal.message);
+      }
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
       let segments: string[];
       try {
@@ -277,63 +276,13 @@ export class AdminServer {
   }
 
   private send(res: http.ServerResponse, status: number, body: string, contentType: string): void {
-    if (res.writableEnded) return;
+    if (res.writableEnded || res.destroyed) return;
     res.statusCode = status;
     res.setHeader('Content-Type', contentType);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Content-Length', Buffer.byteLength(body));
     res.end(res.req.method === 'HEAD' ? undefined : body);
-  }
-
-  /** Reads a bounded JSON body. Oversized bodies are a 413 (the rest is drained, within limits). */
-  private async readJson(req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> {
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    const tooLarge = (): AdminHttpError => {
-      res.setHeader('Connection', 'close');
-      let drained = 0;
-      req.on('data', (c: Buffer) => {
-        drained += c.length;
-        if (drained > MAX_DRAIN_BYTES) req.destroy();
-      });
-      req.resume();
-      return new AdminHttpError(413, 'AG_ADMIN_BODY_TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
-    };
-    if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
-    const text = await new Promise<string>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const onData = (c: Buffer): void => {
-        size += c.length;
-        if (size > MAX_BODY_BYTES) {
-          cleanup();
-          reject(tooLarge());
-          return;
-        }
-        chunks.push(c);
-      };
-      const onEnd = (): void => {
-        cleanup();
-        resolve(Buffer.concat(chunks).toString('utf8'));
-      };
-      const onError = (e: Error): void => {
-        cleanup();
-        reject(bad(`the request body could not be read: ${e.message}`));
-      };
-      const cleanup = (): void => {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onError);
-      };
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onError);
-    });
-    if (text.trim() === '') throw bad('a JSON body is required, e.g. {"key": "192.0.2.7", "count": 1}', 'AG_ADMIN_BAD_JSON');
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (e) {
-      throw bad(`the request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, 'AG_ADMIN_BAD_JSON');
-    }
   }
 
   // ---- handlers -------------------------------------------------------------------------
@@ -411,7 +360,7 @@ export class AdminServer {
 
   private async add(c: RequestContext): Promise<unknown> {
     const s = this.series(c);
-    const body = await this.readJson(c.req, c.res);
+    const body = await readJsonBody(c.req, c.res);
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('the body must be a JSON object {"key": "...", "count": N}', 'AG_ADMIN_BAD_JSON');
     const o = body as Record<string, unknown>;
     if (typeof o.key !== 'string') throw bad('"key" must be a string (an address, or a string key for a string series)', 'AG_KEY_INVALID');

@@ -190,6 +190,7 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       enabled: admin.listen ? undefined : false,
       listen: admin.listen ? formatHostPort(admin.listen) : undefined,
       token: admin.token === undefined ? undefined : secret(admin.token),
+      hosts: admin.hosts,
     },
     log: { level: config.log.level },
     series: Object.fromEntries(

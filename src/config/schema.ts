@@ -174,6 +174,8 @@ export interface AdminConfig {
   /** Undefined when the admin listener is disabled. */
   listen?: HostPort;
   token?: string;
+  /** Names accepted in the Host header besides IP literals (and localhost on loopback); lower case. */
+  hosts: string[];
 }
 
 export interface LogConfig {
@@ -311,6 +313,18 @@ export function parseHostPort(v: unknown): HostPort {
     throw new ValueProblem(`port "${portText}" in ${describeValue(v)} is not a port number (0..65535)`);
   }
   return { host, port: Number(portText) };
+}
+
+/** One `admin.hosts` entry: a host name, no port (any port is accepted), lower case. */
+function parseAdminHost(v: unknown): string {
+  if (typeof v !== 'string') throw new ValueProblem(`expected a host name such as "gateway.example.net", got ${describeValue(v)}`);
+  const name = v.trim().toLowerCase().replace(/\.$/, '');
+  if (isIPv4(name) || isIPv6(name.replace(/^\[(.*)\]$/, '$1'))) {
+    throw new ValueProblem(`${describeValue(v)} is an IP address: IP addresses are always accepted in Host, list only names here`);
+  }
+  if (/:\d*$/.test(name)) throw new ValueProblem(`${describeValue(v)}: list the name without a port (any port is accepted)`);
+  if (!HOSTNAME_RE.test(name)) throw new ValueProblem(`${describeValue(v)} is not a host name such as "gateway.example.net" (no wildcards)`);
+  return name;
 }
 
 /** "host:port" text for a HostPort (IPv6 hosts in brackets). */
@@ -592,8 +606,9 @@ export const adminSchema = z
     enabled: z.boolean().default(true),
     listen: hostPort().default(() => parseHostPort(DEFAULTS.admin_listen)),
     token: nonEmpty().optional(),
+    hosts: listOf(custom(parseAdminHost)).default(() => []),
   })
-  .transform(({ enabled, listen, token }): AdminConfig => dropUndefined({ listen: enabled ? listen : undefined, token }))
+  .transform(({ enabled, listen, token, hosts }): AdminConfig => dropUndefined({ listen: enabled ? listen : undefined, token, hosts }))
   .prefault({});
 
 export const logSchema = z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({});

@@ -129,7 +129,7 @@ describe('the default config', () => {
     expect(config.persist_interval).toBe(5);
     expect(config.log_retention).toBe(7 * 86_400);
     expect(config.store).toEqual({ on_error: 'local', max_delay: 1, max_pending: 100 });
-    expect(config.admin).toEqual({ listen: { host: '127.0.0.1', port: 8025 } });
+    expect(config.admin).toEqual({ listen: { host: '127.0.0.1', port: 8025 }, hosts: [] });
     expect(config.log.level).toBe('info');
   });
 
@@ -282,7 +282,7 @@ store: { redis: ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"], on_error: te
     expect(config.server.tls).toEqual({ key: '/etc/auditgate/tls/key.pem', cert: '/abs/cert.pem' });
     expect(config.server.max_message_size).toBe(10_240);
     expect(config.server.idle_timeout).toBe(0.5);
-    expect(config.admin).toEqual({});
+    expect(config.admin).toEqual({ hosts: [] });
     expect(config.store.redis).toEqual(['redis://10.0.0.1:6379', 'redis://10.0.0.2:6379']);
     expect(config.store.on_error).toBe('tempfail');
   });
