@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   AG_ADMIN_CONTENT_TYPE: 'Admin API: a request body was sent without Content-Type: application/json.',
   AG_ADMIN_INTERNAL: 'Admin API: an unexpected error (logged with details).',
   AG_PERSIST: 'Series state under state_dir could not be written, or a state file could not be restored.',
+  AG_LISTEN: 'A listener could not bind its address (in use, not on this host, no permission); the message names the config key.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -94,5 +95,12 @@ export class MessageAbortedError extends RelayError {}
 export class PersistError extends AuditgateError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('AG_PERSIST', message, options);
+  }
+}
+
+/** A listener could not bind: the message names the config key and the address. */
+export class ListenError extends AuditgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('AG_LISTEN', message, options);
   }
 }

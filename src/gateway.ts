@@ -12,6 +12,8 @@ import type { SeriesDefinition } from './series/types.js';
 import { createStore, RoutingStore, type ManagedStore } from './store/create.js';
 import { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
+import { SessionEngine } from './audit/session.js';
+import { GatewayEvents } from './events.js';
 import { createRelay, type Relay } from './smtp/relay.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
@@ -69,6 +71,8 @@ export class Gateway {
   readonly sessions: SessionTracker;
   store!: ManagedStore;
   recorder!: Recorder;
+  engine!: SessionEngine;
+  readonly events = new GatewayEvents();
   relay!: Relay;
   front!: SmtpFront;
   /** The admin HTTP listener, when config.admin.listen is set. */
@@ -91,12 +95,13 @@ export class Gateway {
     this.startPersistence();
     this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
     this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
+    this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
     this.relay = relayFor(this.config, this.logger);
     this.front = new SmtpFront({
       config: () => this.config,
-      recorder: this.recorder,
-      sessions: this.sessions,
+      engine: this.engine,
       relay: () => this.relay,
+      events: this.events,
       logger: this.logger,
     });
     await this.front.listen(this.config.server.listen);

@@ -39,7 +39,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers,
   });
-  gateway.front.onRelayLatency = (command, seconds) => relayLatency.observe({ command }, seconds);
+  gateway.events.on('relayLatency', (command, seconds) => relayLatency.observe({ command }, seconds));
 
   new Counter({
     name: 'auditgate_auth_total',
@@ -48,7 +48,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     registers,
     collect() {
       this.reset();
-      for (const [result, n] of Object.entries(gateway.front.authCounts)) this.inc({ result }, n);
+      for (const [result, n] of Object.entries(gateway.front.stats.auth)) this.inc({ result }, n);
     },
   });
 
@@ -98,7 +98,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     registers,
     collect() {
       this.reset();
-      this.inc(gateway.front.relayFailures);
+      this.inc(gateway.front.stats.relayFailures);
     },
   });
 

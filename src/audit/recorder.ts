@@ -9,10 +9,11 @@ import type { Config, Stage } from '../config/schema.js';
 import { monitorSeries } from '../config/schema.js';
 import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
 import type { Clock } from '../series/clock.js';
-import { compilePolicies, seriesTypes, type CompiledPolicies } from '../policy/compile.js';
+import { compilePolicies, seriesTypes, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';
 import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext } from '../policy/evaluate.js';
 import type { SessionTracker } from './sessions.js';
 import { InvalidKeyError } from '../errors.js';
+import type { ClientAddress } from '../series/address.js';
 
 export type MonitorEvent = 'connections' | 'receptions' | 'rejections';
 
@@ -86,9 +87,9 @@ export class Recorder {
   }
 
   /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */
-  async monitor(event: MonitorEvent, ip: string): Promise<void> {
-    if (ip === '') return;
-    const ops = this.monitorNames[event].map((series) => ({ series, key: ip, count: 1 }));
+  async monitor(event: MonitorEvent, client: ClientAddress | undefined): Promise<void> {
+    if (!client) return;
+    const ops = this.monitorNames[event].map((series) => ({ series, key: client.text, count: 1, address: client }));
     if (ops.length) await this.safeAdd(ops);
   }
 
@@ -126,17 +127,21 @@ export class Recorder {
 
   /** The adds an event makes: its record rules and the built-in monitors. */
   private collectAdds(ctx: EventContext, ops: AddOp[]): void {
-    // A client without an address (ip '') has nothing to count in address-keyed series.
-    const ip = ctx.ip === '' ? undefined : ctx.ip;
+    // A client without an address has nothing to count in address-keyed series.
+    const address = ctx.client;
     for (const r of this.records.get(ctx.stage) ?? []) {
       for (let i = 0; i < r.series.length; i++) {
-        const key = r.cidr[i] ? ip : r.key ? expandTemplate(r.key, ctx) : undefined;
+        if (r.cidr[i]) {
+          if (address) ops.push({ series: r.series[i]!, key: address.text, count: r.count, address });
+          continue;
+        }
+        const key = r.key ? expandTemplate(r.key, ctx) : undefined;
         if (key !== undefined) ops.push({ series: r.series[i]!, key, count: r.count });
       }
     }
-    if (ip === undefined) return;
-    if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: ip, count: 1 });
-    if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: ip, count: 1 });
+    if (!address) return;
+    if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: address.text, count: 1, address });
+    if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: address.text, count: 1, address });
   }
 
   /** Reads the counts the stage's policies need and evaluates them. */
@@ -149,10 +154,11 @@ export class Recorder {
     const counts: Array<number | undefined> = new Array(items.length);
     items.forEach((it, i) => {
       if (it.key === undefined) return;
-      if (it.policy.gauge) counts[i] = this.sessions.count(it.key);
+      const p = it.policy;
+      if (p.gauge) counts[i] = this.sessions.countAt(ctx.client!, p.mask);
       else {
         slot.push(i);
-        queries.push({ series: it.policy.series!, key: it.key, startv: it.policy.startv, endv: it.policy.endv });
+        queries.push(this.query(p.series!, it.key, p.startv, p.endv, ctx, p));
       }
     });
     if (queries.length) {
@@ -170,7 +176,7 @@ export class Recorder {
       const f = decision.fired;
       this.log(ctx, cid, f.policy.name, f.policy.action, 'enforce', f.key, f.count, f.policy.above);
       if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && !f.policy.gauge) {
-        decision.retryAfter = await this.retryAfter(f.policy.series!, f.key, f.policy.startv, f.policy.endv, f.policy.above, f.policy.interval);
+        decision.retryAfter = await this.retryAfter(f.policy, f.key, f.policy.above, ctx);
       }
     } else {
       this.logger.debug({ cid, client: ctx.ip, stage: ctx.stage, decision: 'continue' }, 'no policy fired');
@@ -178,14 +184,24 @@ export class Recorder {
     return decision;
   }
 
-  private async retryAfter(series: string, key: string, startv: number, endv: number, above: number, interval: number): Promise<number | undefined> {
-    if (interval <= 0) return undefined;
+  /** A count query for a policy's key; address-keyed series get the parsed address along (no second parse). */
+  private query(series: string, key: string, startv: number, endv: number, ctx: EventContext, p: CompiledPolicy): CountQuery {
+    const q: CountQuery = { series, key, startv, endv };
+    if (ctx.client && p.seriesType !== 'string') {
+      q.address = ctx.client;
+      q.mask = p.mask ?? (ctx.client.family === 4 ? 32 : 128);
+    }
+    return q;
+  }
+
+  private async retryAfter(p: CompiledPolicy, key: string, above: number, ctx: EventContext): Promise<number | undefined> {
+    if (p.interval <= 0) return undefined;
     try {
       const qs: CountQuery[] = [];
-      for (let v = 0; v <= endv; v++) qs.push({ series, key, startv: v, endv: v });
+      for (let v = 0; v <= p.endv; v++) qs.push(this.query(p.series!, key, v, v, ctx, p));
       const per = await this.store.countMany(qs);
-      const ms = interval * 1000;
-      return secondsUntilFree(per, startv, endv, above, interval, ms - (this.clock.now() % ms));
+      const ms = p.interval * 1000;
+      return secondsUntilFree(per, p.startv, p.endv, above, p.interval, ms - (this.clock.now() % ms));
     } catch {
       return undefined;
     }

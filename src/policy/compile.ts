@@ -2,13 +2,12 @@
  * Compiles the config's policies into per-stage rule lists: CIDR lists parsed once, reply
  * texts parsed once, series types resolved. Done at start-up and on reload, never per event.
  */
-import ipaddr from 'ipaddr.js';
 import type { Action, Config, PolicyConfig, Stage } from '../config/schema.js';
 import { isSessionGauge, monitorSeries, SESSION_GAUGES, STAGES } from '../config/schema.js';
 import type { SeriesType } from '../series/types.js';
+import type { ClientAddress } from '../series/address.js';
+import { PrefixSet } from '../series/prefix-set.js';
 import { parseReplyText, type ReplySpec } from './reply.js';
-
-export type CidrMatcher = (ip: string) => boolean;
 
 export interface CompiledPolicy {
   name: string;
@@ -36,21 +35,13 @@ export interface CompiledPolicy {
 
 export type CompiledPolicies = Record<Stage, CompiledPolicy[]>;
 
+/** True when the client's address lies in one of the matcher's prefixes (never for a client without one). */
+export type CidrMatcher = (client: ClientAddress | undefined) => boolean;
+
 export function cidrMatcher(list: readonly string[]): CidrMatcher {
   if (list.length === 0) return () => false;
-  const ranges = list.map((c) => ipaddr.parseCIDR(c));
-  return (ip: string) => {
-    let addr: ipaddr.IPv4 | ipaddr.IPv6;
-    try {
-      addr = ipaddr.process(ip);
-    } catch {
-      return false;
-    }
-    for (const r of ranges) {
-      if (addr.kind() === r[0].kind() && addr.match(r)) return true;
-    }
-    return false;
-  };
+  const set = PrefixSet.of(list);
+  return (client) => set.has(client);
 }
 
 export function seriesTypes(config: Config): Map<string, { type: SeriesType; interval: number }> {

@@ -5,9 +5,13 @@
 import type { Stage } from '../config/schema.js';
 import type { CompiledPolicy } from './compile.js';
 import { MAX_STRING_KEY_LENGTH } from '../series/string-series.js';
+import type { ClientAddress } from '../series/address.js';
 
 export interface EventContext {
   stage: Stage;
+  /** The client's address, parsed once by the front; undefined when it has none we can count. */
+  client: ClientAddress | undefined;
+  /** Its text (`{ip}` in templates, logs); '' without an address. */
   ip: string;
   helo?: string;
   mail_from?: string;
@@ -43,13 +47,12 @@ export interface CountRequest {
 /** The policies of a stage that apply to this client, with the count each one needs (if any). */
 export function applicable(rules: readonly CompiledPolicy[], ctx: EventContext): Array<{ policy: CompiledPolicy; key?: string }> {
   const out: Array<{ policy: CompiledPolicy; key?: string }> = [];
-  const v6 = ctx.ip.includes(':');
-  const noAddress = ctx.ip === '';
+  const family = ctx.client?.family;
   for (const p of rules) {
     // A cidr series counts IPv4 clients only, cidr_ipv6 IPv6 clients only; neither a client without an address.
-    if ((p.seriesType === 'cidr' && (v6 || noAddress)) || (p.seriesType === 'cidr_ipv6' && !v6)) continue;
-    if (p.client && !p.client(ctx.ip)) continue;
-    if (p.notClient && p.notClient(ctx.ip)) continue;
+    if ((p.seriesType === 'cidr' && family !== 4) || (p.seriesType === 'cidr_ipv6' && family !== 6)) continue;
+    if (p.client && !p.client(ctx.client)) continue;
+    if (p.notClient && p.notClient(ctx.client)) continue;
     if (p.series === undefined) {
       out.push({ policy: p });
       continue;

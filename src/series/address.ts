@@ -166,3 +166,25 @@ export function prefixContains(
   }
   return true;
 }
+
+/**
+ * A client's address, parsed once at a front's edge and carried as a typed value from there:
+ * the session gauge, client-list matchers, policy evaluation and series adds read its words and
+ * family instead of parsing the text again. IPv4-mapped IPv6 is IPv4.
+ */
+export interface ClientAddress {
+  /** Normalized text: dotted quad, or IPv6 in RFC 5952 form. */
+  readonly text: string;
+  readonly family: Family;
+  /** The address bits: one word for IPv4, four for IPv6. */
+  readonly words: Uint32Array;
+}
+
+/** Parses a client address (no mask); undefined for anything that is not one. */
+export function parseClientAddress(raw: string | undefined): ClientAddress | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const words = new Uint32Array(4);
+  const family = parseAddressInto(raw, words);
+  if (family === 0) return undefined;
+  return { text: formatAddress(family, words), family, words: family === 4 ? words.subarray(0, 1) : words };
+}

@@ -7,7 +7,7 @@
  */
 import type { Clock } from './clock.js';
 import { InvalidKeyError, SeriesDefinitionError } from '../errors.js';
-import { FAMILY_BITS, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
+import { FAMILY_BITS, type ClientAddress, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
 import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, WindowedSeries, clampCount } from './windowed.js';
 import { TopK } from './topk.js';
 import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './types.js';
@@ -261,6 +261,28 @@ export class CidrSeries extends WindowedSeries {
     this.advance();
     this.addAt(this.scratch, 0, count);
     return true;
+  }
+
+  /**
+   * `add` for an address parsed once by the caller (the hot path: no text to parse). Returns
+   * false when the address belongs to the other family and was ignored.
+   */
+  addAddress(addr: ClientAddress, count = 1): boolean {
+    this.checkCount(count);
+    if (addr.family !== this.family) return false;
+    this.advance();
+    this.scratch.set(addr.words);
+    this.addAt(this.scratch, 0, count);
+    return true;
+  }
+
+  /** `count` of the prefix of a parsed address at `mask` (clamped to the family's bits); 0 for the other family. */
+  countAddress(addr: ClientAddress, mask: number, startv = 0, endv = startv): number {
+    const last = this.checkRange(startv, endv);
+    if (addr.family !== this.family) return 0;
+    this.advance();
+    this.scratch.set(addr.words);
+    return this.countWords(this.scratch, Math.min(Math.max(0, mask), FAMILY_BITS[this.family]), startv, last);
   }
 
   private addAt(words: Uint32Array, v: number, count: number): void {

@@ -18,7 +18,7 @@
 import type net from 'node:net';
 import type { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-import type { SmtpError } from './replies.js';
+import type { SmtpError } from './smtp-error.js';
 
 export interface HeloHook {
   /** Decide on a HELO/EHLO the library accepted: call exactly one of proceed / refuse, now or later. */

@@ -13,7 +13,11 @@ export class MemoryStore implements SeriesStore {
   }
 
   async addMany(ops: readonly AddOp[]): Promise<void> {
-    for (const op of ops) this.registry.get(op.series).add(op.key, op.count);
+    for (const op of ops) {
+      const s = this.registry.get(op.series);
+      if (op.address && s instanceof CidrSeries) s.addAddress(op.address, op.count);
+      else s.add(op.key, op.count);
+    }
   }
 
   async count(series: string, key: string, startv = 0, endv = startv): Promise<number> {
@@ -21,7 +25,11 @@ export class MemoryStore implements SeriesStore {
   }
 
   async countMany(queries: readonly CountQuery[]): Promise<number[]> {
-    return queries.map((q) => this.registry.get(q.series).count(q.key, q.startv, q.endv));
+    return queries.map((q) => {
+      const s = this.registry.get(q.series);
+      if (q.address && s instanceof CidrSeries) return s.countAddress(q.address, q.mask ?? 128, q.startv, q.endv);
+      return s.count(q.key, q.startv, q.endv);
+    });
   }
 
   async removeItem(series: string, key: string): Promise<number> {

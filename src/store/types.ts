@@ -4,6 +4,7 @@
  * are interchangeable. Every store passes the contract suite in test/unit/store-contract.test.ts.
  */
 import type { TopEntry, TopOptions } from '../series/types.js';
+import type { ClientAddress } from '../series/address.js';
 
 export interface CountQuery {
   series: string;
@@ -11,12 +12,20 @@ export interface CountQuery {
   key: string;
   startv: number;
   endv: number;
+  /**
+   * The same key already parsed (a client's address and the mask of `key`): a store that keeps
+   * series in process may count from it without parsing `key` again. It must say what `key` says.
+   */
+  address?: ClientAddress;
+  mask?: number;
 }
 
 export interface AddOp {
   series: string;
   key: string;
   count: number;
+  /** `key` as a parsed client address (see CountQuery.address). */
+  address?: ClientAddress;
 }
 
 export interface SeriesStore {

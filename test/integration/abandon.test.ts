@@ -138,7 +138,7 @@ describe('clients that vanish mid-session', () => {
       expect(backend.messages.some((m) => m.data.toString('latin1').includes('X-Id: m999\r\n'))).toBe(true);
       // a client that vanishes is the client's doing, not a relay failure
       expect(gw.gateway.relay.stats().failures).toBe(0);
-      expect(gw.gateway.front.relayFailures).toBe(0);
+      expect(gw.gateway.front.stats.relayFailures).toBe(0);
     });
   }
 });

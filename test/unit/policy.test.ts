@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { compilePolicies } from '../../src/policy/compile.js';
 import { applicable, evaluate, expandTemplate, secondsUntilFree } from '../../src/policy/evaluate.js';
-import { refusalReply } from '../../src/smtp/replies.js';
+import { refusalReply, replyLine } from '../../src/audit/replies.js';
+import { parseClientAddress } from '../../src/series/address.js';
+import type { EventContext } from '../../src/policy/evaluate.js';
+
+/** An event context for a client address (parsed, as a front does once). */
+const ev = (c: Omit<EventContext, 'client'>): EventContext => ({ ...c, client: parseClientAddress(c.ip) });
 
 const cfg = parseConfigText(
   `relay: { url: "dir:/tmp/x" }
@@ -24,17 +29,17 @@ const rules = compilePolicies(cfg);
 
 describe('policy engine (pure)', () => {
   it('selects policies by client lists and family, with the keys they count', () => {
-    const items = applicable(rules.connect, { stage: 'connect', ip: '192.0.2.1' });
+    const items = applicable(rules.connect, ev({ stage: 'connect', ip: '192.0.2.1'}));
     expect(items.map((i) => [i.policy.name, i.key])).toEqual([
       ['shadow-ip', '192.0.2.1/32'],
       ['per-ip', '192.0.2.1/32'],
     ]);
-    expect(applicable(rules.connect, { stage: 'connect', ip: '2001:db8::1' }).map((i) => i.policy.name)).toEqual(['per-64']);
-    expect(applicable(rules.connect, { stage: 'connect', ip: '10.9.8.7' }).map((i) => i.policy.name)[0]).toBe('allow');
+    expect(applicable(rules.connect, ev({ stage: 'connect', ip: '2001:db8::1'})).map((i) => i.policy.name)).toEqual(['per-64']);
+    expect(applicable(rules.connect, ev({ stage: 'connect', ip: '10.9.8.7'})).map((i) => i.policy.name)[0]).toBe('allow');
   });
 
   it('first enforcing policy that fires decides; shadow firings are collected; above is strict', () => {
-    const items = applicable(rules.connect, { stage: 'connect', ip: '192.0.2.1' });
+    const items = applicable(rules.connect, ev({ stage: 'connect', ip: '192.0.2.1'}));
     expect(evaluate(items, [1, 5])).toMatchObject({ verdict: 'continue', shadow: [] });
     const d = evaluate(items, [2, 6]);
     expect(d.verdict).toBe('tempfail');
@@ -42,15 +47,15 @@ describe('policy engine (pure)', () => {
     expect(d.fired!.policy.name).toBe('per-ip');
     expect(d.shadow.map((f) => f.policy.name)).toEqual(['shadow-ip']);
     expect(evaluate(items, [undefined, undefined]).verdict).toBe('continue');
-    const deny = applicable(rules.connect, { stage: 'connect', ip: '192.0.2.200' });
+    const deny = applicable(rules.connect, ev({ stage: 'connect', ip: '192.0.2.200'}));
     expect(evaluate(deny, deny.map(() => 0)).verdict).toBe('reject');
   });
 
   it('expands key templates and skips policies whose key is missing', () => {
-    expect(expandTemplate('{mail_from_domain}', { stage: 'mail', ip: '1.2.3.4', mail_from_domain: 'ex.org' })).toBe('ex.org');
-    expect(applicable(rules.mail, { stage: 'mail', ip: '1.2.3.4' })).toEqual([]);
+    expect(expandTemplate('{mail_from_domain}', ev({ stage: 'mail', ip: '1.2.3.4', mail_from_domain: 'ex.org'}))).toBe('ex.org');
+    expect(applicable(rules.mail, ev({ stage: 'mail', ip: '1.2.3.4'}))).toEqual([]);
     // a client-controlled value too long to be a key is counted under its first 1024 characters
-    const long = expandTemplate('{helo}', { stage: 'helo', ip: '1.2.3.4', helo: 'h'.repeat(5000) });
+    const long = expandTemplate('{helo}', ev({ stage: 'helo', ip: '1.2.3.4', helo: 'h'.repeat(5000)}));
     expect(long).toBe('h'.repeat(1024));
   });
 
@@ -62,11 +67,9 @@ describe('policy engine (pure)', () => {
   });
 
   it('maps decisions to replies through one table, with the connection tag', () => {
-    expect(refusalReply('tempfail', 'connect', 'abc@gw').message).toBe('4.7.0 Too many connections from your network, try again later [abc@gw]');
-    expect(refusalReply('tempfail', 'connect', 'abc@gw').responseCode).toBe(421);
-    expect(refusalReply('tempfail', 'rcpt', 'abc@gw', undefined, 90).message).toBe('4.7.1 Rate limit exceeded, try again later (try again in 90s) [abc@gw]');
+    expect(replyLine(refusalReply('tempfail', 'connect', 'abc@gw'))).toBe('421 4.7.0 Too many connections from your network, try again later [abc@gw]');
+    expect(replyLine(refusalReply('tempfail', 'rcpt', 'abc@gw', undefined, 90))).toBe('451 4.7.1 Rate limit exceeded, try again later (try again in 90s) [abc@gw]');
     const dom = rules.mail[0]!;
-    const r = refusalReply('reject', 'mail', 'abc@gw', dom.reply);
-    expect([r.responseCode, r.message]).toEqual([554, '5.7.1 go away [abc@gw]']);
+    expect(refusalReply('reject', 'mail', 'abc@gw', dom.reply)).toEqual({ code: 554, enhanced: '5.7.1', text: 'go away [abc@gw]' });
   });
 });

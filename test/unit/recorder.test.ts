@@ -37,10 +37,10 @@ describe('recorder', () => {
   it.each(['local', 'tempfail'] as const)('a client without an address is counted where it can be, and is no store failure (on_error: %s)', async (onError) => {
     const { recorder, registry } = setup(onError);
     for (let i = 0; i < 3; i++) {
-      expect((await recorder.stage({ stage: 'connect', ip: '' }, 'cid')).verdict).toBe('continue');
-      expect((await recorder.stage({ stage: 'helo', ip: '', helo: 'h.example' }, 'cid')).verdict).toBe('continue');
+      expect((await recorder.stage({ stage: 'connect', ip: '', client: undefined }, 'cid')).verdict).toBe('continue');
+      expect((await recorder.stage({ stage: 'helo', ip: '', client: undefined, helo: 'h.example' }, 'cid')).verdict).toBe('continue');
     }
-    await recorder.monitor('receptions', '');
+    await recorder.monitor('receptions', undefined);
     expect(recorder.storeFailureCount()).toBe(0);
     expect(registry.get('c').size()).toBe(0);
     expect(registry.get('h').count('h.example', 0, 1)).toBe(3);

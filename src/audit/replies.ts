@@ -1,11 +1,19 @@
 /**
- * The one table that maps a decision to an SMTP reply. Every refusal carries the connection
- * id (`[cid@host]`) so a sender's complaint finds the log line.
+ * The one table that maps a decision to an SMTP reply, for every front (the SMTP proxy answers
+ * with it, the milter sends it as SMFIR_REPLYCODE, the policy service as `action=4xx …`). Every
+ * refusal carries the connection id (`[cid@host]`) so a sender's complaint finds the log line.
  */
 import type { Stage } from '../config/schema.js';
 import type { ReplySpec } from '../policy/reply.js';
 
 export type Refusal = 'tempfail' | 'reject';
+
+/** A reply as the engine hands it to a front: code, enhanced status code, text (with `[cid@host]`). */
+export interface Reply {
+  code: number;
+  enhanced: string;
+  text: string;
+}
 
 const TABLE: Record<Refusal, Partial<Record<Stage, ReplySpec>> & { default: ReplySpec }> = {
   tempfail: {
@@ -24,14 +32,6 @@ const TABLE: Record<Refusal, Partial<Record<Stage, ReplySpec>> & { default: Repl
 
 export const STORE_FAILURE_REPLY: ReplySpec = { code: 451, enhanced: '4.3.0', text: 'Temporary local problem, try again later' };
 
-export interface SmtpError extends Error {
-  responseCode: number;
-}
-
-export function smtpError(code: number, message: string): SmtpError {
-  return Object.assign(new Error(message), { responseCode: code });
-}
-
 export function formatRetry(seconds: number | undefined): string {
   if (seconds === undefined) return '';
   if (seconds < 120) return ` (try again in ${seconds}s)`;
@@ -43,11 +43,16 @@ export function formatRetry(seconds: number | undefined): string {
  * The reply for a refusal at a stage: the policy's own reply when it has one, else the table's.
  * A tempfail at connect is always a 421 (the connection closes).
  */
-export function refusalReply(kind: Refusal, stage: Stage, tag: string, policyReply?: ReplySpec, retryAfter?: number): SmtpError {
+export function refusalReply(kind: Refusal, stage: Stage, tag: string, policyReply?: ReplySpec, retryAfter?: number): Reply {
   const base = policyReply ?? TABLE[kind][stage] ?? TABLE[kind].default;
   let code = base.code;
   if (kind === 'tempfail' && stage === 'connect') code = 421;
   const enhanced = base.enhanced ?? (kind === 'tempfail' ? '4.7.0' : '5.7.1');
   const text = base.text || (TABLE[kind][stage] ?? TABLE[kind].default).text;
-  return smtpError(code, `${enhanced} ${text}${kind === 'tempfail' ? formatRetry(retryAfter) : ''} [${tag}]`);
+  return { code, enhanced, text: `${text}${kind === 'tempfail' ? formatRetry(retryAfter) : ''} [${tag}]` };
+}
+
+/** `421 4.7.0 text [cid@host]`: the reply as one line. */
+export function replyLine(r: Reply): string {
+  return `${r.code} ${r.enhanced} ${r.text}`;
 }

@@ -1,0 +1,225 @@
+/**
+ * The session engine: one client's session as plain data, and the one entry point every front
+ * calls for a stage event. A front (SMTP proxy, milter, policy service) knows its protocol and
+ * nothing about series or policies: it parses the client's address once at its edge, fills the
+ * session as the protocol tells it (HELO name, sender, recipient, AUTH user), asks `stage()` and
+ * turns the verdict into its protocol's answer.
+ *
+ *   stage event → recorder (record rules, monitors, counts, policies) → verdict:
+ *     continue | accept | tarpit (delay, then go on) | tempfail | reject (reply from the one
+ *     table, and whether the connection closes)
+ *
+ * A refusal records the `reject` event itself. An `accept` at connect trusts the session: later
+ * stages record but skip policies.
+ */
+import type { Logger } from 'pino';
+import type { Stage } from '../config/schema.js';
+import type { ClientAddress } from '../series/address.js';
+import type { EventContext } from '../policy/evaluate.js';
+import type { Recorder, StageResult } from './recorder.js';
+import type { SessionTracker } from './sessions.js';
+import { refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
+
+export type FrontKind = 'smtp' | 'milter' | 'policy';
+
+/** One client's session, as plain data. Fronts write the protocol facts; the engine the rest. */
+export interface Session {
+  readonly cid: string;
+  readonly front: FrontKind;
+  /** `cid@hostname`, named in every refusal. */
+  readonly tag: string;
+  /** Parsed once at the front's edge; undefined when the client has no address we can count. */
+  client: ClientAddress | undefined;
+  helo?: string;
+  /** The sender of the current transaction, lower-cased ('' for the null sender). */
+  mailFrom?: string;
+  mailFromDomain?: string;
+  /** The recipient of the rcpt event being decided, lower-cased. */
+  rcpt?: string;
+  rcptDomain?: string;
+  /** Recipients accepted in the current transaction. */
+  rcpts: string[];
+  /** The authenticated user, when there is one. */
+  authUser?: string;
+  /** An accept policy at connect trusts the session: later stages record but skip policies. */
+  trusted: boolean;
+  closed: boolean;
+}
+
+export type Verdict =
+  | { action: 'continue' }
+  | { action: 'accept' }
+  | { action: 'tarpit'; delayMs: number; policy?: string }
+  | { action: 'tempfail' | 'reject'; reply: Reply; close: boolean; policy?: string };
+
+export const CONTINUE: Verdict = Object.freeze({ action: 'continue' });
+
+/** A counted AUTH attempt: its verdict, and how to take the count back when it was no failure. */
+export interface AuthAttempt {
+  verdict: Verdict;
+  /** The password was right, or could not be checked: the attempt is not a failure. */
+  undo(): void;
+}
+
+export interface EngineDeps {
+  recorder: Recorder;
+  sessions: SessionTracker;
+  hostname: () => string;
+  logger: Logger;
+}
+
+/** Lower-cased address and its domain ('' when there is none, which templates treat as missing). */
+export function splitAddress(address: string): [string, string] {
+  const a = address.toLowerCase();
+  const at = a.lastIndexOf('@');
+  return [a, at > 0 ? a.slice(at + 1) : ''];
+}
+
+/** A new transaction's sender (its recipients start empty). */
+export function setSender(s: Session, address: string): void {
+  [s.mailFrom, s.mailFromDomain] = splitAddress(address);
+  s.rcpts = [];
+  s.rcpt = undefined;
+  s.rcptDomain = undefined;
+}
+
+/** The recipient the next rcpt event is about. */
+export function setRecipient(s: Session, address: string): void {
+  [s.rcpt, s.rcptDomain] = splitAddress(address);
+}
+
+/** A verdict naming the policy that decided it, when one did. */
+function withPolicy(v: Verdict, res: StageResult): Verdict {
+  if (res.fired && (v.action === 'tarpit' || v.action === 'tempfail' || v.action === 'reject')) v.policy = res.fired.policy.name;
+  return v;
+}
+
+/** What the recorder and the policies see of a session at a stage. */
+export function contextOf(s: Session, stage: Stage): EventContext {
+  const c: EventContext = { stage, client: s.client, ip: s.client?.text ?? '' };
+  if (s.helo) c.helo = s.helo;
+  if (s.authUser) c.auth_user = s.authUser;
+  if (s.mailFrom !== undefined && stage !== 'connect' && stage !== 'helo' && stage !== 'auth_fail') {
+    c.mail_from = s.mailFrom;
+    c.mail_from_domain = s.mailFromDomain ?? '';
+  }
+  if (s.rcpt !== undefined && (stage === 'rcpt' || stage === 'rcpt_rejected' || stage === 'reject')) {
+    c.rcpt = s.rcpt;
+    c.rcpt_domain = s.rcptDomain ?? '';
+  }
+  return c;
+}
+
+export class SessionEngine {
+  constructor(private readonly deps: EngineDeps) {}
+
+  open(front: FrontKind, cid: string, client: ClientAddress | undefined): Session {
+    this.deps.sessions.opened(client);
+    return { cid, front, tag: `${cid}@${this.deps.hostname()}`, client, rcpts: [], trusted: false, closed: false };
+  }
+
+  /** The client changed mid-connection (XCLIENT): from now on the session counts the new one, untrusted. */
+  changeClient(s: Session, client: ClientAddress | undefined): boolean {
+    if (client?.text === s.client?.text) return false;
+    this.deps.sessions.closed(s.client);
+    s.client = client;
+    s.trusted = false;
+    this.deps.sessions.opened(client);
+    return true;
+  }
+
+  close(s: Session): void {
+    if (s.closed) return;
+    s.closed = true;
+    this.deps.sessions.closed(s.client);
+  }
+
+  /**
+   * Runs a stage: records the event, evaluates the stage's policies, and returns the verdict.
+   * Synchronous (CONTINUE) when the stage has nothing to record or evaluate.
+   */
+  stage(s: Session, stage: Stage): Verdict | Promise<Verdict> {
+    if (this.deps.recorder.passes(stage, s.trusted)) return CONTINUE;
+    return this.run(s, stage, contextOf(s, stage));
+  }
+
+  /** The backend (or the MTA) refused what the client sent: the `reject` event. */
+  refused(s: Session, stage: Stage): void {
+    void this.rejectEvent(s, contextOf(s, stage));
+  }
+
+  /**
+   * The backend refused the recipient (5xx): the rcpt_rejected event, which directory-harvest
+   * policies count. Its verdict may refuse with the policy's own reply; either way the RCPT was
+   * refused, so the `reject` event is recorded.
+   */
+  async recipientRejected(s: Session): Promise<Verdict> {
+    const ctx = contextOf(s, 'rcpt_rejected');
+    let v: Verdict = CONTINUE;
+    if (!this.deps.recorder.passes('rcpt_rejected', s.trusted)) {
+      const res = await this.deps.recorder.stage(ctx, s.cid, { skipPolicies: s.trusted });
+      v = this.verdict(s, 'rcpt', res);
+    }
+    this.refused(s, 'rcpt');
+    return v;
+  }
+
+  /**
+   * An AUTH attempt by `user`, counted as an auth_fail event before anyone checks the password,
+   * so the policies see it already counted (a brute-forcer over its limit is refused before the
+   * backend is asked, even with many attempts in flight). The caller undoes it when the
+   * password was right or could not be checked.
+   */
+  async authAttempt(s: Session, user: string): Promise<AuthAttempt> {
+    const ctx = contextOf(s, 'auth_fail');
+    ctx.auth_user = user.toLowerCase();
+    if (this.deps.recorder.passes('auth_fail', s.trusted)) return { verdict: CONTINUE, undo: () => undefined };
+    const res = await this.deps.recorder.stage(ctx, s.cid, { skipPolicies: s.trusted });
+    const verdict = s.closed ? CONTINUE : this.verdict(s, 'auth_fail', res);
+    if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx).catch(() => undefined);
+    return { verdict, undo: () => void this.deps.recorder.undo(ctx) };
+  }
+
+  /** A message the backend accepted: the `receptions` monitors. */
+  delivered(s: Session): void {
+    void this.deps.recorder.monitor('receptions', s.client);
+  }
+
+  private async run(s: Session, stage: Stage, ctx: EventContext): Promise<Verdict> {
+    const res = await this.deps.recorder.stage(ctx, s.cid, { skipPolicies: s.trusted });
+    if (s.closed) return CONTINUE;
+    const v = this.verdict(s, stage, res);
+    if (v.action === 'tempfail' || v.action === 'reject') void this.rejectEvent(s, ctx);
+    else if (v.action === 'accept' && stage === 'connect') s.trusted = true;
+    return v;
+  }
+
+  /** A recorder decision as a verdict, with the reply from the one table. */
+  private verdict(s: Session, stage: Stage, res: StageResult): Verdict {
+    switch (res.verdict) {
+      case 'tempfail':
+      case 'reject': {
+        const reply = res.storeFailure
+          ? refusalReply('tempfail', stage, s.tag, STORE_FAILURE_REPLY)
+          : refusalReply(res.verdict, stage, s.tag, res.fired?.policy.reply, res.retryAfter);
+        const v: Verdict = { action: res.verdict, reply, close: reply.code === 421 };
+        return withPolicy(v, res);
+      }
+      case 'tarpit':
+        return withPolicy({ action: 'tarpit', delayMs: res.fired?.policy.delayMs ?? 0 }, res);
+      case 'accept':
+        return { action: 'accept' };
+      default:
+        return CONTINUE;
+    }
+  }
+
+  private async rejectEvent(s: Session, ctx: EventContext): Promise<void> {
+    if (ctx.stage === 'reject' || this.deps.recorder.passes('reject')) return;
+    try {
+      await this.deps.recorder.stage({ ...ctx, stage: 'reject' }, s.cid);
+    } catch (err) {
+      this.deps.logger.debug({ err, cid: s.cid }, 'recording a reject event failed');
+    }
+  }
+}
