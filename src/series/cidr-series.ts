@@ -8,7 +8,7 @@
 import type { Clock } from './clock.js';
 import { InvalidKeyError, SeriesDefinitionError } from '../errors.js';
 import { FAMILY_BITS, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
-import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, WindowedSeries, clampCount } from './windowed.js';
+import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, WindowedSeries, clampCount, isLeafKind } from './windowed.js';
 import { TopK } from './topk.js';
 import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './types.js';
 
@@ -193,15 +193,19 @@ export class CidrSeries extends WindowedSeries {
     return id;
   }
 
-  /** Finds or creates the leaf for `words` (already masked to leafBits) with its aggregate chain. */
-  private leafFor(words: Uint32Array): number {
+  /**
+   * Finds or creates the leaf for `words` (already masked to leafBits) with its aggregate chain,
+   * for an add of `count` (which decides its LRU segment).
+   */
+  private leafFor(words: Uint32Array, count: number): number {
     let id = this.find(words, this.leafBits);
     if (id >= 0) {
-      this.lruTouch(id);
+      this.touchLeaf(id);
       return id;
     }
     this.makeRoom();
     id = this.insert(words, this.leafBits, KIND_LEAF);
+    this.admitLeaf(id, count);
     let child = id;
     const w2 = this.scratch2;
     for (let li = this.levels.length - 1; li >= 0; li--) {
@@ -263,16 +267,15 @@ export class CidrSeries extends WindowedSeries {
     return true;
   }
 
-  private addAt(words: Uint32Array, v: number, count: number): void {
+  /** Adds `count` in window v to the leaf of `words`; returns the leaf id. */
+  private addAt(words: Uint32Array, v: number, count: number): number {
     applyMask(words, this.family, this.leafBits);
-    let id = this.leafFor(words);
+    const leaf = this.leafFor(words, count);
     const s = this.slotOf(this.current - v);
     this.totals[s] = this.totals[s]! + count;
     const arr = this.slots[s]!;
-    while (id >= 0) {
-      arr[id] = clampCount(arr[id]! + count);
-      id = this.parent[id]!;
-    }
+    for (let id = leaf; id >= 0; id = this.parent[id]!) arr[id] = clampCount(arr[id]! + count);
+    return leaf;
   }
 
   /** Sum of windows startv..endv for `ip` or `ip/mask`; 0 for a key of the other family. */
@@ -360,7 +363,7 @@ export class CidrSeries extends WindowedSeries {
     const target = Uint32Array.from(words);
     const doomed: number[] = [];
     for (let id = 0; id < this.highWater; id++) {
-      if (this.kind[id] !== KIND_LEAF) continue;
+      if (!isLeafKind(this.kind[id])) continue;
       const off = id * this.nwords;
       if (prefixContains(target, mask, this.keys.subarray(off, off + this.nwords), this.leafBits, this.nwords)) doomed.push(id);
     }
@@ -462,8 +465,8 @@ export class CidrSeries extends WindowedSeries {
     return true;
   }
 
-  protected override restoreCount(v: number, count: number): void {
+  protected override restoreCount(v: number, count: number): number {
     this.scratch.set(this.restoreWords);
-    this.addAt(this.scratch, v, count);
+    return this.addAt(this.scratch, v, count);
   }
 }

@@ -56,19 +56,22 @@ export class StringSeries extends WindowedSeries {
     return true;
   }
 
-  private addAt(key: string, v: number, count: number): void {
+  /** Adds `count` in window v to `key`; returns its leaf id. */
+  private addAt(key: string, v: number, count: number): number {
     let id = this.index.get(key);
     if (id === undefined) {
       this.makeRoom();
       id = this.allocId(KIND_LEAF);
       this.index.set(key, id);
       this.keyOf[id] = key;
+      this.admitLeaf(id, count);
     } else {
-      this.lruTouch(id);
+      this.touchLeaf(id);
     }
     this.bump(id, v, count);
     const s = this.slotOf(this.current - v);
     this.totals[s] = this.totals[s]! + count;
+    return id;
   }
 
   count(key: string, startv = 0, endv = startv): number {
@@ -118,7 +121,7 @@ export class StringSeries extends WindowedSeries {
     return true;
   }
 
-  protected override restoreCount(v: number, count: number): void {
-    this.addAt(this.restoreKey, v, count);
+  protected override restoreCount(v: number, count: number): number {
+    return this.addAt(this.restoreKey, v, count);
   }
 }
