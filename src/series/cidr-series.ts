@@ -91,6 +91,27 @@ export class CidrSeries extends WindowedSeries {
     this.resizeIndex(128);
   }
 
+  protected override compactExtra(map: Int32Array, oldHighWater: number, capacity: number): void {
+    const nw = this.nwords;
+    const keys = new Uint32Array(capacity * nw);
+    const level = new Uint8Array(capacity);
+    const parent = new Int32Array(capacity);
+    for (let id = 0; id < oldHighWater; id++) {
+      const to = map[id]!;
+      if (to < 0) continue;
+      keys.set(this.keys.subarray(id * nw, id * nw + nw), to * nw);
+      level[to] = this.level[id]!;
+      const p = this.parent[id]!;
+      parent[to] = p < 0 ? -1 : map[p]!;
+    }
+    this.keys = keys;
+    this.level = level;
+    this.parent = parent;
+    let size = 128;
+    while (size < this.entryCount * 2) size *= 2;
+    this.resizeIndex(size);
+  }
+
   protected override detachLeaf(id: number): void {
     this.indexDelete(id);
     let p = this.parent[id]!;
@@ -368,6 +389,7 @@ export class CidrSeries extends WindowedSeries {
       if (prefixContains(target, mask, this.keys.subarray(off, off + this.nwords), this.leafBits, this.nwords)) doomed.push(id);
     }
     for (const id of doomed) this.removeLeaf(id);
+    if (doomed.length > 0) this.maybeCompact();
     return doomed.length;
   }
 

@@ -10,6 +10,8 @@ export const MAX_STRING_KEY_LENGTH = 1024;
 export class StringSeries extends WindowedSeries {
   private readonly index = new Map<string, number>();
   private keyOf: (string | undefined)[] = [];
+  /** Characters held in keys (memoryBytes without walking the index). */
+  private keyChars = 0;
 
   constructor(def: SeriesDefinition, clock: Clock) {
     super(def, clock);
@@ -22,14 +24,23 @@ export class StringSeries extends WindowedSeries {
 
   protected override extraBytes(): number {
     // Map entry and string storage are estimated: V8 does not expose them.
-    let chars = 0;
-    for (const k of this.index.keys()) chars += k.length;
-    return this.index.size * 40 + chars * 2;
+    return this.index.size * 40 + this.keyChars * 2;
   }
 
   protected override clearIndex(): void {
     this.index.clear();
     this.keyOf = [];
+    this.keyChars = 0;
+  }
+
+  protected override compactExtra(map: Int32Array, oldHighWater: number, capacity: number): void {
+    const keyOf = new Array<string | undefined>(capacity);
+    for (let id = 0; id < oldHighWater; id++) {
+      const to = map[id]!;
+      if (to >= 0) keyOf[to] = this.keyOf[id];
+    }
+    this.keyOf = keyOf;
+    for (const [k, id] of this.index) this.index.set(k, map[id]!);
   }
 
   protected override keyText(id: number): string {
@@ -38,7 +49,10 @@ export class StringSeries extends WindowedSeries {
 
   protected override detachLeaf(id: number): void {
     const k = this.keyOf[id];
-    if (k !== undefined) this.index.delete(k);
+    if (k !== undefined) {
+      this.index.delete(k);
+      this.keyChars -= k.length;
+    }
     this.keyOf[id] = undefined;
   }
 
@@ -64,6 +78,7 @@ export class StringSeries extends WindowedSeries {
       id = this.allocId(KIND_LEAF);
       this.index.set(key, id);
       this.keyOf[id] = key;
+      this.keyChars += key.length;
       this.admitLeaf(id, count);
     } else {
       this.touchLeaf(id);

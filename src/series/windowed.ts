@@ -31,6 +31,10 @@ export function isLeafKind(kind: number | undefined): boolean {
 const INITIAL_CAPACITY = 64;
 /** Share of max_keys the protected segment may hold. */
 export const PROTECTED_SHARE = 0.9;
+/** Arrays shrink when live entries fall below capacity / COMPACT_BELOW (to twice the live entries). */
+const COMPACT_BELOW = 4;
+/** Below this capacity compaction is not worth a pass. */
+const COMPACT_MIN_CAPACITY = 4096;
 
 export interface ClosedWindow {
   series: string;
@@ -318,6 +322,7 @@ export abstract class WindowedSeries {
       this.totals[s] = 0;
     }
     this.sweepEmpty();
+    this.maybeCompact();
   }
 
   private closeListener: WindowCloseListener | undefined;
@@ -498,6 +503,71 @@ export abstract class WindowedSeries {
   protected abstract selectRestoreKey(key: string): boolean;
   /** Adds `count` in window v to the key chosen by selectRestoreKey; returns its leaf id. */
   protected abstract restoreCount(v: number, count: number): number;
+
+  // ---- compaction ----------------------------------------------------------------------------
+
+  /**
+   * Shrinks the arrays once live entries fall below a quarter of the capacity (after keys
+   * aged out or were removed), to twice the live entries. Growth is ×1.5 when full, so a
+   * series hovering around one size never flips between the two.
+   */
+  protected maybeCompact(): void {
+    if (this.capacity < COMPACT_MIN_CAPACITY) return;
+    if (this.entryCount * COMPACT_BELOW >= this.capacity) return;
+    this.compact();
+  }
+
+  /** Shrinks the arrays to twice the live entries now (the series also does it by itself, see maybeCompact). */
+  compact(): boolean {
+    this.compactTo(Math.max(INITIAL_CAPACITY, this.entryCount * 2));
+    return true;
+  }
+
+  /** Renumbers the live entries 0..entryCount-1 (in id order) into arrays of `capacity`. */
+  private compactTo(capacity: number): void {
+    const hw = this.highWater;
+    const map = new Int32Array(hw).fill(-1);
+    let n = 0;
+    for (let id = 0; id < hw; id++) if (this.kind[id] !== KIND_FREE) map[id] = n++;
+    const cap = Math.max(capacity, n);
+    const remap = (x: number): number => (x < 0 ? -1 : map[x]!);
+    const slots = this.slots.map(() => new Int32Array(cap));
+    const kind = new Uint8Array(cap);
+    const prev = new Int32Array(cap);
+    const next = new Int32Array(cap);
+    for (let id = 0; id < hw; id++) {
+      const to = map[id]!;
+      if (to < 0) continue;
+      for (let s = 0; s < this.windows; s++) slots[s]![to] = this.slots[s]![id]!;
+      const k = this.kind[id]!;
+      kind[to] = k;
+      if (isLeafKind(k)) {
+        prev[to] = remap(this.prev[id]!);
+        next[to] = remap(this.next[id]!);
+      } else {
+        prev[to] = this.prev[id]!; // aggregates keep their leaf count there
+        next[to] = -1;
+      }
+    }
+    this.slots = slots;
+    this.kind = kind;
+    this.prev = prev;
+    this.next = next;
+    this.probHead = remap(this.probHead);
+    this.probTail = remap(this.probTail);
+    this.protHead = remap(this.protHead);
+    this.protTail = remap(this.protTail);
+    this.freeHead = -1;
+    this.highWater = n;
+    this.capacity = cap;
+    this.compactExtra(map, hw, cap);
+  }
+
+  /**
+   * Subclass arrays follow a compaction: `map[old id]` is the new id (-1 for a free one),
+   * for old ids below `oldHighWater`; the new arrays hold `capacity` entries.
+   */
+  protected abstract compactExtra(map: Int32Array, oldHighWater: number, capacity: number): void;
 }
 
 export function checkSnapshot(series: { name: string; type: string; interval: number }, snap: SeriesSnapshot): void {

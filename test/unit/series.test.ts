@@ -322,6 +322,44 @@ describe('max_keys: one client cannot wipe the counts (segmented LRU)', () => {
   });
 });
 
+describe('compaction', () => {
+  it('shrinks the arrays once most keys aged out, and keeps every count exact', () => {
+    const clock = new ManualClock(T0);
+    const s = cidr(clock, 2, 60);
+    const str = defineSeries({ name: 's', type: 'string', interval: 60, windows: 2 }, clock) as StringSeries;
+    for (let i = 0; i < 50_000; i++) {
+      const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      s.add(ip);
+      str.add(ip);
+    }
+    clock.advanceSeconds(60);
+    for (let i = 0; i < 1000; i++) {
+      const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      s.add(ip, 2);
+      str.add(ip, 2);
+    }
+    const bigC = s.memoryBytes();
+    const bigS = str.memoryBytes();
+    clock.advanceSeconds(60); // the 49,000 seen only in the first window age out
+    expect(s.size()).toBe(1000);
+    expect(str.size()).toBe(1000);
+    expect(s.memoryBytes()).toBeLessThan(bigC / 10);
+    expect(str.memoryBytes()).toBeLessThan(bigS / 10);
+    for (let i = 0; i < 1000; i++) {
+      const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      expect(s.count(ip, 0, 1)).toBe(2);
+      expect(str.count(ip, 0, 1)).toBe(2);
+    }
+    expect(s.count('10.0.0.0/16', 0, 1)).toBe(2000);
+    expect(s.count('0.0.0.0/0', 0, 1)).toBe(2000);
+    expect(s.top({ mask: 24, limit: 1 })).toEqual([{ key: '10.0.0.0/24', count: 512 }]);
+    // and it grows again as before
+    for (let i = 0; i < 20_000; i++) s.add(`172.16.${(i >> 8) & 255}.${i & 255}`);
+    expect(s.size()).toBe(21_000);
+    expect(s.count('172.16.0.0/12', 0, 1)).toBe(20_000);
+  });
+});
+
 describe('string series', () => {
   it('counts exact keys over windows, removes and ranks them', () => {
     const clock = new ManualClock(T0);
