@@ -30,6 +30,13 @@ export const STATE_FORMAT_VERSION = 1;
 /** Entries serialized per write: small enough that no single step blocks for long. */
 const CHUNK_ENTRIES = 10_000;
 const TEMP_RE = /\.json\.tmp-\d+-\d+$/;
+/**
+ * State files hold client addresses, sender domains and AUTH user names: owner read-write,
+ * group read, nothing for others; directories likewise. The process umask still applies, so an
+ * operator's stricter umask (0o077) gives 0600 / 0700.
+ */
+export const STATE_FILE_MODE = 0o640;
+export const STATE_DIR_MODE = 0o750;
 
 export interface StateFileHeader {
   format: typeof STATE_FORMAT;
@@ -116,7 +123,7 @@ export class SeriesPersister {
     const restored: Record<string, number> = {};
     const problems: string[] = [];
     try {
-      fs.mkdirSync(this.stateDir, { recursive: true });
+      fs.mkdirSync(this.stateDir, { recursive: true, mode: STATE_DIR_MODE });
       this.removeStaleTemps();
     } catch (e) {
       const msg = `${this.stateDir}: cannot prepare the state directory: ${errText(e)}`;
@@ -195,7 +202,7 @@ export class SeriesPersister {
     const failed: string[] = [];
     let firstError: unknown;
     try {
-      await fsp.mkdir(this.stateDir, { recursive: true });
+      await fsp.mkdir(this.stateDir, { recursive: true, mode: STATE_DIR_MODE });
       for (const name of this.seriesNames()) {
         if (!this.registry.has(name)) continue;
         try {
@@ -232,7 +239,7 @@ export class SeriesPersister {
     const { entries, ...rest } = snap;
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(tmp, 'wx', 0o644);
+      fh = await fsp.open(tmp, 'wx', STATE_FILE_MODE);
       const head = JSON.stringify(header).slice(0, -1);
       const snapHead = JSON.stringify(rest).slice(0, -1);
       await writeAll(fh, `${head},"snapshot":${snapHead},"entries":[`);
