@@ -8,9 +8,9 @@
 import type { Clock } from './clock.js';
 import { InvalidKeyError, SeriesDefinitionError } from '../errors.js';
 import { FAMILY_BITS, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
-import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, WindowedSeries, clampCount, isLeafKind } from './windowed.js';
+import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, type SnapshotHead, WindowedSeries, clampCount, isLeafKind } from './windowed.js';
 import { TopK } from './topk.js';
-import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './types.js';
+import type { SeriesDefinition, TopEntry, TopOptions } from './types.js';
 
 /** Prefix lengths kept as aggregates unless a definition says otherwise. */
 export const DEFAULT_LEVELS: Readonly<Record<Family, readonly number[]>> = { 4: [8, 16, 24], 6: [32, 48, 56, 64] };
@@ -285,6 +285,7 @@ export class CidrSeries extends WindowedSeries {
     }
     this.advance();
     this.addAt(this.scratch, 0, count);
+    this.noteChange();
     return true;
   }
 
@@ -379,6 +380,7 @@ export class CidrSeries extends WindowedSeries {
       const id = this.find(words, this.leafBits);
       if (id < 0) return 0;
       this.removeLeaf(id);
+      this.noteChange();
       return 1;
     }
     const target = Uint32Array.from(words);
@@ -389,7 +391,10 @@ export class CidrSeries extends WindowedSeries {
       if (prefixContains(target, mask, this.keys.subarray(off, off + this.nwords), this.leafBits, this.nwords)) doomed.push(id);
     }
     for (const id of doomed) this.removeLeaf(id);
-    if (doomed.length > 0) this.maybeCompact();
+    if (doomed.length > 0) {
+      this.noteChange();
+      this.maybeCompact();
+    }
     return doomed.length;
   }
 
@@ -408,10 +413,14 @@ export class CidrSeries extends WindowedSeries {
    */
   async topAsync(opts: TopOptions = {}): Promise<TopEntry[]> {
     const it = this.topScan(opts);
-    for (;;) {
-      const r = it.next();
-      if (r.done) return r.value;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      for (;;) {
+        const r = it.next();
+        if (r.done) return r.value;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      it.return([]); // releases the pin if the scan was left half way
     }
   }
 
@@ -449,21 +458,27 @@ export class CidrSeries extends WindowedSeries {
       }
     }
     // Group by the masked key as a number (IPv4) or a compact word string (IPv6); only the
-    // groups that make the top are formatted.
+    // groups that make the top are formatted. The scan yields (topAsync): ids are pinned so a
+    // compaction meanwhile cannot move entries behind it.
     const groups = new Map<number | string, number>();
     const w = new Uint32Array(4);
     const v4mask = mask === 0 ? 0 : (0xffffffff << (32 - mask)) >>> 0;
-    for (let id = 0; id < this.highWater; id++) {
-      if ((id & SCAN_CHUNK_MASK) === SCAN_CHUNK_MASK) yield;
-      if (this.kind[id] === KIND_FREE || this.level[id] !== finer) continue;
-      let k: number | string;
-      if (nw === 1) k = (this.keys[id]! & v4mask) >>> 0;
-      else {
-        w.set(this.keys.subarray(id * nw, id * nw + nw));
-        applyMask(w, this.family, mask);
-        k = `${w[0]},${w[1]},${w[2]},${w[3]}`;
+    const release = this.pinIds();
+    try {
+      for (let id = 0; id < this.highWater; id++) {
+        if ((id & SCAN_CHUNK_MASK) === SCAN_CHUNK_MASK) yield;
+        if (this.kind[id] === KIND_FREE || this.level[id] !== finer) continue;
+        let k: number | string;
+        if (nw === 1) k = (this.keys[id]! & v4mask) >>> 0;
+        else {
+          w.set(this.keys.subarray(id * nw, id * nw + nw));
+          applyMask(w, this.family, mask);
+          k = `${w[0]},${w[1]},${w[2]},${w[3]}`;
+        }
+        groups.set(k, (groups.get(k) ?? 0) + this.sumEntry(id, startv, last));
       }
-      groups.set(k, (groups.get(k) ?? 0) + this.sumEntry(id, startv, last));
+    } finally {
+      release();
     }
     for (const [k, c] of groups) {
       if (!heap.wouldAccept(c)) continue;
@@ -474,7 +489,7 @@ export class CidrSeries extends WindowedSeries {
     return heap.result();
   }
 
-  protected override describeSnapshot(snap: SeriesSnapshot): void {
+  protected override describeSnapshot(snap: SnapshotHead): void {
     if (this.leafBits !== FAMILY_BITS[this.family]) snap.store_prefix = this.leafBits;
   }
 

@@ -67,6 +67,7 @@ export class StringSeries extends WindowedSeries {
     this.checkKey(key);
     this.advance();
     this.addAt(key, 0, count);
+    this.noteChange();
     return true;
   }
 
@@ -116,6 +117,7 @@ export class StringSeries extends WindowedSeries {
     const id = this.index.get(key);
     if (id === undefined) return 0;
     this.removeLeaf(id);
+    this.noteChange();
     return 1;
   }
 

@@ -88,8 +88,14 @@ export abstract class WindowedSeries {
   protected entryCount = 0;
   /** Restore places each key itself once its counts are in (see restore). */
   private restoring = false;
+  /** Bumped by every add, removal and restore: persistence skips a series that did not change. */
+  private changeCounter = 0;
   /** Keys evicted by max_keys since the series was built. */
   private evictedCounter = 0;
+  /** Pins held (open snapshot cursors, async scans): while any is, freed ids are not reused and nothing is compacted. */
+  private pins = 0;
+  /** Ids freed while pinned, linked through `next`; back on the free list once the last pin is released. */
+  private heldHead = -1;
 
   /** Sum of every leaf, per slot: the /0 count. */
   protected totals: Float64Array;
@@ -154,12 +160,23 @@ export abstract class WindowedSeries {
     return this.protCount;
   }
 
+  /**
+   * A number that changes whenever the counts change other than by ageing: every add, removal
+   * and restore. Equal values mean an equal snapshot (up to windows that aged out since).
+   */
+  changes(): number {
+    return this.changeCounter;
+  }
+
   /** Keys evicted to stay within max_keys since the series was built. */
   evicted(): number {
     return this.evictedCounter;
   }
 
-
+  /** Subclasses call this for every add and removal. */
+  protected noteChange(): void {
+    this.changeCounter++;
+  }
   /** Bytes held by this series' arrays (what the benchmark divides by keys). */
   memoryBytes(): number {
     return this.capacity * (4 * this.windows + 1 + 4 + 4) + this.totals.byteLength + this.extraBytes();
@@ -215,8 +232,14 @@ export abstract class WindowedSeries {
     }
     this.kind[id] = KIND_FREE;
     this.entryCount--;
-    this.next[id] = this.freeHead;
-    this.freeHead = id;
+    if (this.pins > 0) {
+      // a snapshot cursor or scan still walks the ids it captured: never hand this one to another key meanwhile
+      this.next[id] = this.heldHead;
+      this.heldHead = id;
+    } else {
+      this.next[id] = this.freeHead;
+      this.freeHead = id;
+    }
   }
 
   /** Puts a leaf at the head of a segment (and sets its kind accordingly). */
@@ -366,6 +389,7 @@ export abstract class WindowedSeries {
     this.next = new Int32Array(0);
     this.highWater = 0;
     this.freeHead = -1;
+    this.heldHead = -1; // the ids an open cursor captured now point past highWater or at new keys it skips (see openSnapshot)
     this.probHead = -1;
     this.probTail = -1;
     this.protHead = -1;
@@ -438,30 +462,109 @@ export abstract class WindowedSeries {
    * first, then the protected segment likewise (restore replays them in that order).
    */
   snapshot(): SeriesSnapshot {
-    this.advance();
-    const entries: Array<[string, number[]]> = [];
-    for (const tail of [this.probTail, this.protTail]) {
-      for (let id = tail; id >= 0; id = this.prev[id]!) {
-        const counts = new Array<number>(this.windows);
-        for (let v = 0; v < this.windows; v++) counts[v] = this.slots[this.slotOf(this.current - v)]![id]!;
-        entries.push([this.keyText(id), counts]);
-      }
+    const cursor = this.openSnapshot();
+    try {
+      return { ...cursor.head, entries: cursor.next(Infinity) };
+    } finally {
+      cursor.close();
     }
-    const snap: SeriesSnapshot = {
+  }
+
+  /**
+   * A snapshot copied a slice at a time, so a large series can be saved without holding the
+   * event loop. The order of the keys is fixed when the cursor opens (one pass over the LRU
+   * lists); each key's counts are read when its slice is copied. The result is one consistent
+   * state: every key appears at most once with its counts as of its slice, all relative to
+   * `head.window`, the window 0 of the moment the cursor opened. If windows rotate between
+   * slices, later keys are read shifted back into that frame (adds made in the newer windows
+   * are not in this snapshot; the next one has them). While a cursor is open, freed ids are not
+   * reused and the arrays are not compacted, so a captured id never names another key. Keys
+   * added after the cursor opened are not in it. Close every cursor (try/finally).
+   */
+  openSnapshot(): SnapshotCursor {
+    this.advance();
+    const order = new Int32Array(this.leafCount);
+    let n = 0;
+    for (const tail of [this.probTail, this.protTail]) {
+      for (let id = tail; id >= 0; id = this.prev[id]!) order[n++] = id;
+    }
+    const head: SnapshotHead = {
       version: 1,
       name: this.name,
       type: this.type,
       interval: this.interval,
       windows: this.windows,
       window: this.current,
-      entries,
     };
-    this.describeSnapshot(snap);
-    return snap;
+    this.describeSnapshot(head);
+    const frame = this.current;
+    const release = this.pinIds();
+    let pos = 0;
+    let open = true;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const series = this;
+    return {
+      head,
+      next(max: number): Array<[string, number[]]> {
+        const out: Array<[string, number[]]> = [];
+        if (open) series.advance(); // counts as of now: windows that aged out since are not copied
+        while (open && pos < n && out.length < max) {
+          const id = order[pos++]!;
+          if (id >= series.highWater || !isLeafKind(series.kind[id])) continue; // removed since the cursor opened
+          const counts = series.framedWindows(id, frame);
+          if (counts) out.push([series.keyText(id), counts]);
+        }
+        return out;
+      },
+      close(): void {
+        open = false;
+        release();
+      },
+    };
+  }
+
+  /**
+   * Keeps every id naming the same entry until the returned function is called (idempotent):
+   * freed ids are held back instead of reused, and compaction waits. For work that walks ids
+   * across turns of the event loop (snapshot cursors, async scans).
+   */
+  protected pinIds(): () => void {
+    this.pins++;
+    let pinned = true;
+    return () => {
+      if (!pinned) return;
+      pinned = false;
+      if (--this.pins > 0) return;
+      while (this.heldHead >= 0) {
+        const id = this.heldHead;
+        this.heldHead = this.next[id]!;
+        this.next[id] = this.freeHead;
+        this.freeHead = id;
+      }
+      this.maybeCompact(); // one may have been skipped while pinned
+    };
+  }
+
+  /**
+   * A leaf's counts relative to absolute window `frame` (≤ current): index v is window frame - v.
+   * Null when every one is 0 (nothing to save).
+   */
+  private framedWindows(id: number, frame: number): number[] | null {
+    const d = this.current - frame;
+    if (d >= this.windows) return null;
+    const out = new Array<number>(this.windows);
+    let any = false;
+    for (let v = 0; v < this.windows; v++) {
+      const u = v + d;
+      const c = u < this.windows ? this.slots[this.slotOf(this.current - u)]![id]! : 0;
+      out[v] = c;
+      if (c !== 0) any = true;
+    }
+    return any ? out : null;
   }
 
   /** Subclasses add what a snapshot needs beyond the common fields (store_prefix). */
-  protected describeSnapshot(_snap: SeriesSnapshot): void {}
+  protected describeSnapshot(_snap: SnapshotHead): void {}
 
   /**
    * Adds a snapshot's counts to this series, shifted to the current window: windows that
@@ -496,6 +599,7 @@ export abstract class WindowedSeries {
     } finally {
       this.restoring = false;
     }
+    if (restored > 0) this.noteChange();
     return restored;
   }
 
@@ -512,13 +616,17 @@ export abstract class WindowedSeries {
    * series hovering around one size never flips between the two.
    */
   protected maybeCompact(): void {
-    if (this.capacity < COMPACT_MIN_CAPACITY) return;
+    if (this.pins > 0 || this.capacity < COMPACT_MIN_CAPACITY) return;
     if (this.entryCount * COMPACT_BELOW >= this.capacity) return;
     this.compact();
   }
 
-  /** Shrinks the arrays to twice the live entries now (the series also does it by itself, see maybeCompact). */
+  /**
+   * Shrinks the arrays to twice the live entries now (the series also does it by itself, see
+   * maybeCompact). Returns false, doing nothing, while ids are pinned (an open snapshot cursor).
+   */
   compact(): boolean {
+    if (this.pins > 0) return false;
     this.compactTo(Math.max(INITIAL_CAPACITY, this.entryCount * 2));
     return true;
   }
@@ -558,6 +666,7 @@ export abstract class WindowedSeries {
     this.protHead = remap(this.protHead);
     this.protTail = remap(this.protTail);
     this.freeHead = -1;
+    this.heldHead = -1;
     this.highWater = n;
     this.capacity = cap;
     this.compactExtra(map, hw, cap);
@@ -568,6 +677,19 @@ export abstract class WindowedSeries {
    * for old ids below `oldHighWater`; the new arrays hold `capacity` entries.
    */
   protected abstract compactExtra(map: Int32Array, oldHighWater: number, capacity: number): void;
+}
+
+/** The fields of a snapshot other than its entries. */
+export type SnapshotHead = Omit<SeriesSnapshot, 'entries'>;
+
+/** A snapshot being copied a slice at a time (see WindowedSeries.openSnapshot). */
+export interface SnapshotCursor {
+  /** Everything but the entries; `window` is window 0 when the cursor opened. */
+  readonly head: SnapshotHead;
+  /** Copies up to `max` more entries (keys whose counts are all 0 are skipped); [] when done. */
+  next(max: number): Array<[string, number[]]>;
+  /** Releases the series (held ids, compaction). Idempotent. */
+  close(): void;
 }
 
 export function checkSnapshot(series: { name: string; type: string; interval: number }, snap: SeriesSnapshot): void {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ManualClock } from '../../src/series/clock.js';
 import { defineSeries, type CidrSeries, type StringSeries } from '../../src/series/index.js';
+import type { SnapshotCursor } from '../../src/series/windowed.js';
 import { parsePrefix, prefixContains, formatPrefix, type Family } from '../../src/series/address.js';
 
 interface Event {
@@ -69,7 +70,8 @@ type Op =
   | { op: 'count'; key: string; mask: number; startv: number; endv: number }
   | { op: 'remove'; key: string; mask: number }
   | { op: 'tick'; ms: number }
-  | { op: 'compact' };
+  | { op: 'compact' }
+  | { op: 'slice'; n: number };
 
 function ops(addr: fc.Arbitrary<string>, masks: number[], negative: boolean): fc.Arbitrary<Op[]> {
   return fc.array(
@@ -84,6 +86,7 @@ function ops(addr: fc.Arbitrary<string>, masks: number[], negative: boolean): fc
       { weight: 1, arbitrary: fc.record({ op: fc.constant('remove' as const), key: addr, mask: fc.constantFrom(...masks) }) },
       { weight: 2, arbitrary: fc.record({ op: fc.constant('tick' as const), ms: fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.integer({ min: 0, max: 400_000 })) }) },
       { weight: 1, arbitrary: fc.constant({ op: 'compact' as const }) },
+      { weight: 2, arbitrary: fc.record({ op: fc.constant('slice' as const), n: fc.integer({ min: 0, max: 3 }) }) },
     ),
     { maxLength: 80 },
   );
@@ -98,6 +101,11 @@ function run(family: Family, storeBits: number, list: Op[]): void {
     clock,
   ) as CidrSeries;
   const m = new Model(family, interval, windows, storeBits);
+  const win = (): number => Math.floor(clock.now() / (interval * 1000));
+  // A snapshot copied a few keys at a time while everything else goes on (see openSnapshot).
+  let cursor: SnapshotCursor | undefined;
+  let frame = 0;
+  let copied = new Set<string>();
   for (const o of list) {
     if (o.op === 'add') {
       s.add(o.key, o.count);
@@ -105,7 +113,31 @@ function run(family: Family, storeBits: number, list: Op[]): void {
     } else if (o.op === 'tick') {
       clock.advance(o.ms);
     } else if (o.op === 'compact') {
-      expect(s.compact()).toBe(true); // renumbers every id: the counts below must not notice
+      expect(s.compact()).toBe(cursor === undefined); // renumbers every id: the counts below must not notice
+    } else if (o.op === 'slice') {
+      if (!cursor) {
+        cursor = s.openSnapshot();
+        frame = cursor.head.window;
+        expect(frame).toBe(win());
+        copied = new Set();
+      }
+      const got = cursor.next(o.n);
+      for (const [key, counts] of got) {
+        expect(copied.has(key), `${key} copied twice`).toBe(false);
+        copied.add(key);
+        // as of this copy, in the frame of the cursor: adds of later windows are not in it
+        const p = parsePrefix(key)!;
+        const want = counts.map((_, v) =>
+          m.events
+            .filter((e) => e.window === frame - v && win() - e.window < windows && prefixContains(p.words, storeBits, e.words, storeBits, family === 4 ? 1 : 4))
+            .reduce((a, e) => a + e.count, 0),
+        );
+        expect(counts, key).toEqual(want);
+      }
+      if (got.length < o.n) {
+        cursor.close();
+        cursor = undefined;
+      }
     } else if (o.op === 'remove') {
       const key = `${o.key}/${o.mask}`;
       s.removeItem(key);
@@ -115,6 +147,7 @@ function run(family: Family, storeBits: number, list: Op[]): void {
       expect(s.count(key, o.startv, o.endv), `${key} ${o.startv}..${o.endv}`).toBe(m.count(clock.now(), key, o.startv, o.endv));
     }
   }
+  cursor?.close();
   // a final sweep at every mask checked
   const zero = family === 4 ? '0.0.0.0/0' : '::/0';
   expect(s.count(zero, 0, 3)).toBe(m.count(clock.now(), zero, 0, 3));
