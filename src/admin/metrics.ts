@@ -202,6 +202,16 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     },
   });
 
+  new Counter({
+    name: 'auditgate_store_capped_adds_total',
+    help: 'Adds the shared store (Redis) did not keep because the window of that series already held max_keys keys (new keys only; prefix counts still include them).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(Math.max(0, gateway.store.status().capped ?? 0));
+    },
+  });
+
   new Gauge({
     name: 'auditgate_store_fallback',
     help: '1 while the shared store is unreachable and series count in process (on_error: local), else 0.',

@@ -60,10 +60,11 @@ describe('metrics: series and persistence', () => {
     expect(text).toMatch(/^auditgate_persist_max_pause_seconds \d/m);
   });
 
-  it('a gateway without persistence shows zeros', async () => {
+  it('a gateway without persistence shows zeros; adds Redis capped are counted', async () => {
     const clock = new ManualClock(0);
-    const text = await createMetrics(stub(new SeriesRegistry(clock), clock, undefined)).render();
+    const text = await createMetrics(stub(new SeriesRegistry(clock), clock, undefined, { capped: 42 })).render();
     expect(text).toMatch(/^auditgate_persist_last_duration_seconds 0$/m);
+    expect(text).toMatch(/^auditgate_store_capped_adds_total 42$/m);
     expect(text).not.toMatch(/^auditgate_persist_saves_total\{/m);
   });
 });

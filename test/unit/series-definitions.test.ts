@@ -4,6 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { seriesDefinitions } from '../../src/gateway.js';
+import { replicatedSeries } from '../../src/store/redis-layout.js';
+import { DEFAULT_MAX_KEYS } from '../../src/series/types.js';
 import { ManualClock } from '../../src/series/clock.js';
 import { defineSeries, type CidrSeries } from '../../src/series/index.js';
 
@@ -36,5 +38,25 @@ describe('seriesDefinitions', () => {
     expect(s.size()).toBe(1);
     expect(s.count('2001:db8:1:2::1')).toBe(1000);
     expect(s.count('2001:db8:1:2::/64')).toBe(1000);
+  });
+});
+
+describe('replicatedSeries', () => {
+  it('carries max_keys from the series entry (the cap of a window in Redis), the default otherwise', () => {
+    const c = parseConfigText(
+      `
+relay: { url: "smtp://127.0.0.1:10025" }
+store: { redis: "redis://127.0.0.1:6379" }
+series:
+  mailfrom: { type: string, interval: 15m, windows: 4, max_keys: 1000, replicate: cluster }
+  conn: { type: cidr, interval: 15m, windows: 4, replicate: manager }
+  local: { type: cidr, interval: 15m, windows: 4 }
+`,
+      path.join(os.tmpdir(), 'auditgate-defs-test.yaml'),
+    );
+    expect(replicatedSeries(c).map((r) => [r.name, r.max_keys])).toEqual([
+      ['mailfrom', 1000],
+      ['conn', DEFAULT_MAX_KEYS],
+    ]);
   });
 });
