@@ -104,9 +104,54 @@ export function benchSeries(): Figure[] {
  * Map<string, number> holding the same addresses as strings it owns.
  */
 export function benchMemory(): Figure[] {
-  return [...memoryFor('clustered'), ...memoryFor('uniform')];
+  return [...memoryFor('clustered'), ...memoryFor('uniform'), ...memoryString(), ...memoryIpv6()];
 }
 
+/** Heap growth per key while `fill` runs (keys made inside it die with it, so they do not count). */
+function heapPerKey(n: number, fill: () => unknown): { bytes: number; keep: unknown } {
+  const b0 = heapBytes();
+  const keep = fill();
+  return { bytes: (heapBytes() - b0) / n, keep };
+}
+
+/** String keys (sender domains of 12-17 characters), windows 4: what to size a string max_keys by. */
+function memoryString(): Figure[] {
+  const n = 200_000;
+  const s = heapPerKey(n, () => {
+    const series = defineSeries({ name: 'ms', type: 'string', interval: 60, windows: 4, options: { max_keys: 2 * n } }, new ManualClock(T0));
+    for (let i = 0; i < n; i++) series.add(`sender${i}.example`);
+    return series;
+  });
+  const m = heapPerKey(n, () => {
+    const map = new Map<string, number>();
+    for (let i = 0; i < n; i++) map.set(`sender${i}.example`, 1);
+    return map;
+  });
+  return [{ name: 'heap bytes per string key (domains, windows 4)', value: s.bytes, unit: 'B', baseline: m.bytes, ratio: s.bytes / m.bytes }];
+}
+
+/**
+ * IPv6 clients, one per /64, windows 4: stored as /64 (the default and monitor series) against
+ * full /128. Series arrays (memoryBytes): a heap delta taken right after the IPv4 figures is
+ * blurred by their array buffers being released meanwhile.
+ */
+function memoryIpv6(): Figure[] {
+  const n = 200_000;
+  const r = rng(5);
+  const keys = Array.from({ length: n }, () => {
+    const h = (): string => Math.floor(r() * 65536).toString(16);
+    return `2001:db8:${h()}:${h()}::${h()}`;
+  });
+  const per = (storePrefix: number | undefined): number => {
+    const options = { max_keys: 2 * n, ...(storePrefix ? { store_prefix: storePrefix } : {}) };
+    const series = defineSeries({ name: 'm6', type: 'cidr_ipv6', interval: 60, windows: 4, options }, new ManualClock(T0));
+    for (const k of keys) series.add(k);
+    return series.memoryBytes() / n;
+  };
+  const full = per(undefined);
+  const p64 = per(64);
+  return [{ name: 'series arrays per IPv6 client (store_prefix 64 vs /128)', value: p64, unit: 'B', baseline: full, ratio: p64 / full }];
+}
 function memoryFor(spread: 'clustered' | 'uniform'): Figure[] {
   const figures: Figure[] = [];
   {

@@ -52,7 +52,9 @@ export function seriesDefinitions(config: Config): SeriesDefinition[] {
     defs.push({ name: s.name, type: s.type, interval: s.interval, windows: s.windows, options });
   }
   for (const m of monitorSeries(config.monitors)) {
-    defs.push({ name: m.name, type: m.type, interval: m.interval, windows: m.windows, options: { levels: levelsFor(m.name, m.type) } });
+    const options: SeriesDefinition['options'] = { levels: levelsFor(m.name, m.type) };
+    if (m.store_prefix !== undefined) options.store_prefix = m.store_prefix;
+    defs.push({ name: m.name, type: m.type, interval: m.interval, windows: m.windows, options });
   }
   return defs;
 }

@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Gateway } from '../gateway.js';
+import type { PersistStats } from '../store/persist.js';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -93,6 +94,51 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
   });
 
   new Counter({
+    name: 'auditgate_series_evicted_total',
+    help: 'Keys evicted per series to stay within max_keys (keys seen once go first; see README, max_keys).',
+    labelNames: ['series'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const s of gateway.registry.list()) this.inc({ series: s.name }, s.evicted());
+    },
+  });
+
+  new Counter({
+    name: 'auditgate_persist_saves_total',
+    help: 'persist: true series state files by result: written, skipped (the series did not change since its last save or load), failed.',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const st = gateway.persister?.stats();
+      if (!st) return;
+      for (const result of ['written', 'skipped', 'failed'] as const) this.inc({ result }, st.saves[result]);
+    },
+  });
+
+  const persistGauge = (name: string, help: string, pick: (last: NonNullable<PersistStats['last']>) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        const last = gateway.persister?.stats().last;
+        if (last) this.set(pick(last));
+      },
+    });
+  };
+  persistGauge('auditgate_persist_last_duration_seconds', 'Wall time of the last save that wrote state files (all of them, fsyncs included).', (l) => l.durationMs / 1000);
+  persistGauge('auditgate_persist_last_bytes', 'Bytes written by the last save that wrote state files.', (l) => l.bytes);
+  persistGauge('auditgate_persist_last_entries', 'Keys written by the last save that wrote state files.', (l) => l.entries);
+  persistGauge(
+    'auditgate_persist_max_pause_seconds',
+    'Longest synchronous step of the last save that wrote state files: the longest it held the event loop at once.',
+    (l) => l.maxPauseMs / 1000,
+  );
+
+  new Counter({
     name: 'auditgate_relay_failures_total',
     help: 'Relay transport failures seen by the SMTP front (backend unreachable, timed out, broke).',
     registers,
@@ -153,6 +199,16 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     collect() {
       this.reset();
       this.inc(gateway.recorder.storeFailureCount());
+    },
+  });
+
+  new Counter({
+    name: 'auditgate_store_capped_adds_total',
+    help: 'Adds the shared store (Redis) did not keep because the window of that series already held max_keys keys (new keys only; prefix counts still include them).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(Math.max(0, gateway.store.status().capped ?? 0));
     },
   });
 

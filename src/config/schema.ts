@@ -62,15 +62,19 @@ export function isSessionGauge(name: string | undefined): name is SessionGauge {
   return name !== undefined && Object.hasOwn(SESSION_GAUGES, name);
 }
 
-/** Built-in per-monitor series: `connections:300,6`, `connections6:300,6`, … */
+/**
+ * Built-in per-monitor series: `connections:300,6`, `connections6:300,6`, … The IPv6 ones keep
+ * /64 prefixes, like the default IPv6 series: a client cycling addresses in its /64 is one key
+ * (and one key costs about what an IPv4 one does, not 1.2 KB).
+ */
 export const MONITOR_SERIES_BASES = [
   { base: 'connections', type: 'cidr' },
   { base: 'receptions', type: 'cidr' },
   { base: 'rejections', type: 'cidr' },
-  { base: 'connections6', type: 'cidr_ipv6' },
-  { base: 'receptions6', type: 'cidr_ipv6' },
-  { base: 'rejections6', type: 'cidr_ipv6' },
-] as const satisfies ReadonlyArray<{ base: string; type: SeriesType }>;
+  { base: 'connections6', type: 'cidr_ipv6', store_prefix: 64 },
+  { base: 'receptions6', type: 'cidr_ipv6', store_prefix: 64 },
+  { base: 'rejections6', type: 'cidr_ipv6', store_prefix: 64 },
+] as const satisfies ReadonlyArray<{ base: string; type: SeriesType; store_prefix?: number }>;
 
 export const DEFAULTS = {
   listen: '127.0.0.1:2525',
@@ -852,9 +856,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** The series a config can refer to: the defined ones and the built-in monitor series. */
-export function monitorSeries(monitors: readonly MonitorConfig[]): Array<Pick<SeriesConfig, 'name' | 'type' | 'interval' | 'windows'>> {
+export function monitorSeries(
+  monitors: readonly MonitorConfig[],
+): Array<Pick<SeriesConfig, 'name' | 'type' | 'interval' | 'windows' | 'store_prefix'>> {
   return monitors.flatMap((m) =>
-    MONITOR_SERIES_BASES.map(({ base, type }) => ({ name: `${base}:${m.text}`, type, interval: m.interval, windows: m.windows })),
+    MONITOR_SERIES_BASES.map((b) => ({
+      name: `${b.base}:${m.text}`,
+      type: b.type,
+      interval: m.interval,
+      windows: m.windows,
+      ...('store_prefix' in b ? { store_prefix: b.store_prefix } : {}),
+    })),
   );
 }
 

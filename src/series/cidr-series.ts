@@ -8,9 +8,9 @@
 import type { Clock } from './clock.js';
 import { InvalidKeyError, SeriesDefinitionError } from '../errors.js';
 import { FAMILY_BITS, type ClientAddress, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
-import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, WindowedSeries, clampCount } from './windowed.js';
+import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, type SnapshotHead, WindowedSeries, clampCount, isLeafKind } from './windowed.js';
 import { TopK } from './topk.js';
-import type { SeriesDefinition, SeriesSnapshot, TopEntry, TopOptions } from './types.js';
+import type { SeriesDefinition, TopEntry, TopOptions } from './types.js';
 
 /** Prefix lengths kept as aggregates unless a definition says otherwise. */
 export const DEFAULT_LEVELS: Readonly<Record<Family, readonly number[]>> = { 4: [8, 16, 24], 6: [32, 48, 56, 64] };
@@ -89,6 +89,27 @@ export class CidrSeries extends WindowedSeries {
     this.level = new Uint8Array(0);
     this.parent = new Int32Array(0);
     this.resizeIndex(128);
+  }
+
+  protected override compactExtra(map: Int32Array, oldHighWater: number, capacity: number): void {
+    const nw = this.nwords;
+    const keys = new Uint32Array(capacity * nw);
+    const level = new Uint8Array(capacity);
+    const parent = new Int32Array(capacity);
+    for (let id = 0; id < oldHighWater; id++) {
+      const to = map[id]!;
+      if (to < 0) continue;
+      keys.set(this.keys.subarray(id * nw, id * nw + nw), to * nw);
+      level[to] = this.level[id]!;
+      const p = this.parent[id]!;
+      parent[to] = p < 0 ? -1 : map[p]!;
+    }
+    this.keys = keys;
+    this.level = level;
+    this.parent = parent;
+    let size = 128;
+    while (size < this.entryCount * 2) size *= 2;
+    this.resizeIndex(size);
   }
 
   protected override detachLeaf(id: number): void {
@@ -193,15 +214,19 @@ export class CidrSeries extends WindowedSeries {
     return id;
   }
 
-  /** Finds or creates the leaf for `words` (already masked to leafBits) with its aggregate chain. */
-  private leafFor(words: Uint32Array): number {
+  /**
+   * Finds or creates the leaf for `words` (already masked to leafBits) with its aggregate chain,
+   * for an add of `count` (which decides its LRU segment).
+   */
+  private leafFor(words: Uint32Array, count: number): number {
     let id = this.find(words, this.leafBits);
     if (id >= 0) {
-      this.lruTouch(id);
+      this.touchLeaf(id);
       return id;
     }
     this.makeRoom();
     id = this.insert(words, this.leafBits, KIND_LEAF);
+    this.admitLeaf(id, count);
     let child = id;
     const w2 = this.scratch2;
     for (let li = this.levels.length - 1; li >= 0; li--) {
@@ -260,6 +285,7 @@ export class CidrSeries extends WindowedSeries {
     }
     this.advance();
     this.addAt(this.scratch, 0, count);
+    this.noteChange();
     return true;
   }
 
@@ -273,6 +299,7 @@ export class CidrSeries extends WindowedSeries {
     this.advance();
     this.scratch.set(addr.words);
     this.addAt(this.scratch, 0, count);
+    this.noteChange();
     return true;
   }
 
@@ -285,16 +312,15 @@ export class CidrSeries extends WindowedSeries {
     return this.countWords(this.scratch, Math.min(Math.max(0, mask), FAMILY_BITS[this.family]), startv, last);
   }
 
-  private addAt(words: Uint32Array, v: number, count: number): void {
+  /** Adds `count` in window v to the leaf of `words`; returns the leaf id. */
+  private addAt(words: Uint32Array, v: number, count: number): number {
     applyMask(words, this.family, this.leafBits);
-    let id = this.leafFor(words);
+    const leaf = this.leafFor(words, count);
     const s = this.slotOf(this.current - v);
     this.totals[s] = this.totals[s]! + count;
     const arr = this.slots[s]!;
-    while (id >= 0) {
-      arr[id] = clampCount(arr[id]! + count);
-      id = this.parent[id]!;
-    }
+    for (let id = leaf; id >= 0; id = this.parent[id]!) arr[id] = clampCount(arr[id]! + count);
+    return leaf;
   }
 
   /** Sum of windows startv..endv for `ip` or `ip/mask`; 0 for a key of the other family. */
@@ -377,16 +403,21 @@ export class CidrSeries extends WindowedSeries {
       const id = this.find(words, this.leafBits);
       if (id < 0) return 0;
       this.removeLeaf(id);
+      this.noteChange();
       return 1;
     }
     const target = Uint32Array.from(words);
     const doomed: number[] = [];
     for (let id = 0; id < this.highWater; id++) {
-      if (this.kind[id] !== KIND_LEAF) continue;
+      if (!isLeafKind(this.kind[id])) continue;
       const off = id * this.nwords;
       if (prefixContains(target, mask, this.keys.subarray(off, off + this.nwords), this.leafBits, this.nwords)) doomed.push(id);
     }
     for (const id of doomed) this.removeLeaf(id);
+    if (doomed.length > 0) {
+      this.noteChange();
+      this.maybeCompact();
+    }
     return doomed.length;
   }
 
@@ -405,10 +436,14 @@ export class CidrSeries extends WindowedSeries {
    */
   async topAsync(opts: TopOptions = {}): Promise<TopEntry[]> {
     const it = this.topScan(opts);
-    for (;;) {
-      const r = it.next();
-      if (r.done) return r.value;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      for (;;) {
+        const r = it.next();
+        if (r.done) return r.value;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      it.return([]); // releases the pin if the scan was left half way
     }
   }
 
@@ -446,21 +481,27 @@ export class CidrSeries extends WindowedSeries {
       }
     }
     // Group by the masked key as a number (IPv4) or a compact word string (IPv6); only the
-    // groups that make the top are formatted.
+    // groups that make the top are formatted. The scan yields (topAsync): ids are pinned so a
+    // compaction meanwhile cannot move entries behind it.
     const groups = new Map<number | string, number>();
     const w = new Uint32Array(4);
     const v4mask = mask === 0 ? 0 : (0xffffffff << (32 - mask)) >>> 0;
-    for (let id = 0; id < this.highWater; id++) {
-      if ((id & SCAN_CHUNK_MASK) === SCAN_CHUNK_MASK) yield;
-      if (this.kind[id] === KIND_FREE || this.level[id] !== finer) continue;
-      let k: number | string;
-      if (nw === 1) k = (this.keys[id]! & v4mask) >>> 0;
-      else {
-        w.set(this.keys.subarray(id * nw, id * nw + nw));
-        applyMask(w, this.family, mask);
-        k = `${w[0]},${w[1]},${w[2]},${w[3]}`;
+    const release = this.pinIds();
+    try {
+      for (let id = 0; id < this.highWater; id++) {
+        if ((id & SCAN_CHUNK_MASK) === SCAN_CHUNK_MASK) yield;
+        if (this.kind[id] === KIND_FREE || this.level[id] !== finer) continue;
+        let k: number | string;
+        if (nw === 1) k = (this.keys[id]! & v4mask) >>> 0;
+        else {
+          w.set(this.keys.subarray(id * nw, id * nw + nw));
+          applyMask(w, this.family, mask);
+          k = `${w[0]},${w[1]},${w[2]},${w[3]}`;
+        }
+        groups.set(k, (groups.get(k) ?? 0) + this.sumEntry(id, startv, last));
       }
-      groups.set(k, (groups.get(k) ?? 0) + this.sumEntry(id, startv, last));
+    } finally {
+      release();
     }
     for (const [k, c] of groups) {
       if (!heap.wouldAccept(c)) continue;
@@ -471,7 +512,7 @@ export class CidrSeries extends WindowedSeries {
     return heap.result();
   }
 
-  protected override describeSnapshot(snap: SeriesSnapshot): void {
+  protected override describeSnapshot(snap: SnapshotHead): void {
     if (this.leafBits !== FAMILY_BITS[this.family]) snap.store_prefix = this.leafBits;
   }
 
@@ -484,8 +525,8 @@ export class CidrSeries extends WindowedSeries {
     return true;
   }
 
-  protected override restoreCount(v: number, count: number): void {
+  protected override restoreCount(v: number, count: number): number {
     this.scratch.set(this.restoreWords);
-    this.addAt(this.scratch, v, count);
+    return this.addAt(this.scratch, v, count);
   }
 }

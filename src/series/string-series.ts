@@ -10,6 +10,8 @@ export const MAX_STRING_KEY_LENGTH = 1024;
 export class StringSeries extends WindowedSeries {
   private readonly index = new Map<string, number>();
   private keyOf: (string | undefined)[] = [];
+  /** Characters held in keys (memoryBytes without walking the index). */
+  private keyChars = 0;
 
   constructor(def: SeriesDefinition, clock: Clock) {
     super(def, clock);
@@ -22,14 +24,23 @@ export class StringSeries extends WindowedSeries {
 
   protected override extraBytes(): number {
     // Map entry and string storage are estimated: V8 does not expose them.
-    let chars = 0;
-    for (const k of this.index.keys()) chars += k.length;
-    return this.index.size * 40 + chars * 2;
+    return this.index.size * 40 + this.keyChars * 2;
   }
 
   protected override clearIndex(): void {
     this.index.clear();
     this.keyOf = [];
+    this.keyChars = 0;
+  }
+
+  protected override compactExtra(map: Int32Array, oldHighWater: number, capacity: number): void {
+    const keyOf = new Array<string | undefined>(capacity);
+    for (let id = 0; id < oldHighWater; id++) {
+      const to = map[id]!;
+      if (to >= 0) keyOf[to] = this.keyOf[id];
+    }
+    this.keyOf = keyOf;
+    for (const [k, id] of this.index) this.index.set(k, map[id]!);
   }
 
   protected override keyText(id: number): string {
@@ -38,7 +49,10 @@ export class StringSeries extends WindowedSeries {
 
   protected override detachLeaf(id: number): void {
     const k = this.keyOf[id];
-    if (k !== undefined) this.index.delete(k);
+    if (k !== undefined) {
+      this.index.delete(k);
+      this.keyChars -= k.length;
+    }
     this.keyOf[id] = undefined;
   }
 
@@ -53,22 +67,27 @@ export class StringSeries extends WindowedSeries {
     this.checkKey(key);
     this.advance();
     this.addAt(key, 0, count);
+    this.noteChange();
     return true;
   }
 
-  private addAt(key: string, v: number, count: number): void {
+  /** Adds `count` in window v to `key`; returns its leaf id. */
+  private addAt(key: string, v: number, count: number): number {
     let id = this.index.get(key);
     if (id === undefined) {
       this.makeRoom();
       id = this.allocId(KIND_LEAF);
       this.index.set(key, id);
       this.keyOf[id] = key;
+      this.keyChars += key.length;
+      this.admitLeaf(id, count);
     } else {
-      this.lruTouch(id);
+      this.touchLeaf(id);
     }
     this.bump(id, v, count);
     const s = this.slotOf(this.current - v);
     this.totals[s] = this.totals[s]! + count;
+    return id;
   }
 
   count(key: string, startv = 0, endv = startv): number {
@@ -98,6 +117,7 @@ export class StringSeries extends WindowedSeries {
     const id = this.index.get(key);
     if (id === undefined) return 0;
     this.removeLeaf(id);
+    this.noteChange();
     return 1;
   }
 
@@ -118,7 +138,7 @@ export class StringSeries extends WindowedSeries {
     return true;
   }
 
-  protected override restoreCount(v: number, count: number): void {
-    this.addAt(this.restoreKey, v, count);
+  protected override restoreCount(v: number, count: number): number {
+    return this.addAt(this.restoreKey, v, count);
   }
 }

@@ -9,7 +9,10 @@ export interface SeriesOptions {
   replicate?: Replicate;
   /** cidr_ipv6 only: addresses are truncated to this prefix length when stored. */
   store_prefix?: number;
-  /** Upper bound on tracked keys; the least recently touched key is evicted past it. */
+  /**
+   * Upper bound on tracked keys. Past it a key seen only once (probation) is evicted, least
+   * recently touched first; keys seen again (protected) only when no such key is left.
+   */
   max_keys?: number;
   /**
    * Prefix lengths kept as running aggregates so counts at those masks are O(1).
@@ -52,7 +55,10 @@ export interface SeriesSnapshot {
   store_prefix?: number;
   /** Absolute window number (floor(epoch seconds / interval)) that window 0 was at. */
   window: number;
-  /** Leaf keys, least recently touched first; counts[v] is the count in window v. */
+  /**
+   * Leaf keys: the probation segment least recently touched first, then the protected one
+   * likewise; counts[v] is the count in window v.
+   */
   entries: Array<[string, number[]]>;
 }
 

@@ -888,7 +888,7 @@ class DirTransaction implements RelayTransaction {
     let renamed = false;
     const encoder = createDataEncoder({ dotStuff: false, terminate: false });
     try {
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: 0o750 }); // mail is private: no access for others
       fh = await open(tmp, 'wx', 0o640);
       const handle = fh;
       const envelope =

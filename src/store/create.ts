@@ -24,6 +24,11 @@ export interface StoreStatus {
   pending: number;
   /** Adds counted locally only because the merge buffer was full (this outage). */
   dropped?: number;
+  /**
+   * Adds Redis did not store because the window's leaf hash of that series already held
+   * max_keys keys (new keys only; prefix aggregates counted them), since start.
+   */
+  capped?: number;
   /** The last Redis failure, e.g. "count: Command timed out". */
   lastError?: string;
   onError?: 'local' | 'accept' | 'tempfail';

@@ -1,8 +1,10 @@
 /**
  * `persist: true`: series state written to `state_dir`, one file per series, and reloaded at start.
  *
- * File `<state_dir>/<safe name>.json` is one JSON document, written in chunks so a big series
- * does not hold the event loop while it is serialized:
+ * File `<state_dir>/<safe name>.json` is one JSON document, copied from the series and written a
+ * slice at a time (a few thousand keys per synchronous step) so a big series never holds the
+ * event loop for long; see WindowedSeries.openSnapshot for why the file is still one
+ * consistent state when keys change or windows rotate between slices:
  *
  *   {"format":"auditgate-series-state","format_version":1,"written_at":"2026-11-20T10:00:00.000Z",
  *    "written_at_ms":1795168800000,"series":"connections","snapshot":{"version":1,"name":"connections",
@@ -13,23 +15,34 @@
  *
  * Writes are atomic: a temp file in the same directory, fsync, rename over the target, fsync the
  * directory. A reader (or a restart after a crash) sees the old file or the new one, never half.
+ * A series that did not change since it was last saved (or loaded) is not written again: an idle
+ * gateway costs a comparison of two numbers per persisted series per tick.
  * A file that cannot be restored (bad JSON, wrong shape, type or interval changed) is reported,
  * renamed to `<file>.corrupt-<timestamp>`, and the series starts empty.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Clock } from '../series/clock.js';
+import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { SeriesSnapshot } from '../series/types.js';
 import { PersistError } from '../errors.js';
 
 export const STATE_FORMAT = 'auditgate-series-state';
 export const STATE_FORMAT_VERSION = 1;
-/** Entries serialized per write: small enough that no single step blocks for long. */
-const CHUNK_ENTRIES = 10_000;
+/** Window counts copied and serialized per synchronous slice (entries = this / (windows + 4)). */
+const SLICE_CELLS = 32_768;
 const TEMP_RE = /\.json\.tmp-\d+-\d+$/;
+/**
+ * State files hold client addresses, sender domains and AUTH user names: owner read-write,
+ * group read, nothing for others; directories likewise. The process umask still applies, so an
+ * operator's stricter umask (0o077) gives 0600 / 0700.
+ */
+export const STATE_FILE_MODE = 0o640;
+export const STATE_DIR_MODE = 0o750;
 
 export interface StateFileHeader {
   format: typeof STATE_FORMAT;
@@ -65,6 +78,37 @@ export interface SeriesPersisterOptions {
   clock: Clock;
   /** The series with `persist: true` (asked again at every save, so a config reload applies). */
   seriesNames: () => string[];
+  /** Keys copied per synchronous slice. Default: about 32,768 window counts' worth (4,096 keys at 4 windows). */
+  sliceEntries?: number;
+  /** Called after each slice is copied, before it is written (tests: rotate the clock mid-save). */
+  onSlice?: (series: string, copied: number) => void;
+}
+
+/** What the persister did, for /metrics and the benchmark. */
+export interface PersistStats {
+  /** Per series file, since start: written, skipped because the series had not changed, failed. */
+  saves: { written: number; skipped: number; failed: number };
+  /** The last save that wrote at least one file (undefined before the first). */
+  last?: {
+    /** Epoch ms (injected clock) when it finished. */
+    at: number;
+    /** Wall time of the whole save (all files, fsyncs included). */
+    durationMs: number;
+    /** Bytes written, over all files. */
+    bytes: number;
+    /** Keys written, over all files. */
+    entries: number;
+    files: number;
+    /** The longest synchronous step of that save: how long it held the event loop at once. */
+    maxPauseMs: number;
+  };
+}
+
+interface SavedMark {
+  /** The series object (a reload that changes a series' shape replaces it). */
+  series: AuditSeries;
+  /** Its changes() when the file was last written or read. */
+  changes: number;
 }
 
 export interface LoadResult {
@@ -86,6 +130,12 @@ export class SeriesPersister {
   private current: Promise<void> = Promise.resolve();
   private busy = false;
   private seq = 0;
+  private readonly sliceEntries: number | undefined;
+  private readonly onSlice: ((series: string, copied: number) => void) | undefined;
+  /** Per series: the state its file holds. */
+  private readonly saved = new Map<string, SavedMark>();
+  private readonly counters = { written: 0, skipped: 0, failed: 0 };
+  private last: PersistStats['last'];
 
   constructor(opts: SeriesPersisterOptions) {
     if (!Number.isFinite(opts.intervalSec) || opts.intervalSec <= 0) {
@@ -97,6 +147,14 @@ export class SeriesPersister {
     this.logger = opts.logger;
     this.clock = opts.clock;
     this.seriesNames = opts.seriesNames;
+    this.sliceEntries = opts.sliceEntries;
+    this.onSlice = opts.onSlice;
+  }
+
+  stats(): PersistStats {
+    const st: PersistStats = { saves: { ...this.counters } };
+    if (this.last) st.last = { ...this.last };
+    return st;
   }
 
   /** The state file of a series. */
@@ -116,7 +174,7 @@ export class SeriesPersister {
     const restored: Record<string, number> = {};
     const problems: string[] = [];
     try {
-      fs.mkdirSync(this.stateDir, { recursive: true });
+      fs.mkdirSync(this.stateDir, { recursive: true, mode: STATE_DIR_MODE });
       this.removeStaleTemps();
     } catch (e) {
       const msg = `${this.stateDir}: cannot prepare the state directory: ${errText(e)}`;
@@ -146,6 +204,8 @@ export class SeriesPersister {
         const state = parseStateFile(text, name);
         const n = this.registry.restore(state.snapshot);
         restored[name] = n;
+        const s = this.registry.get(name);
+        this.saved.set(name, { series: s, changes: s.changes() }); // the file holds this state: no need to write it again
         this.onRestored?.(state.snapshot);
         this.logger.info({ file, series: name, keys: n, written_at: state.written_at }, 'series state restored');
       } catch (e) {
@@ -191,24 +251,48 @@ export class SeriesPersister {
   }
 
   private async saveAllNow(): Promise<void> {
+    // Which series changed since their file was written: nothing else happens when none did.
+    const due: Array<{ name: string; series: AuditSeries; changes: number }> = [];
+    for (const name of this.seriesNames()) {
+      if (!this.registry.has(name)) continue;
+      const series = this.registry.get(name);
+      const mark = this.saved.get(name);
+      if (mark && mark.series === series && mark.changes === series.changes()) this.counters.skipped++;
+      else due.push({ name, series, changes: series.changes() });
+    }
+    if (due.length === 0) return;
     this.busy = true;
     const failed: string[] = [];
     let firstError: unknown;
+    const t0 = performance.now();
+    const run = { bytes: 0, entries: 0, files: 0, maxPauseMs: 0 };
     try {
-      await fsp.mkdir(this.stateDir, { recursive: true });
-      for (const name of this.seriesNames()) {
-        if (!this.registry.has(name)) continue;
+      await fsp.mkdir(this.stateDir, { recursive: true, mode: STATE_DIR_MODE });
+      for (const { name, series, changes } of due) {
         try {
-          await this.saveOne(name);
+          const r = await this.saveOne(name, series);
+          // changes() as of the copy's start: an add made during the copy makes the next tick save again
+          this.saved.set(name, { series, changes });
+          this.counters.written++;
+          run.files++;
+          run.bytes += r.bytes;
+          run.entries += r.entries;
+          run.maxPauseMs = Math.max(run.maxPauseMs, r.maxPauseMs);
         } catch (e) {
+          this.counters.failed++;
           failed.push(name);
           firstError ??= e;
           this.logger.error({ err: e, series: name, file: this.fileFor(name) }, 'series state save failed');
         }
       }
+    } catch (e) {
+      this.counters.failed += due.length;
+      for (const d of due) failed.push(d.name);
+      firstError ??= e;
     } finally {
       this.busy = false;
     }
+    if (run.files > 0) this.last = { at: this.clock.now(), durationMs: performance.now() - t0, ...run };
     if (failed.length > 0) {
       throw new PersistError(`could not save series state for ${failed.map((n) => `"${n}"`).join(', ')}: ${errText(firstError)}`, {
         cause: firstError,
@@ -216,9 +300,11 @@ export class SeriesPersister {
     }
   }
 
-  private async saveOne(name: string): Promise<void> {
-    // The snapshot is taken synchronously, so the file is one consistent instant of the series.
-    const snap = this.registry.snapshot(name);
+  /**
+   * Writes one series: its snapshot is copied a slice at a time and each slice written before
+   * the next is copied, so the event loop runs between slices (and memory holds one slice).
+   */
+  private async saveOne(name: string, series: AuditSeries): Promise<{ bytes: number; entries: number; maxPauseMs: number }> {
     const target = this.fileFor(name);
     const tmp = `${target}.tmp-${process.pid}-${++this.seq}`;
     const now = this.clock.now();
@@ -229,20 +315,35 @@ export class SeriesPersister {
       written_at_ms: now,
       series: name,
     };
-    const { entries, ...rest } = snap;
+    const slice = this.sliceEntries ?? Math.max(64, Math.floor(SLICE_CELLS / (series.windows + 4)));
+    let maxPauseMs = 0;
+    let bytes = 0;
+    let entries = 0;
     let fh: fsp.FileHandle | undefined;
+    let t = performance.now();
+    const cursor = series.openSnapshot(); // one pass over the LRU lists: ~1 ms per 200,000 keys
     try {
-      fh = await fsp.open(tmp, 'wx', 0o644);
       const head = JSON.stringify(header).slice(0, -1);
-      const snapHead = JSON.stringify(rest).slice(0, -1);
-      await writeAll(fh, `${head},"snapshot":${snapHead},"entries":[`);
-      for (let i = 0; i < entries.length; i += CHUNK_ENTRIES) {
-        const end = Math.min(entries.length, i + CHUNK_ENTRIES);
-        let s = '';
-        for (let j = i; j < end; j++) s += (j === 0 ? '\n' : ',\n') + JSON.stringify(entries[j]);
-        await writeAll(fh, s);
+      const snapHead = JSON.stringify(cursor.head).slice(0, -1);
+      let buf = Buffer.from(`${head},"snapshot":${snapHead},"entries":[`, 'utf8');
+      maxPauseMs = performance.now() - t;
+      fh = await fsp.open(tmp, 'wx', STATE_FILE_MODE);
+      for (;;) {
+        await writeAll(fh, buf);
+        bytes += buf.length;
+        t = performance.now();
+        const batch = cursor.next(slice);
+        if (batch.length === 0) break;
+        let text = '';
+        for (const e of batch) text += (entries++ === 0 ? '\n' : ',\n') + JSON.stringify(e);
+        buf = Buffer.from(text, 'utf8');
+        maxPauseMs = Math.max(maxPauseMs, performance.now() - t);
+        this.onSlice?.(name, entries);
       }
-      await writeAll(fh, '\n]}}\n');
+      cursor.close();
+      buf = Buffer.from('\n]}}\n', 'utf8');
+      await writeAll(fh, buf);
+      bytes += buf.length;
       await fh.sync();
       await fh.close();
       fh = undefined;
@@ -252,8 +353,11 @@ export class SeriesPersister {
       if (fh) await fh.close().catch(() => undefined);
       await fsp.unlink(tmp).catch(() => undefined);
       throw e;
+    } finally {
+      cursor.close();
     }
-    this.logger.debug({ series: name, file: target, keys: entries.length }, 'series state saved');
+    this.logger.debug({ series: name, file: target, keys: entries, bytes, max_pause_ms: maxPauseMs }, 'series state saved');
+    return { bytes, entries, maxPauseMs };
   }
 
   private removeStaleTemps(): void {
@@ -327,8 +431,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-async function writeAll(fh: fsp.FileHandle, text: string): Promise<void> {
-  const buf = Buffer.from(text, 'utf8');
+async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
   let off = 0;
   while (off < buf.length) {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off);

@@ -21,7 +21,8 @@ export interface ConnectOptions {
 
 /** The scripts as commands: numKeys first, then keys, then arguments. */
 export interface ScriptCommands {
-  agAdd(numKeys: number, ...args: Array<string | number>): Promise<number>;
+  /** [1 applied | 0 duplicate, adds dropped because a window's leaf hash was full] */
+  agAdd(numKeys: number, ...args: Array<string | number>): Promise<[number, number]>;
   /** [lastSeq, [sum, scanWindows] per query] */
   agCount(numKeys: number, ...args: Array<string | number>): Promise<[number, ...Array<[number, string]>]>;
   /** [lastSeq, flat field/value list per leaf hash] */

@@ -6,11 +6,15 @@
  *
  *   <prefix>{S}:<I>s:<W>:l        hash  leaf → count   (cidr: address or stored prefix; string: the key)
  *   <prefix>{S}:<I>s:<W>:a        hash  prefix → count for the aggregate masks (cidr types only),
- *                                       e.g. "192.0.2.0/24", "0.0.0.0/0"; plus two markers:
+ *                                       e.g. "192.0.2.0/24", "0.0.0.0/0"; plus markers:
  *                                       "#m" the mask set the writers kept ("0,24"),
- *                                       "#x" set when writers disagreed (counts then scan the leaves)
+ *                                       "#x" set when writers disagreed (counts then scan the leaves),
+ *                                       "#o" adds dropped because the leaf hash was full (any type)
  *   <prefix>{S}:<I>s:seq:<node>   string  last batch sequence applied from one node (retries are
  *                                         applied once)
+ *
+ * A window's leaf hash holds at most `max_keys` fields (the series' max_keys): past it, adds for
+ * new fields are dropped (counted in "#o"); existing fields and the aggregates keep counting.
  *
  * The hash tag {S} puts every key of one series in one Redis Cluster slot, so a Lua script may
  * touch all of them. Every key expires `ttlSeconds` after its last write: the series coverage
@@ -18,7 +22,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { FAMILY_BITS, type Family } from '../series/address.js';
-import type { SeriesType } from '../series/types.js';
+import { DEFAULT_MAX_KEYS, type SeriesType } from '../series/types.js';
 
 export type ReplicateMode = 'cluster' | 'manager';
 
@@ -31,6 +35,8 @@ export interface ReplicatedSeries {
   windows: number;
   store_prefix?: number;
   replicate: ReplicateMode;
+  /** Fields a window's leaf hash may hold (the series' max_keys; new keys past it are not stored). */
+  max_keys: number;
   /**
    * Aggregate masks kept per window (cidr types), ascending, each below the stored key length;
    * always includes 0. Empty for string series.
@@ -70,7 +76,15 @@ export function replicatedSeries(config: Pick<Config, 'series' | 'policies'>): R
   const out: ReplicatedSeries[] = [];
   for (const s of Object.values(config.series)) {
     if (s.replicate === 'none') continue;
-    const r: ReplicatedSeries = { name: s.name, type: s.type, interval: s.interval, windows: s.windows, replicate: s.replicate, masks: [] };
+    const r: ReplicatedSeries = {
+      name: s.name,
+      type: s.type,
+      interval: s.interval,
+      windows: s.windows,
+      replicate: s.replicate,
+      max_keys: s.max_keys ?? DEFAULT_MAX_KEYS,
+      masks: [],
+    };
     if (s.store_prefix !== undefined) r.store_prefix = s.store_prefix;
     r.masks = aggregateMasks(config, r);
     out.push(r);

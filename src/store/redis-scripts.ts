@@ -11,24 +11,45 @@
  * ARGV[1]  batch sequence number (a batch at or below the stored one was applied already: skip)
  * ARGV[2]  ttl seconds for every key written
  * ARGV[3]  the writer's aggregate mask set, e.g. "0,24" ('' for string series)
+ * ARGV[4]  max_keys: the most fields a window's leaf hash may hold
  * then per window: nLeaf, nAgg, nLeaf (field, delta) pairs, nAgg (field, delta) pairs
  *
- * Returns 1 when applied, 0 when skipped as a duplicate.
+ * A leaf hash holding max_keys fields takes no new field: adds to the fields it has go on,
+ * an add for a new field is dropped and counted in the aggregate hash's "#o" field. The
+ * aggregates (cidr types) take every add, so prefix counts stay exact. Fields that reach 0
+ * are deleted, so "HINCRBY returned the delta" means the field is new.
+ *
+ * Returns {1, adds dropped} when applied, {0, 0} when skipped as a duplicate.
  */
 export const ADD_LUA = `
 local seq = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-if seq <= last then return 0 end
+if seq <= last then return {0, 0} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
 local masks = ARGV[3]
-local i = 4
+local maxk = tonumber(ARGV[4])
+local dropped = 0
+local i = 5
 for k = 2, #KEYS, 2 do
   local leaf, agg = KEYS[k], KEYS[k + 1]
   local nl, na = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
+  local n = redis.call('HLEN', leaf)
+  local over = 0
   for _ = 1, nl do
-    if redis.call('HINCRBY', leaf, ARGV[i], ARGV[i + 1]) == 0 then redis.call('HDEL', leaf, ARGV[i]) end
+    local field, delta = ARGV[i], ARGV[i + 1]
+    if n >= maxk and redis.call('HEXISTS', leaf, field) == 0 then
+      over = over + 1
+    else
+      local v = redis.call('HINCRBY', leaf, field, delta)
+      if v == 0 then
+        redis.call('HDEL', leaf, field)
+        n = n - 1
+      elseif v == tonumber(delta) then
+        n = n + 1
+      end
+    end
     i = i + 2
   end
   redis.call('EXPIRE', leaf, ttl)
@@ -43,10 +64,14 @@ for k = 2, #KEYS, 2 do
       if redis.call('HINCRBY', agg, ARGV[i], ARGV[i + 1]) == 0 then redis.call('HDEL', agg, ARGV[i]) end
       i = i + 2
     end
-    redis.call('EXPIRE', agg, ttl)
   end
+  if over > 0 then
+    redis.call('HINCRBY', agg, '#o', over)
+    dropped = dropped + over
+  end
+  if na > 0 or over > 0 then redis.call('EXPIRE', agg, ttl) end
 end
-return 1
+return {1, dropped}
 `;
 
 /**

@@ -174,6 +174,10 @@ export class RedisSeriesStore implements ManagedStore {
   private errors = 0;
   private dropped = 0;
   private droppedLogged = false;
+  /** Adds Redis dropped because a window's leaf hash held max_keys fields, since start. */
+  private capped = 0;
+  /** Series whose capping was logged (once each). */
+  private readonly cappedLogged = new Set<string>();
   private lastError: string | undefined;
   private closing = false;
   private closed = false;
@@ -276,6 +280,7 @@ export class RedisSeriesStore implements ManagedStore {
       errors: this.errors,
       pending,
       dropped: this.dropped,
+      capped: this.capped,
       onError: this.onError,
     };
     if (this.lastError !== undefined) st.lastError = this.lastError;
@@ -440,8 +445,9 @@ export class RedisSeriesStore implements ManagedStore {
           const sent = this.sentList(b.rt);
           sent.push(b);
           try {
-            await this.deadline(this.sendBatch(b), 'flush', this.commandTimeoutMs * 2);
+            const [, dropped] = await this.deadline(this.sendBatch(b), 'flush', this.commandTimeoutMs * 2);
             b.ackedAt = performance.now();
+            if (dropped > 0) this.noteCapped(b.rt, Number(dropped));
           } catch (err) {
             const at = sent.indexOf(b);
             if (at >= 0) sent.splice(at, 1);
@@ -471,10 +477,21 @@ export class RedisSeriesStore implements ManagedStore {
     this.retry.sort((a, b) => a.seq - b.seq);
   }
 
-  private sendBatch(b: Batch): Promise<number> {
+  /** Redis refused new keys of a full window (max_keys): counted, and logged once per series. */
+  private noteCapped(rt: Runtime, n: number): void {
+    this.capped += n;
+    if (this.cappedLogged.has(rt.spec.name)) return;
+    this.cappedLogged.add(rt.spec.name);
+    this.logger?.warn(
+      { series: rt.spec.name, max_keys: rt.spec.max_keys, dropped: n },
+      'redis: a window of this series holds max_keys keys; adds for new keys are not stored until the next window (prefix aggregates still count them)',
+    );
+  }
+
+  private sendBatch(b: Batch): Promise<[number, number]> {
     const { rt } = b;
     const keys: string[] = [this.layout.seq(rt.spec, this.nodeId)];
-    const args: Array<string | number> = [b.seq, rt.ttl, rt.masksText];
+    const args: Array<string | number> = [b.seq, rt.ttl, rt.masksText, rt.spec.max_keys];
     const scratch = new Uint32Array(4);
     for (const [w, m] of b.windows) {
       keys.push(this.layout.leaf(rt.spec, w), this.layout.agg(rt.spec, w));
@@ -894,7 +911,7 @@ export class RedisSeriesStore implements ManagedStore {
         type: s.type,
         interval: s.interval,
         windows: s.windows,
-        options: { replicate: s.replicate, ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}) },
+        options: { replicate: s.replicate, max_keys: s.max_keys, ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}) },
       });
     }
     return reg.get(rt.spec.name);

@@ -8,6 +8,7 @@
  *   {"series":"rejections:300,6","type":"cidr","window":5983506,"start":"2026-11-20T10:30:00.000Z",
  *    "end":"2026-11-20T10:35:00.000Z","interval":300,"counts":{"192.0.2.1":3,"198.51.100.7":1}}
  *
+ * Files are created 0640 in 0750 directories (less under a stricter umask): they name clients.
  * Lines are appended with O_APPEND, one whole line per write; a line torn by a crash is ended
  * before the next append so it cannot swallow the following line (readers skip it). Retention
  * deletes whole day files once their last window is older than log_retention.
@@ -21,7 +22,7 @@ import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { ClosedWindow } from '../series/windowed.js';
 import type { SeriesSnapshot } from '../series/types.js';
-import { safeFileName } from './persist.js';
+import { STATE_DIR_MODE, STATE_FILE_MODE, safeFileName } from './persist.js';
 
 const DAY_MS = 86_400_000;
 const TICK_MS = 1000;
@@ -269,8 +270,8 @@ async function formatLine(p: Pending): Promise<string> {
 
 /** Appends one whole line (O_APPEND); ends a torn last line left by a crash first. */
 async function appendLine(file: string, line: string): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  const fh = await fsp.open(file, 'a+', 0o644);
+  await fsp.mkdir(path.dirname(file), { recursive: true, mode: STATE_DIR_MODE });
+  const fh = await fsp.open(file, 'a+', STATE_FILE_MODE);
   try {
     let data = line;
     const { size } = await fh.stat();

@@ -276,6 +276,8 @@ export interface NodeConfigOptions {
   replicate?: 'cluster' | 'manager';
   /** Add a policy with mask 24 on `conn` (so /24 is kept as an aggregate in Redis). */
   mask24?: boolean;
+  /** max_keys of the replicated series (conn, conn6, helo). */
+  maxKeys?: number;
 }
 
 /**
@@ -285,13 +287,14 @@ export interface NodeConfigOptions {
 export function nodeConfig(o: NodeConfigOptions): Config {
   const rep = o.replicate ?? 'cluster';
   const redis = JSON.stringify(o.redis);
+  const mk = o.maxKeys === undefined ? '' : `, max_keys: ${o.maxKeys}`;
   const text = `
 relay: { url: "smtp://127.0.0.1:10025" }
 store: { redis: ${redis}, on_error: ${o.onError ?? 'local'}, max_delay: ${JSON.stringify(o.maxDelay ?? 1)}, max_pending: ${o.maxPending ?? 100} }
 series:
-  conn: { type: cidr, interval: 60, windows: 4, replicate: ${rep} }
-  conn6: { type: cidr_ipv6, interval: 60, windows: 4, store_prefix: 64, replicate: ${rep} }
-  helo: { type: string, interval: 60, windows: 4, replicate: ${rep} }
+  conn: { type: cidr, interval: 60, windows: 4, replicate: ${rep}${mk} }
+  conn6: { type: cidr_ipv6, interval: 60, windows: 4, store_prefix: 64, replicate: ${rep}${mk} }
+  helo: { type: string, interval: 60, windows: 4, replicate: ${rep}${mk} }
   local_only: { type: cidr, interval: 60, windows: 4 }
 policies:
 ${o.mask24 === false ? '  []' : '  - { name: p24, on: connect, series: conn, mask: 24, windows: [0, 3], above: 1000, action: tempfail }'}
@@ -333,7 +336,11 @@ export async function startNode(config: Config, tuning: RedisTuning = {}, clock 
       type: s.type,
       interval: s.interval,
       windows: s.windows,
-      options: { replicate: s.replicate, ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}) },
+      options: {
+        replicate: s.replicate,
+        ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}),
+        ...(s.max_keys !== undefined ? { max_keys: s.max_keys } : {}),
+      },
     });
   }
   const { logger, lines } = captureLogger();

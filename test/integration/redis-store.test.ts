@@ -234,6 +234,55 @@ describe.skipIf(!HAVE_REDIS)('redis store', () => {
     });
   });
 
+  describe('max_keys', () => {
+    beforeEach(() => {
+      server.cli('FLUSHALL');
+    });
+
+    const ip = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    const W = T0 / 60_000;
+
+    it('caps the leaf hash of a window at max_keys: known keys keep counting, /0 still counts every add', async () => {
+      const a = await node({ maxKeys: 1000, maxDelay: 60, maxPending: 1_000_000 });
+      const b = await node({ maxKeys: 1000 });
+      for (let i = 0; i < 5000; i += 500) {
+        await a.store.addMany(Array.from({ length: 500 }, (_, j) => ({ series: 'conn', key: ip(i + j), count: 1 })));
+        await a.store.addMany(Array.from({ length: 500 }, (_, j) => ({ series: 'helo', key: `d${i + j}.example`, count: 1 })));
+      }
+      await a.store.flush();
+      expect(Number(server.cli('HLEN', `ag:{conn}:60s:${W}:l`))).toBe(1000);
+      expect(Number(server.cli('HLEN', `ag:{helo}:60s:${W}:l`))).toBe(1000);
+      expect(Number(server.cli('HGET', `ag:{conn}:60s:${W}:a`, '#o'))).toBe(4000);
+      expect(Number(server.cli('HGET', `ag:{helo}:60s:${W}:a`, '#o'))).toBe(4000);
+      expect(a.store.status().capped).toBe(8000);
+      expect(a.lines.filter((l) => l.level === 40 && /max_keys/.test(l.msg))).toHaveLength(2); // once per series
+
+      // the keys stored first keep counting exactly, from every node; the others were not stored
+      await b.store.addMany(Array.from({ length: 1000 }, (_, i) => ({ series: 'conn', key: ip(i), count: 2 })));
+      await b.store.add('helo', 'd0.example', 2);
+      await b.store.flush();
+      for (const n of [a, b]) {
+        expect(await n.store.count('conn', ip(0))).toBe(3);
+        expect(await n.store.count('conn', ip(999))).toBe(3);
+        expect(await n.store.count('conn', ip(1000))).toBe(0);
+        expect(await n.store.count('conn', ip(4999))).toBe(0);
+        expect(await n.store.count('helo', 'd0.example')).toBe(3);
+        expect(await n.store.count('helo', 'd4999.example')).toBe(0);
+        // the aggregates took every add: prefix counts stay exact
+        expect(await n.store.count('conn', '0.0.0.0/0')).toBe(5000 + 2000);
+        expect(await n.store.count('conn', '10.0.19.0/24')).toBe(136); // 10.0.19.0 - 10.0.19.135: keys 4864-4999
+      }
+      expect(Number(server.cli('HLEN', `ag:{conn}:60s:${W}:l`))).toBe(1000);
+
+      // the next window starts empty: new keys are stored again
+      b.clock.advanceSeconds(60);
+      await b.store.add('conn', ip(4999));
+      await b.store.flush();
+      expect(await b.store.count('conn', ip(4999))).toBe(1);
+      expect(await b.store.count('conn', ip(4999), 0, 3)).toBe(1);
+    });
+  });
+
   describe('manager mode', () => {
     beforeEach(() => {
       server.cli('FLUSHALL');
