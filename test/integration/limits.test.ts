@@ -71,3 +71,42 @@ describe('per-session limits', () => {
     expect(await c.closed()).toBe(true);
   });
 });
+
+describe('the eviction attack on a string series', () => {
+  it('a client pipelining new sender domains cannot wipe the count of a domain already over its limit', async () => {
+    const backend = await startBackend();
+    const gw = await startTestGateway({
+      relay: `smtp://127.0.0.1:${backend.port}`,
+      body: `series:
+  senders: { type: string, interval: 60, windows: 2, max_keys: 1000 }
+record:
+  - { on: mail, series: senders, key: "{mail_from_domain}" }
+policies:
+  - { name: sender-flood, on: mail, series: senders, key: "{mail_from_domain}", windows: [0, 1], above: 5, action: tempfail }
+`,
+    });
+    try {
+      const spam = await SmtpTestClient.connect(gw.port, { preface: proxyV1('203.0.113.5') });
+      const first = await pipeline(spam, ['EHLO spam.test', ...Array.from({ length: 6 }, () => ['RSET', 'MAIL FROM:<x@spam.example>']).flat()]);
+      expect(first.at(-1)!.code).toBe(451);
+      spam.close();
+      // the attack: 1,000 one-shot sender domains, RSET + MAIL pipelined, from IPv4 and IPv6 clients
+      for (let c = 0; c < 10; c++) {
+        const client = await SmtpTestClient.connect(gw.port, { preface: proxyV1(c % 2 ? `2001:db8:a::${c}` : `198.51.100.${c}`) });
+        const lines = ['EHLO attack.test'];
+        for (let i = 0; i < 100; i++) lines.push('RSET', `MAIL FROM:<a@d${c * 100 + i}.example>`);
+        const replies = await pipeline(client, lines);
+        expect(replies.filter((r) => r.code === 250).length).toBeGreaterThan(100);
+        client.close();
+      }
+      expect(await gw.gateway.store.count('senders', 'spam.example', 0, 1)).toBe(6);
+      const again = await SmtpTestClient.connect(gw.port, { preface: proxyV1('203.0.113.5') });
+      await again.cmd('EHLO spam.test');
+      expect((await again.cmd('MAIL FROM:<x@spam.example>')).code).toBe(451);
+      again.close();
+    } finally {
+      await gw.close();
+      await backend.close();
+    }
+  });
+});
