@@ -1,14 +1,13 @@
 /**
  * Milter v6 codec: commands decoded from hand-built bytes, replies checked byte for byte,
- * fragmentation, negotiation rules, and fast-check properties (random bytes and truncations
+ * fragmentation, and fast-check properties (random bytes and truncations
  * never throw; valid streams round-trip).
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MilterProtocolError } from '../../src/errors.js';
 import { MilterDecoder, encodeCommand, type MilterDecodeResult } from '../../src/milter/codec.js';
-import { negotiate, expectsReply, MILTER_EVENTS, type MilterEvent, type Negotiation } from '../../src/milter/negotiate.js';
-import { SMFIF, SMFIP, type MilterCommand } from '../../src/milter/protocol.js';
+import { SMFIF, type MilterCommand } from '../../src/milter/protocol.js';
 import {
   encodeAccept,
   encodeContinue,
@@ -281,75 +280,6 @@ describe('milter replies, byte for byte', () => {
       pkt('O', [0, 0, 0, 6], [0, 0, 1, 0], [0, 0, 1, 0x70], [0, 0, 0, 0], 'j {client_addr}\0', [0, 0, 0, 2], '{auth_authen} i\0'),
     );
     expect(() => encodeOptneg({ actions: 0, protocol: 0, macros: { HELO: ['a b'] } })).toThrow(TypeError);
-  });
-});
-
-const POSTFIX_OFFER = { version: 6, actions: 0x1ff, protocol: 0x1fffff };
-
-function ok(n: Negotiation | MilterProtocolError): Negotiation {
-  if (n instanceof MilterProtocolError) throw n;
-  return n;
-}
-
-describe('milter option negotiation', () => {
-  it("against Postfix's offer: skip body, headers, EOH and unknown; answer everything else; no NR flags", () => {
-    const n = ok(negotiate(POSTFIX_OFFER));
-    expect(n.reply).toEqual({ version: 6, actions: 0, protocol: SMFIP.NOBODY | SMFIP.NOHDRS | SMFIP.NOEOH | SMFIP.NOUNKNOWN });
-    expect([...n.awaitsReply]).toEqual(['connect', 'helo', 'mail', 'rcpt', 'data']);
-    expect([...n.sends]).toEqual(['connect', 'helo', 'mail', 'rcpt', 'data']);
-    expect(expectsReply(n, { type: 'eom' })).toBe(true);
-    expect(expectsReply(n, { type: 'macro', command: 'C', macros: new Map() })).toBe(false);
-    expect(expectsReply(n, { type: 'abort' })).toBe(false);
-    expect(expectsReply(n, { type: 'helo', name: 'x' })).toBe(true);
-  });
-
-  it('asks for "no reply" only for unwanted events the MTA cannot switch off', () => {
-    const offer = { version: 6, actions: 0, protocol: SMFIP.NR_HDR | SMFIP.NR_CONN | SMFIP.NOBODY | SMFIP.NR_BODY | SMFIP.NOCONNECT };
-    const n = ok(negotiate(offer));
-    expect(n.reply.protocol).toBe(SMFIP.NR_HDR | SMFIP.NOBODY);
-    expect(n.sends.has('header')).toBe(true);
-    expect(expectsReply(n, { type: 'header', name: 'a', value: 'b' })).toBe(false);
-    expect(expectsReply(n, { type: 'eoh' })).toBe(true); // no NOEOH and no NR_EOH offered: we answer
-    expect(expectsReply(n, { type: 'connect', hostname: 'h', family: 'unknown' })).toBe(true);
-  });
-
-  it('an older MTA: its version, only its flags', () => {
-    const n = ok(negotiate({ version: 2, actions: 0xf, protocol: 0x7f }));
-    expect(n.reply).toEqual({ version: 2, actions: 0, protocol: SMFIP.NOBODY | SMFIP.NOHDRS | SMFIP.NOEOH });
-    expect(n.awaitsReply.has('unknown')).toBe(true);
-    expect(ok(negotiate({ version: 7, actions: 0, protocol: 0 })).reply.version).toBe(6);
-    expect(negotiate({ version: 1, actions: 0, protocol: 0 })).toMatchObject({ reason: 'unsupported-version' });
-  });
-
-  it('macro lists need SMFIF_SETSYMLIST; rejected RCPTs and SKIP only when offered and asked', () => {
-    const macros = { ENVFROM: ['{auth_authen}'] };
-    expect(ok(negotiate(POSTFIX_OFFER, { macros })).reply).toMatchObject({ actions: SMFIF.SETSYMLIST, macros });
-    const dropped = ok(negotiate({ ...POSTFIX_OFFER, actions: 0xff }, { macros }));
-    expect(dropped.macrosDropped).toBe(true);
-    expect(dropped.reply.actions).toBe(0);
-    expect(dropped.reply.macros).toBeUndefined();
-    const r = ok(negotiate(POSTFIX_OFFER, { rejectedRcpts: true, skip: true }));
-    expect(r.reply.protocol & (SMFIP.RCPT_REJ | SMFIP.SKIP)).toBe(SMFIP.RCPT_REJ | SMFIP.SKIP);
-    expect(ok(negotiate({ ...POSTFIX_OFFER, protocol: 0x3ff }, { rejectedRcpts: true, skip: true })).reply.protocol & (SMFIP.RCPT_REJ | SMFIP.SKIP)).toBe(0);
-  });
-
-  it('property: only offered flags, never "no reply" for a wanted event, every sent event answered or NR', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 2, max: 6 }), fc.nat({ max: 0x1fffff }), fc.subarray([...MILTER_EVENTS]), (version, protocol, events: MilterEvent[]) => {
-        const n = ok(negotiate({ version, actions: 0x1ff, protocol }, { events }));
-        expect((n.reply.protocol & ~protocol) >>> 0).toBe(0);
-        for (const e of events) {
-          expect(n.awaitsReply.has(e)).toBe(true);
-          expect(n.sends.has(e)).toBe(true);
-        }
-        const nr: Record<string, number> = { connect: SMFIP.NR_CONN, helo: SMFIP.NR_HELO, mail: SMFIP.NR_MAIL, rcpt: SMFIP.NR_RCPT, data: SMFIP.NR_DATA, header: SMFIP.NR_HDR, eoh: SMFIP.NR_EOH, body: SMFIP.NR_BODY, unknown: SMFIP.NR_UNKN };
-        for (const e of MILTER_EVENTS) {
-          const noReply = (n.reply.protocol & nr[e]!) !== 0;
-          if (n.sends.has(e)) expect(n.awaitsReply.has(e)).toBe(!noReply);
-          else expect(noReply).toBe(false);
-        }
-      }),
-    );
   });
 });
 
