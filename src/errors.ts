@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   AG_ADMIN_INTERNAL: 'Admin API: an unexpected error (logged with details).',
   AG_PERSIST: 'Series state under state_dir could not be written, or a state file could not be restored.',
   AG_LISTEN: 'A listener could not bind its address (in use, not on this host, no permission); the message names the config key.',
+  AG_MILTER_PROTOCOL: 'Milter front: an MTA sent a malformed packet (bad length, unknown command, bad payload); that MTA connection is closed.',
+  AG_POLICY_PROTOCOL: 'Policy service: an MTA sent a malformed request (line or request too long, a line without "="); that connection is closed.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -102,5 +104,37 @@ export class PersistError extends AuditgateError {
 export class ListenError extends AuditgateError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('AG_LISTEN', message, options);
+  }
+}
+
+/** Why a milter byte stream was refused; the front closes that MTA connection. */
+export type MilterProtocolReason =
+  | 'empty-packet' // a length of 0 (a packet needs at least its command byte)
+  | 'packet-too-large' // a length over the decoder's bound
+  | 'unknown-command' // a command byte the protocol does not define
+  | 'malformed' // a payload that does not fit its command (missing NUL, bad family, short port...)
+  | 'unsupported-version' // option negotiation offered a protocol version below 2
+  | 'truncated'; // the stream ended inside a packet
+
+export class MilterProtocolError extends AuditgateError {
+  readonly reason: MilterProtocolReason;
+  constructor(reason: MilterProtocolReason, message: string) {
+    super('AG_MILTER_PROTOCOL', `milter protocol error (${reason}): ${message}`);
+    this.reason = reason;
+  }
+}
+
+/** Why a policy-delegation byte stream was refused; the front closes that MTA connection. */
+export type PolicyProtocolReason =
+  | 'line-too-long' // one attribute line over the decoder's line bound
+  | 'request-too-large' // one request over the decoder's request bound
+  | 'malformed' // a line without "=", an empty name, a NUL, or an empty request
+  | 'truncated'; // the stream ended inside a request
+
+export class PolicyProtocolError extends AuditgateError {
+  readonly reason: PolicyProtocolReason;
+  constructor(reason: PolicyProtocolReason, message: string) {
+    super('AG_POLICY_PROTOCOL', `policy protocol error (${reason}): ${message}`);
+    this.reason = reason;
   }
 }
