@@ -3,6 +3,7 @@ import { benchMemory, benchSeries } from './series.js';
 import { benchGateway } from './gateway.js';
 import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
+import { benchSoak } from './soak.js';
 import { report, type Figure } from './harness.js';
 
 const args = process.argv.slice(2);
@@ -16,9 +17,10 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   persist: benchPersist,
   gateway: benchGateway,
   cost: benchCost,
+  soak: benchSoak,
 };
-/** Suites a plain `npm run bench` leaves out: cost needs perf and the machine to itself. */
-const OPT_IN = new Set(['cost']);
+/** Suites a plain `npm run bench` leaves out: cost needs perf and the machine to itself; soak takes minutes. */
+const OPT_IN = new Set(['cost', 'soak']);
 
 if (only !== undefined && !(only in suites)) {
   console.error(`unknown suite "${only}"; known: ${Object.keys(suites).join(', ')}`);
