@@ -104,7 +104,9 @@ export function estimateFromHistogram(histo: ArrayLike<number>): number {
     z *= 0.5;
   }
   z += m * hllSigma(histo[0]! / m);
-  return Math.round((ALPHA_INF * m * m) / z); // llroundl: half away from zero; E ≥ 0
+  const e = Math.round((ALPHA_INF * m * m) / z); // llroundl: half away from zero; E ≥ 0
+  // Every register at 51 (z = 0) is out of reach of real data; Redis's llroundl(inf) is undefined.
+  return e <= Number.MAX_SAFE_INTEGER ? e : Number.MAX_SAFE_INTEGER;
 }
 
 // ---- Redis's serialized string ------------------------------------------------------------------
