@@ -1,5 +1,6 @@
-/** `npm run bench [-- --json] [-- --only series|memory|gateway|cost]` (cost runs only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|distinct|gateway|cost]` (cost runs only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
+import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
 import { benchCost } from './cost.js';
 import { report, type Figure } from './harness.js';
@@ -12,6 +13,7 @@ const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
 const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   series: benchSeries,
   memory: benchMemory,
+  distinct: benchDistinct,
   gateway: benchGateway,
   cost: benchCost,
 };

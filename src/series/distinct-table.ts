@@ -14,9 +14,9 @@
  * Blocks come in power-of-two size classes with a free list per class; clearSlot() (a window
  * rotation) compacts the arena once most of it is free.
  */
-import { DistinctSketch, hashValue } from './distinct.js';
+import { DistinctSketch, hashValue, type UnionSink } from './distinct.js';
 import type { Hash64 } from './murmur64.js';
-import { EXACT_MAX, sharedUnionCounter, type UnionCounter } from './union-counter.js';
+import { EXACT_MAX, sharedUnionCounter } from './union-counter.js';
 
 const BIG = 255; // slotN marker: the slot lives in a DistinctSketch
 const MIN_CLASS = 1; // a new key's block holds 2 entries
@@ -224,7 +224,7 @@ export class DistinctTable {
   }
 
   /** Feeds key `id`'s values in the selected slots (this.sel) to a union counter. */
-  private feed(c: Pick<UnionCounter, 'addHash' | 'addRegister'> & { sketch?: (s: DistinctSketch) => void }, id: number, slots: ArrayLike<number>): void {
+  private feed(c: UnionSink & { sketch?: (s: DistinctSketch) => void }, id: number, slots: ArrayLike<number>): void {
     const W = this.windows;
     for (let j = 0; j < slots.length; j++) {
       const k = id * W + slots[j]!;

@@ -28,7 +28,9 @@ import {
   encodeRedis,
   estimateFromHistogram,
   newDense,
+  packDense,
   registerRank,
+  unpackDense,
 } from './hll.js';
 import { REDIS_HLL_SEED, fromBigInt, murmur64String, type Hash64 } from './murmur64.js';
 import { EXACT_MAX, sharedUnionCounter } from './union-counter.js';
@@ -39,6 +41,14 @@ export const SPARSE_MAX = 2048;
 
 /** A value's hash as a BigInt or as unsigned 32-bit halves [hi, lo]. */
 export type HashInput = bigint | readonly [hi: number, lo: number];
+
+/** What feed() writes to: a UnionCounter, or anything that takes hashes and registers. */
+export interface UnionSink {
+  addHash(hi: number, lo: number): void;
+  addRegister(index: number, value: number): void;
+  /** Optional fast path for a whole dense register array. */
+  addDense?(packed: Uint8Array): void;
+}
 
 /** JSON form: the exact hashes (8 bytes each, big-endian) or Redis's HLL string, base64. */
 export type DistinctJSON = { v: 1; exact: string } | { v: 1; hll: string };
@@ -52,6 +62,8 @@ const EMPTY16 = new Uint16Array(0);
 
 const hashOut: Hash64 = { hi: 0, lo: 0 };
 const histoScratch = new Int32Array(64);
+const unpackA = new Uint8Array(HLL_REGISTERS);
+const unpackB = new Uint8Array(HLL_REGISTERS);
 
 /** MurmurHash64A of a value's UTF-8 bytes with Redis's seed: what PFADD hashes. */
 export function hashValue(value: string, out: Hash64 = { hi: 0, lo: 0 }): Hash64 {
@@ -130,6 +142,10 @@ export class DistinctSketch {
     }
     if (this.mode === EXACT) this.toSparse();
     if (this.mode === SPARSE && (other.mode === DENSE || this.n + other.n > SPARSE_MAX)) this.toDense();
+    if (this.mode === DENSE && other.mode === DENSE) {
+      this.mergeDense(other.dense);
+      return;
+    }
     if (this.mode === DENSE) {
       other.forEachRegister((i, v) => this.raise(i, v));
       return;
@@ -179,9 +195,13 @@ export class DistinctSketch {
   }
 
   /** Feeds this set into a union counter (hashes while exact, registers otherwise). */
-  feed(c: { addHash(hi: number, lo: number): void; addRegister(i: number, v: number): void }): void {
+  feed(c: UnionSink): void {
     if (this.mode === EXACT) {
       for (let k = 0; k < this.n; k++) c.addHash(this.words[2 * k]!, this.words[2 * k + 1]!);
+    } else if (this.mode === SPARSE) {
+      for (let k = 0; k < this.n; k++) c.addRegister(this.words[k]! >>> 6, this.words[k]! & 63);
+    } else if (c.addDense) {
+      c.addDense(this.dense);
     } else {
       this.forEachRegister((i, v) => c.addRegister(i, v));
     }
@@ -363,6 +383,24 @@ export class DistinctSketch {
     this.n++;
     this.cached = -1;
     return true;
+  }
+
+  /** Register-wise max with another dense array: unpack both, max, repack, rebuild the histogram. */
+  private mergeDense(src: Uint8Array): void {
+    const a = unpackDense(this.dense, unpackA);
+    const b = unpackDense(src, unpackB);
+    let changed = false;
+    for (let i = 0; i < HLL_REGISTERS; i++) {
+      if (b[i]! > a[i]!) {
+        a[i] = b[i]!;
+        changed = true;
+      }
+    }
+    if (!changed) return;
+    packDense(a, this.dense);
+    this.histo.fill(0);
+    for (let i = 0; i < HLL_REGISTERS; i++) this.histo[a[i]!]!++;
+    this.cached = -1;
   }
 
   private sparseHistogram(): Int32Array {

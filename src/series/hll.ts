@@ -59,6 +59,34 @@ export function denseSet(regs: Uint8Array, i: number, v: number): void {
   regs[byte + 1] = (regs[byte + 1]! & ~(63 >>> (8 - fb))) | (v >>> (8 - fb));
 }
 
+/** Unpacks all 16,384 registers into one byte each (four registers per three bytes). */
+export function unpackDense(regs: Uint8Array, out: Uint8Array): Uint8Array {
+  for (let i = 0, b = 0; i < HLL_REGISTERS; i += 4, b += 3) {
+    const b0 = regs[b]!;
+    const b1 = regs[b + 1]!;
+    const b2 = regs[b + 2]!;
+    out[i] = b0 & 63;
+    out[i + 1] = (b0 >>> 6) | ((b1 & 15) << 2);
+    out[i + 2] = (b1 >>> 4) | ((b2 & 3) << 4);
+    out[i + 3] = b2 >>> 2;
+  }
+  return out;
+}
+
+/** Packs one byte per register (each < 64) into the dense layout. */
+export function packDense(bytes: Uint8Array, out: Uint8Array): Uint8Array {
+  for (let i = 0, b = 0; i < HLL_REGISTERS; i += 4, b += 3) {
+    const r0 = bytes[i]!;
+    const r1 = bytes[i + 1]!;
+    const r2 = bytes[i + 2]!;
+    const r3 = bytes[i + 3]!;
+    out[b] = r0 | (r1 << 6);
+    out[b + 1] = (r1 >>> 2) | (r2 << 4);
+    out[b + 2] = (r2 >>> 4) | (r3 << 2);
+  }
+  return out;
+}
+
 // ---- the estimator -----------------------------------------------------------------------------
 
 /** hllSigma from hyperloglog.c (Ertl, arXiv:1702.01284). */

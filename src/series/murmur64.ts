@@ -20,109 +20,77 @@ export interface Hash64 {
 const M_HI = 0xc6a4a793;
 const M_LO = 0x5bd1e995;
 
-/** High 32 bits of the unsigned 64-bit product a × b (a, b unsigned 32-bit). Exact. */
-function mulHi32(a: number, b: number): number {
+const M_LO0 = M_LO & 0xffff;
+const M_LO1 = M_LO >>> 16;
+
+/** High 32 bits of the unsigned 64-bit product a × M_LO (a unsigned 32-bit). Exact in doubles. */
+function mulHiM(a: number): number {
   const a0 = a & 0xffff;
   const a1 = a >>> 16;
-  const b0 = b & 0xffff;
-  const b1 = b >>> 16;
-  const t = a0 * b0; // < 2^32
-  const m1 = a1 * b0 + (t >>> 16); // < 2^32
-  const m2 = a0 * b1 + (m1 & 0xffff); // < 2^32
-  return (a1 * b1 + (m1 >>> 16) + (m2 >>> 16)) >>> 0;
+  const t = a0 * M_LO0; // < 2^32
+  const m1 = a1 * M_LO0 + (t >>> 16); // < 2^32
+  const m2 = a0 * M_LO1 + (m1 & 0xffff); // < 2^32
+  return (a1 * M_LO1 + (m1 >>> 16) + (m2 >>> 16)) >>> 0;
 }
 
-// The running state of one hash (module-level: hashing is synchronous and never re-entered).
-let hHi = 0;
-let hLo = 0;
+/*
+ * Every 64-bit product below is (hi, lo) × m written out in place:
+ *   hi' = mulHiM(lo) + lo × M_HI + hi × M_LO  (mod 2^32),  lo' = lo × M_LO (mod 2^32)
+ * with all state in locals: module-level or object fields holding uint32 values ≥ 2^31 would be
+ * boxed as heap numbers on every write (the first version of this file spent 1 µs per hash so).
+ */
 
-/** h *= m (mod 2^64). */
-function mulM(): void {
-  const lo = hLo;
-  const hi = hHi;
-  hHi = (mulHi32(lo, M_LO) + Math.imul(lo, M_HI) + Math.imul(hi, M_LO)) >>> 0;
-  hLo = Math.imul(lo, M_LO) >>> 0;
-}
-
-/** Mixes one 8-byte block k = (kHi, kLo): k *= m; k ^= k >> 47; k *= m; h ^= k; h *= m. */
-function block(kHi: number, kLo: number): void {
-  let hi = (mulHi32(kLo, M_LO) + Math.imul(kLo, M_HI) + Math.imul(kHi, M_LO)) >>> 0;
-  let lo = Math.imul(kLo, M_LO) >>> 0;
-  lo = (lo ^ (hi >>> 15)) >>> 0;
-  const hi2 = (mulHi32(lo, M_LO) + Math.imul(lo, M_HI) + Math.imul(hi, M_LO)) >>> 0;
-  lo = Math.imul(lo, M_LO) >>> 0;
-  hi = hi2;
-  hHi = (hHi ^ hi) >>> 0;
-  hLo = (hLo ^ lo) >>> 0;
-  mulM();
-}
-
-function start(len: number, seed: number): void {
+/** MurmurHash64A of `bytes[0, len)`. */
+export function murmur64Bytes(bytes: Uint8Array, len: number, seed: number, out: Hash64): Hash64 {
   // h = seed ^ (len * m)
-  hHi = (mulHi32(len, M_LO) + Math.imul(len, M_HI)) >>> 0;
-  hLo = ((Math.imul(len, M_LO) >>> 0) ^ (seed >>> 0)) >>> 0;
-}
-
-function tail(t4: number, t0: number, rest: number): void {
+  let hHi = (mulHiM(len) + Math.imul(len, M_HI)) >>> 0;
+  let hLo = ((Math.imul(len, M_LO) >>> 0) ^ (seed >>> 0)) >>> 0;
+  const end = len - (len & 7);
+  let i = 0;
+  for (; i < end; i += 8) {
+    let kLo = (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) >>> 0;
+    let kHi = (bytes[i + 4]! | (bytes[i + 5]! << 8) | (bytes[i + 6]! << 16) | (bytes[i + 7]! << 24)) >>> 0;
+    // k *= m
+    let nHi = (mulHiM(kLo) + Math.imul(kLo, M_HI) + Math.imul(kHi, M_LO)) >>> 0;
+    kLo = Math.imul(kLo, M_LO) >>> 0;
+    kHi = nHi;
+    // k ^= k >> 47
+    kLo = (kLo ^ (kHi >>> 15)) >>> 0;
+    // k *= m
+    nHi = (mulHiM(kLo) + Math.imul(kLo, M_HI) + Math.imul(kHi, M_LO)) >>> 0;
+    kLo = Math.imul(kLo, M_LO) >>> 0;
+    kHi = nHi;
+    // h ^= k; h *= m
+    hHi = (hHi ^ kHi) >>> 0;
+    hLo = (hLo ^ kLo) >>> 0;
+    nHi = (mulHiM(hLo) + Math.imul(hLo, M_HI) + Math.imul(hHi, M_LO)) >>> 0;
+    hLo = Math.imul(hLo, M_LO) >>> 0;
+    hHi = nHi;
+  }
+  const rest = len & 7;
   if (rest > 0) {
+    let t0 = 0;
+    let t4 = 0;
+    for (let j = rest - 1; j >= 0; j--) {
+      const b = bytes[i + j]!;
+      if (j >= 4) t4 |= b << (8 * (j - 4));
+      else t0 |= b << (8 * j);
+    }
     hHi = (hHi ^ t4) >>> 0;
     hLo = (hLo ^ t0) >>> 0;
-    mulM();
+    const nHi = (mulHiM(hLo) + Math.imul(hLo, M_HI) + Math.imul(hHi, M_LO)) >>> 0;
+    hLo = Math.imul(hLo, M_LO) >>> 0;
+    hHi = nHi;
   }
-}
-
-function finish(out: Hash64): Hash64 {
+  // h ^= h >> 47; h *= m; h ^= h >> 47
   hLo = (hLo ^ (hHi >>> 15)) >>> 0;
-  mulM();
+  const nHi = (mulHiM(hLo) + Math.imul(hLo, M_HI) + Math.imul(hHi, M_LO)) >>> 0;
+  hLo = Math.imul(hLo, M_LO) >>> 0;
+  hHi = nHi;
   hLo = (hLo ^ (hHi >>> 15)) >>> 0;
   out.hi = hHi;
   out.lo = hLo;
   return out;
-}
-
-/** MurmurHash64A of `bytes[0, len)`. */
-export function murmur64Bytes(bytes: Uint8Array, len: number, seed: number, out: Hash64): Hash64 {
-  start(len, seed);
-  const end = len - (len & 7);
-  let i = 0;
-  for (; i < end; i += 8) {
-    const lo = (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) >>> 0;
-    const hi = (bytes[i + 4]! | (bytes[i + 5]! << 8) | (bytes[i + 6]! << 16) | (bytes[i + 7]! << 24)) >>> 0;
-    block(hi, lo);
-  }
-  const rest = len & 7;
-  let t0 = 0;
-  let t4 = 0;
-  for (let j = rest - 1; j >= 0; j--) {
-    const b = bytes[i + j]!;
-    if (j >= 4) t4 |= b << (8 * (j - 4));
-    else t0 |= b << (8 * j);
-  }
-  tail(t4 >>> 0, t0 >>> 0, rest);
-  return finish(out);
-}
-
-/** MurmurHash64A of an ASCII string's char codes (the caller checked every code < 0x80). */
-function murmur64Ascii(s: string, seed: number, out: Hash64): Hash64 {
-  const len = s.length;
-  start(len, seed);
-  const end = len - (len & 7);
-  let i = 0;
-  for (; i < end; i += 8) {
-    const lo = (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) | (s.charCodeAt(i + 3) << 24)) >>> 0;
-    const hi = (s.charCodeAt(i + 4) | (s.charCodeAt(i + 5) << 8) | (s.charCodeAt(i + 6) << 16) | (s.charCodeAt(i + 7) << 24)) >>> 0;
-    block(hi, lo);
-  }
-  const rest = len & 7;
-  let t0 = 0;
-  let t4 = 0;
-  for (let j = rest - 1; j >= 0; j--) {
-    const b = s.charCodeAt(i + j);
-    if (j >= 4) t4 |= b << (8 * (j - 4));
-    else t0 |= b << (8 * j);
-  }
-  tail(t4 >>> 0, t0 >>> 0, rest);
-  return finish(out);
 }
 
 let scratch = new Uint8Array(256);
@@ -131,17 +99,14 @@ const encoder = new TextEncoder();
 /** MurmurHash64A of the UTF-8 bytes of `s` (lone surrogates become U+FFFD, as in Buffer.from). */
 export function murmur64String(s: string, seed: number, out: Hash64): Hash64 {
   const n = s.length;
-  let ascii = true;
-  for (let i = 0; i < n; i++) {
-    if (s.charCodeAt(i) >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return murmur64Ascii(s, seed, out);
   if (scratch.length < n * 3) scratch = new Uint8Array(Math.max(n * 3, scratch.length * 2));
-  const { written } = encoder.encodeInto(s, scratch);
-  return murmur64Bytes(scratch, written, seed, out);
+  const buf = scratch;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return murmur64Bytes(buf, encoder.encodeInto(s, buf).written, seed, out);
+    buf[i] = c; // ASCII: the char codes are the UTF-8 bytes
+  }
+  return murmur64Bytes(buf, n, seed, out);
 }
 
 /** The hash as one unsigned 64-bit BigInt (tests, and callers that keep hashes as bigints). */

@@ -7,7 +7,7 @@
  * Same rule as a DistinctSketch: a union of at most EXACT_MAX values counts exactly, a larger
  * one gets the HLL estimate of its registers (which is PFCOUNT of the same keys).
  */
-import { HLL_INDEX_MASK, HLL_REGISTERS, estimateFromHistogram, registerRank } from './hll.js';
+import { HLL_INDEX_MASK, HLL_REGISTERS, estimateFromHistogram, registerRank, unpackDense } from './hll.js';
 
 /** Sets of up to this many distinct values are counted exactly. */
 export const EXACT_MAX = 64;
@@ -26,6 +26,7 @@ export class UnionCounter {
   private readonly touched = new Uint16Array(HLL_REGISTERS);
   private nTouched = 0;
   private readonly histo = new Int32Array(64);
+  private readonly unpacked = new Uint8Array(HLL_REGISTERS);
 
   constructor() {
     this.histo[0] = HLL_REGISTERS;
@@ -78,6 +79,22 @@ export class UnionCounter {
     this.regs[idx] = v;
     this.histo[old]!--;
     this.histo[v]!++;
+  }
+
+  /** Register-wise max with a whole dense register array (Redis's packed layout). */
+  addDense(packed: Uint8Array): void {
+    if (!this.sketching) this.spill();
+    const src = unpackDense(packed, this.unpacked);
+    const regs = this.regs;
+    for (let i = 0; i < HLL_REGISTERS; i++) {
+      const v = src[i]!;
+      const old = regs[i]!;
+      if (v <= old) continue;
+      if (old === 0) this.touched[this.nTouched++] = i;
+      regs[i] = v;
+      this.histo[old]!--;
+      this.histo[v]!++;
+    }
   }
 
   /** Moves the exact hashes into registers. */

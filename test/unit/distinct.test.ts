@@ -126,6 +126,7 @@ describe('union', () => {
       ['exact', gen(40, 'f1')],
       ['sparse', gen(900, 'f2')],
       ['dense', gen(30_000, 'f3')],
+      ['another dense', gen(20_000, 'f4')],
     ];
     for (const [, a] of forms) {
       for (const [, b] of forms) {
@@ -133,6 +134,7 @@ describe('union', () => {
         x.merge(sketchOf(b));
         const whole = sketchOf([...a, ...b]);
         expect(x.count()).toBe(whole.count());
+        expect(DistinctSketch.unionCount([sketchOf(a), sketchOf(b)])).toBe(whole.count());
         expect(x.toRedis().equals(whole.toRedis())).toBe(true);
       }
     }

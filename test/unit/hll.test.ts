@@ -15,7 +15,9 @@ import {
   encodeRedis,
   estimateFromHistogram,
   newDense,
+  packDense,
   registerRank,
+  unpackDense,
 } from '../../src/series/hll.js';
 import { REDIS_HLL_SEED, fromBigInt, murmur64Bytes, murmur64String, toBigInt } from '../../src/series/murmur64.js';
 
@@ -137,6 +139,11 @@ describe('dense registers (Redis layout)', () => {
       { numRuns: 3000 },
     );
     for (let i = 0; i < HLL_REGISTERS; i++) expect(denseGet(regs, i)).toBe(model[i]);
+    // unpack / pack agree with get / set
+    const unpacked = unpackDense(regs, new Uint8Array(HLL_REGISTERS));
+    expect(Buffer.from(unpacked).equals(Buffer.from(model))).toBe(true);
+    const repacked = packDense(model, newDense());
+    expect(Buffer.from(repacked).equals(Buffer.from(regs))).toBe(true);
     // the layout hyperloglog.c documents: |11000000|22221111|33333322|
     const r = newDense();
     denseSet(r, 0, 0b000011);
