@@ -7,7 +7,7 @@
  * Same rule as a DistinctSketch: a union of at most EXACT_MAX values counts exactly, a larger
  * one gets the HLL estimate of its registers (which is PFCOUNT of the same keys).
  */
-import { HLL_INDEX_MASK, HLL_REGISTERS, estimateFromHistogram, registerRank, unpackDense } from './hll.js';
+import { HLL_INDEX_MASK, HLL_REGISTERS, estimateFromHistogram, registerRank } from './hll.js';
 
 /** Sets of up to this many distinct values are counted exactly. */
 export const EXACT_MAX = 64;
@@ -21,12 +21,17 @@ export class UnionCounter {
   private readonly used = new Uint8Array(TABLE);
   private nExact = 0;
   private sketching = false;
-  /** One byte per register (scratch; only touched registers are cleared on reset). */
+  /**
+   * Once a whole dense array came in, registers are max-ed without bookkeeping and the
+   * histogram is taken at count(); before that, changed registers are listed and the
+   * histogram follows them (a union of small sets never touches 16,384 registers).
+   */
+  private full = false;
+  /** One byte per register (scratch, reused). */
   private readonly regs = new Uint8Array(HLL_REGISTERS);
   private readonly touched = new Uint16Array(HLL_REGISTERS);
   private nTouched = 0;
   private readonly histo = new Int32Array(64);
-  private readonly unpacked = new Uint8Array(HLL_REGISTERS);
 
   constructor() {
     this.histo[0] = HLL_REGISTERS;
@@ -35,13 +40,14 @@ export class UnionCounter {
   reset(): void {
     if (this.nExact > 0) this.used.fill(0);
     this.nExact = 0;
-    if (this.sketching) {
-      for (let k = 0; k < this.nTouched; k++) this.regs[this.touched[k]!] = 0;
-      this.nTouched = 0;
-      this.histo.fill(0);
-      this.histo[0] = HLL_REGISTERS;
-      this.sketching = false;
-    }
+    if (!this.sketching) return;
+    if (this.full || this.nTouched > 1024) this.regs.fill(0);
+    else for (let k = 0; k < this.nTouched; k++) this.regs[this.touched[k]!] = 0;
+    this.nTouched = 0;
+    this.histo.fill(0);
+    this.histo[0] = HLL_REGISTERS;
+    this.sketching = false;
+    this.full = false;
   }
 
   /** True while the union is small enough to be counted exactly. */
@@ -75,8 +81,9 @@ export class UnionCounter {
     if (!this.sketching) this.spill();
     const old = this.regs[idx]!;
     if (v <= old) return;
-    if (old === 0) this.touched[this.nTouched++] = idx;
     this.regs[idx] = v;
+    if (this.full) return;
+    if (old === 0) this.touched[this.nTouched++] = idx;
     this.histo[old]!--;
     this.histo[v]!++;
   }
@@ -84,16 +91,20 @@ export class UnionCounter {
   /** Register-wise max with a whole dense register array (Redis's packed layout). */
   addDense(packed: Uint8Array): void {
     if (!this.sketching) this.spill();
-    const src = unpackDense(packed, this.unpacked);
-    const regs = this.regs;
-    for (let i = 0; i < HLL_REGISTERS; i++) {
-      const v = src[i]!;
-      const old = regs[i]!;
-      if (v <= old) continue;
-      if (old === 0) this.touched[this.nTouched++] = i;
-      regs[i] = v;
-      this.histo[old]!--;
-      this.histo[v]!++;
+    this.full = true;
+    const r = this.regs;
+    for (let i = 0, b = 0; i < HLL_REGISTERS; i += 4, b += 3) {
+      const b0 = packed[b]!;
+      const b1 = packed[b + 1]!;
+      const b2 = packed[b + 2]!;
+      const v0 = b0 & 63;
+      const v1 = (b0 >>> 6) | ((b1 & 15) << 2);
+      const v2 = (b1 >>> 4) | ((b2 & 3) << 4);
+      const v3 = b2 >>> 2;
+      if (v0 > r[i]!) r[i] = v0;
+      if (v1 > r[i + 1]!) r[i + 1] = v1;
+      if (v2 > r[i + 2]!) r[i + 2] = v2;
+      if (v3 > r[i + 3]!) r[i + 3] = v3;
     }
   }
 
@@ -108,30 +119,12 @@ export class UnionCounter {
   }
 
   count(): number {
-    return this.sketching ? estimateFromHistogram(this.histo) : this.nExact;
-  }
-
-  /** The exact hashes fed so far, as (hi, lo) pairs; only while `exact`. */
-  exactHashes(): Uint32Array {
-    const out = new Uint32Array(2 * this.nExact);
-    let k = 0;
-    for (let s = 0; s < TABLE; s++) {
-      if (this.used[s] === 1) {
-        out[k++] = this.hi[s]!;
-        out[k++] = this.lo[s]!;
-      }
+    if (!this.sketching) return this.nExact;
+    if (this.full) {
+      this.histo.fill(0);
+      for (let i = 0; i < HLL_REGISTERS; i++) this.histo[this.regs[i]!]!++;
     }
-    return out;
-  }
-
-  /** The non-zero registers as ascending `index << 6 | value`; only once sketching. */
-  sparseRegisters(): Uint32Array {
-    const out = new Uint32Array(this.nTouched);
-    for (let k = 0; k < this.nTouched; k++) {
-      const i = this.touched[k]!;
-      out[k] = (i << 6) | this.regs[i]!;
-    }
-    return out.sort();
+    return estimateFromHistogram(this.histo);
   }
 }
 
