@@ -87,6 +87,32 @@ export function packDense(bytes: Uint8Array, out: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * Register-wise max of two sparse lists (`index << 6 | value`, ascending) into `out` (room for
+ * na + nb entries); returns the entries written.
+ */
+export function mergeSparse(a: Uint32Array, na: number, b: Uint32Array, nb: number, out: Uint32Array): number {
+  let i = 0;
+  let j = 0;
+  let o = 0;
+  while (i < na || j < nb) {
+    const x = i < na ? a[i]! : 0xffffffff;
+    const y = j < nb ? b[j]! : 0xffffffff;
+    if (x >>> 6 === y >>> 6) {
+      out[o++] = Math.max(x, y);
+      i++;
+      j++;
+    } else if (x < y) {
+      out[o++] = x;
+      i++;
+    } else {
+      out[o++] = y;
+      j++;
+    }
+  }
+  return o;
+}
+
 // ---- the estimator -----------------------------------------------------------------------------
 
 /** hllSigma from hyperloglog.c (Ertl, arXiv:1702.01284). */
