@@ -1,5 +1,6 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|gateway|cost]` (cost runs only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|cost|soak]` (cost and soak run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
+import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
 import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   series: benchSeries,
   memory: benchMemory,
   persist: benchPersist,
+  distinct: benchDistinct,
   gateway: benchGateway,
   cost: benchCost,
   soak: benchSoak,
