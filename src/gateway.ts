@@ -9,7 +9,8 @@ import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { DEFAULT_LEVELS } from './series/cidr-series.js';
 import type { SeriesDefinition } from './series/types.js';
-import { createStore, RoutingStore, type ManagedStore } from './store/create.js';
+import { createStore, RoutingStore } from './store/create.js';
+import type { ManagedStore } from './store/types.js';
 import { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
 import { SessionEngine } from './audit/session.js';
@@ -20,6 +21,7 @@ import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
 import type { HostPort } from './config/schema.js';
 import { AdminServer } from './admin/server.js';
+import type { AdminView } from './admin/view.js';
 import { SeriesPersister } from './store/persist.js';
 import { SeriesLogWriter } from './store/serialize.js';
 
@@ -65,7 +67,7 @@ export function relayFor(config: Config, logger: Logger): Relay {
   return createRelay({ kind: 'smtp', host: r.host!, port: r.port!, timeout: r.timeout, pool_size: r.pool_size, chunking: r.chunking, hostname: config.server.hostname, logger });
 }
 
-export class Gateway {
+export class Gateway implements AdminView {
   config: Config;
   readonly clock: Clock;
   readonly logger: Logger;

@@ -5,8 +5,8 @@
  * registry): the SMTP path does no extra work for metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Gateway } from '../gateway.js';
 import type { PersistStats } from '../store/persist.js';
+import type { AdminView } from './view.js';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -15,7 +15,7 @@ export interface GatewayMetrics {
   readonly contentType: string;
 }
 
-export function createMetrics(gateway: Gateway): GatewayMetrics {
+export function createMetrics(gateway: AdminView): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
 
@@ -148,7 +148,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     },
   });
 
-  const relayCounter = (name: string, help: string, pick: (s: ReturnType<Gateway['relay']['stats']>) => number): void => {
+  const relayCounter = (name: string, help: string, pick: (s: ReturnType<AdminView['relay']['stats']>) => number): void => {
     new Counter({
       name,
       help,

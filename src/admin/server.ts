@@ -10,7 +10,6 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Gateway } from '../gateway.js';
 import type { HostPort } from '../config/schema.js';
 import { normalizeCidr } from '../config/schema.js';
 import { AuditgateError } from '../errors.js';
@@ -19,6 +18,7 @@ import type { CountQuery } from '../store/types.js';
 import { AdminHttpError, bad, readJsonBody } from './http.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { guardRequest } from './request-guard.js';
+import type { AdminView } from './view.js';
 
 const MAX_TOP_LIMIT = 1000;
 const MAX_STRING_KEY = 1024;
@@ -114,7 +114,7 @@ export class AdminServer {
   private readonly sockets = new Set<net.Socket>();
 
   constructor(
-    private readonly gateway: Gateway,
+    private readonly gateway: AdminView,
     private readonly listenOn: HostPort,
   ) {
     this.metrics = createMetrics(gateway);

@@ -11,32 +11,7 @@ import type { TopEntry, TopOptions } from '../series/types.js';
 import { MemoryStore } from './memory-store.js';
 import { replicatedSeries } from './redis-layout.js';
 import { RedisSeriesStore, type RedisStoreOptions } from './redis-store.js';
-import type { AddOp, CountQuery, SeriesStore } from './types.js';
-
-export interface StoreStatus {
-  kind: string;
-  /** ok: every series is served by its store; fallback: Redis is unreachable, counting locally. */
-  state: 'ok' | 'fallback';
-  /** Epoch ms when the current state began. */
-  since: number;
-  errors: number;
-  /** Adds waiting to be shipped to Redis. */
-  pending: number;
-  /** Adds counted locally only because the merge buffer was full (this outage). */
-  dropped?: number;
-  /**
-   * Adds Redis did not store because the window's leaf hash of that series already held
-   * max_keys keys (new keys only; prefix aggregates counted them), since start.
-   */
-  capped?: number;
-  /** The last Redis failure, e.g. "count: Command timed out". */
-  lastError?: string;
-  onError?: 'local' | 'accept' | 'tempfail';
-}
-
-export interface ManagedStore extends SeriesStore {
-  status(): StoreStatus;
-}
+import type { AddOp, CountQuery, ManagedStore, SeriesStore, StoreStatus } from './types.js';
 
 export interface StoreContext {
   config: Config;

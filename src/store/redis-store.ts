@@ -33,7 +33,6 @@ import { MAX_STRING_KEY_LENGTH } from '../series/string-series.js';
 import { TopK } from '../series/topk.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import { MAX_COUNT, MIN_COUNT } from '../series/windowed.js';
-import type { ManagedStore, StoreStatus } from './create.js';
 import {
   type RedisClient,
   DEFAULT_COMMAND_TIMEOUT_MS,
@@ -44,7 +43,7 @@ import {
   waitReady,
 } from './redis-connect.js';
 import { KeyLayout, type ReplicatedSeries, familyOf, leafBitsOf, replicatedSeries, ttlSeconds } from './redis-layout.js';
-import type { AddOp, CountQuery } from './types.js';
+import type { AddOp, CountQuery, ManagedStore, StoreStatus } from './types.js';
 
 export type OnError = 'local' | 'accept' | 'tempfail';
 

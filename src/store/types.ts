@@ -40,3 +40,28 @@ export interface SeriesStore {
   top(series: string, opts?: TopOptions): Promise<TopEntry[]>;
   close(): Promise<void>;
 }
+
+export interface StoreStatus {
+  kind: string;
+  /** ok: every series is served by its store; fallback: Redis is unreachable, counting locally. */
+  state: 'ok' | 'fallback';
+  /** Epoch ms when the current state began. */
+  since: number;
+  errors: number;
+  /** Adds waiting to be shipped to Redis. */
+  pending: number;
+  /** Adds counted locally only because the merge buffer was full (this outage). */
+  dropped?: number;
+  /**
+   * Adds Redis did not store because the window's leaf hash of that series already held
+   * max_keys keys (new keys only; prefix aggregates counted them), since start.
+   */
+  capped?: number;
+  /** The last Redis failure, e.g. "count: Command timed out". */
+  lastError?: string;
+  onError?: 'local' | 'accept' | 'tempfail';
+}
+
+export interface ManagedStore extends SeriesStore {
+  status(): StoreStatus;
+}

@@ -1,16 +1,16 @@
-/** /metrics figures of the series core, persistence and store, on a gateway stub (no sockets). */
+/** /metrics figures of the series core, persistence and store, on a stub admin view (no sockets). */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/admin/metrics.js';
-import type { Gateway } from '../../src/gateway.js';
+import type { AdminView } from '../../src/admin/view.js';
 import { ManualClock } from '../../src/series/clock.js';
 import { GatewayEvents } from '../../src/events.js';
 import type { StringSeries } from '../../src/series/index.js';
 import { SeriesRegistry } from '../../src/series/registry.js';
-import type { StoreStatus } from '../../src/store/create.js';
+import type { StoreStatus } from '../../src/store/types.js';
 import { SeriesPersister } from '../../src/store/persist.js';
 
 const dirs: string[] = [];
@@ -18,7 +18,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function stub(registry: SeriesRegistry, clock: ManualClock, persister: SeriesPersister | undefined, store: Partial<StoreStatus> = {}): Gateway {
+function stub(registry: SeriesRegistry, clock: ManualClock, persister: SeriesPersister | undefined, store: Partial<StoreStatus> = {}): AdminView {
   const status: StoreStatus = { kind: 'memory', state: 'ok', since: 0, errors: 0, pending: 0, ...store };
   return {
     registry,
@@ -31,7 +31,7 @@ function stub(registry: SeriesRegistry, clock: ManualClock, persister: SeriesPer
     sessions: { total: () => 0 },
     relay: { stats: () => ({ messages: 0, bytes: 0, transactions: 0, opened: 0, active: 0, idle: 0 }) },
     store: { status: () => status },
-  } as unknown as Gateway;
+  } as unknown as AdminView;
 }
 
 describe('metrics: series and persistence', () => {
