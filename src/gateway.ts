@@ -3,8 +3,8 @@
  * and drain. Persistence, serialized logs and the admin API hang off the same object.
  */
 import type { Logger } from 'pino';
-import type { Config } from './config/schema.js';
-import { monitorSeries } from './config/schema.js';
+import { monitorSeries } from './config/catalogue.js';
+import type { Config, HostPort } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { DEFAULT_LEVELS } from './series/cidr-series.js';
@@ -19,7 +19,6 @@ import { createRelay, type Relay } from './smtp/relay.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
-import type { HostPort } from './config/schema.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
 import { SeriesPersister } from './store/persist.js';

@@ -10,8 +10,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { HostPort } from '../config/schema.js';
-import { normalizeCidr } from '../config/schema.js';
+import type { HostPort } from '../config/types.js';
+import { normalizeCidr } from '../config/values.js';
 import { AuditgateError } from '../errors.js';
 import type { AuditSeries } from '../series/index.js';
 import type { CountQuery } from '../store/types.js';

@@ -4,7 +4,7 @@
  * implements it; nothing in admin/ imports the gateway itself.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import type { Config } from '../config/types.js';
 import type { FiredRecord } from '../audit/recorder.js';
 import type { SessionTracker } from '../audit/sessions.js';
 import type { GatewayEvents } from '../events.js';

@@ -5,8 +5,9 @@
  * policies that need counts; tempfail refuses the event with a 4xx).
  */
 import type { Logger } from 'pino';
-import type { Config, Stage } from '../config/schema.js';
-import { monitorSeries } from '../config/schema.js';
+import { monitorSeries } from '../config/catalogue.js';
+import type { Config } from '../config/types.js';
+import type { Stage } from '../config/vocabulary.js';
 import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
 import type { Clock } from '../series/clock.js';
 import { compilePolicies, seriesTypes, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';

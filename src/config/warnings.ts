@@ -3,8 +3,10 @@
  * `check-config` and logged at start, never refused. Each warning carries the key path it is
  * about; the loader turns it into `file:line:col`.
  */
-import type { Config, PathProblem, Stage } from './schema.js';
-import { formatHostPort, isSessionGauge, monitorSeries, SESSION_GAUGES } from './schema.js';
+import { monitorSeries } from './catalogue.js';
+import type { Config, PathProblem } from './types.js';
+import { formatHostPort } from './values.js';
+import { type Stage, isSessionGauge, SESSION_GAUGES } from './vocabulary.js';
 import type { SeriesType } from '../series/types.js';
 
 export function configWarnings(config: Omit<Config, 'file' | 'warnings'>): PathProblem[] {

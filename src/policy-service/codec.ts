@@ -13,7 +13,7 @@
  *   here: the front decides what to do with a request that is not smtpd_access_policy.
  */
 import { PolicyProtocolError } from '../errors.js';
-import type { Stage } from '../config/schema.js';
+import type { Stage } from '../config/vocabulary.js';
 import { toPolicyRequest, type PolicyRequest } from './request.js';
 
 export { encodePolicyRequest, type PolicyRequest } from './request.js';

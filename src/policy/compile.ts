@@ -2,8 +2,9 @@
  * Compiles the config's policies into per-stage rule lists: CIDR lists parsed once, reply
  * texts parsed once, series types resolved. Done at start-up and on reload, never per event.
  */
-import type { Action, Config, PolicyConfig, Stage } from '../config/schema.js';
-import { isSessionGauge, monitorSeries, SESSION_GAUGES, STAGES } from '../config/schema.js';
+import { monitorSeries } from '../config/catalogue.js';
+import type { Config, PolicyConfig } from '../config/types.js';
+import { type Action, type Stage, isSessionGauge, SESSION_GAUGES, STAGES } from '../config/vocabulary.js';
 import type { SeriesType } from '../series/types.js';
 import type { ClientAddress } from '../series/address.js';
 import { PrefixSet } from '../series/prefix-set.js';

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
-import type { Config, HostPort } from '../config/schema.js';
+import type { Config, HostPort } from '../config/types.js';
 import type { SessionEngine } from '../audit/session.js';
 import type { GatewayEvents } from '../events.js';
 import { cidrMatcher, type CidrMatcher } from '../policy/compile.js';

@@ -7,7 +7,7 @@
  */
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
-import type { Stage } from '../config/schema.js';
+import type { Stage } from '../config/vocabulary.js';
 import { MessageAbortedError, RelayError } from '../errors.js';
 import type { GatewayEvents, RelayCommand } from '../events.js';
 import { parseClientAddress } from '../series/address.js';

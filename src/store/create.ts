@@ -4,7 +4,7 @@
  * The result routes each call by series name; countMany/addMany split and merge in order.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import type { Config } from '../config/types.js';
 import type { Clock } from '../series/clock.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { TopEntry, TopOptions } from '../series/types.js';

@@ -20,7 +20,7 @@
  * touch all of them. Every key expires `ttlSeconds` after its last write: the series coverage
  * (interval × windows) plus a margin.
  */
-import type { Config } from '../config/schema.js';
+import type { Config } from '../config/types.js';
 import { FAMILY_BITS, type Family } from '../series/address.js';
 import { DEFAULT_MAX_KEYS, type SeriesType } from '../series/types.js';
 

@@ -23,7 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import type { Config } from '../config/types.js';
 import { InvalidKeyError, StoreError, UnknownSeriesError, WindowRangeError } from '../errors.js';
 import { FAMILY_BITS, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from '../series/address.js';
 import type { Clock } from '../series/clock.js';

@@ -6,7 +6,9 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../../src/errors.js';
 import { formatDuration, formatSize, parseDuration, parseSize } from '../../src/config/duration.js';
 import { formatConfig, formatPath, loadConfig, parseConfigText } from '../../src/config/load.js';
-import { configSchema, monitorSeries, normalizeCidr, parseHostPort } from '../../src/config/schema.js';
+import { monitorSeries } from '../../src/config/catalogue.js';
+import { configSchema } from '../../src/config/schema.js';
+import { normalizeCidr, parseHostPort } from '../../src/config/values.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = path.join(ROOT, 'test/fixtures/config');
