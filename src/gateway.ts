@@ -15,7 +15,7 @@ import { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
 import { SessionEngine } from './audit/session.js';
 import { GatewayEvents } from './events.js';
-import { createRelay, type Relay } from './smtp/relay.js';
+import { createRelay, type Relay, type RelayOptions } from './smtp/relay.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
@@ -60,10 +60,16 @@ export function seriesDefinitions(config: Config): SeriesDefinition[] {
   return defs;
 }
 
-export function relayFor(config: Config, logger: Logger): Relay {
+/** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
+export function relayOptions(config: Config, logger: Logger): RelayOptions {
   const r = config.relay;
-  if (r.kind === 'dir') return createRelay({ kind: 'dir', dir: r.dir!, hostname: config.server.hostname, logger });
-  return createRelay({ kind: 'smtp', host: r.host!, port: r.port!, timeout: r.timeout, pool_size: r.pool_size, chunking: r.chunking, hostname: config.server.hostname, logger });
+  const hostname = config.server.hostname;
+  if (r.kind === 'dir') return { kind: 'dir', dir: r.dir, hostname, logger };
+  return { kind: 'smtp', host: r.host, port: r.port, timeoutMs: r.timeout * 1000, poolSize: r.pool_size, chunking: r.chunking, hostname, logger };
+}
+
+export function relayFor(config: Config, logger: Logger): Relay {
+  return createRelay(relayOptions(config, logger));
 }
 
 export class Gateway implements AdminView {

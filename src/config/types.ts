@@ -4,7 +4,7 @@
  * names; runtime options (camelCase with units) are made from these where parts are built.
  */
 import type { Replicate, SeriesType } from '../series/types.js';
-import type { Action, LOG_LEVELS, POLICY_MODES, Stage, STORE_ON_ERROR } from './vocabulary.js';
+import type { Action, LOG_LEVELS, POLICY_MODES, Stage, StoreOnError } from './vocabulary.js';
 
 export interface HostPort {
   host: string;
@@ -46,21 +46,33 @@ export interface ServerConfig {
   auth: { enabled: boolean; allow_plaintext: boolean };
 }
 
-export interface RelayConfig {
+/** Where accepted mail goes: a backend MTA (`smtp://`), or a directory of .eml files (`dir:`). */
+export type RelayConfig = SmtpRelayConfig | DirRelayConfig;
+
+/** The part of the relay config its URL gives. */
+export type RelayTarget = Pick<SmtpRelayConfig, 'url' | 'kind' | 'host' | 'port'> | Pick<DirRelayConfig, 'url' | 'kind' | 'dir'>;
+
+interface RelaySettings {
   /** Normalized: `smtp://host:port` (IPv6 host in brackets) or `dir:/absolute/path`. */
   url: string;
-  kind: 'smtp' | 'dir';
-  /** smtp only; an IPv6 host without brackets. */
-  host?: string;
-  /** smtp only. */
-  port?: number;
-  /** dir only; absolute. */
-  dir?: string;
   /** Seconds. */
   timeout: number;
   pool_size: number;
   /** smtp only: send messages with BDAT (RFC 3030) when the backend offers CHUNKING. */
   chunking: boolean;
+}
+
+export interface SmtpRelayConfig extends RelaySettings {
+  kind: 'smtp';
+  /** An IPv6 host without brackets. */
+  host: string;
+  port: number;
+}
+
+export interface DirRelayConfig extends RelaySettings {
+  kind: 'dir';
+  /** Absolute. */
+  dir: string;
 }
 
 export interface MonitorConfig {
@@ -73,7 +85,7 @@ export interface MonitorConfig {
 
 export interface StoreConfig {
   redis?: string | string[];
-  on_error: (typeof STORE_ON_ERROR)[number];
+  on_error: StoreOnError;
   /** Seconds. */
   max_delay: number;
   max_pending: number;

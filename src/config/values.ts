@@ -6,7 +6,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseDuration, parseSize } from './duration.js';
-import type { HostPort, MonitorConfig, RelayConfig } from './types.js';
+import type { HostPort, MonitorConfig, RelayTarget } from './types.js';
 import { KEY_PLACEHOLDERS, type KeyPlaceholder } from './vocabulary.js';
 
 export class ValueProblem extends Error {}
@@ -194,7 +194,7 @@ export function parseMonitor(v: unknown): MonitorConfig {
   return { interval, windows, text: `${interval},${windows}` };
 }
 
-export function parseRelayUrl(v: unknown, baseDir: string): Pick<RelayConfig, 'url' | 'kind' | 'host' | 'port' | 'dir'> {
+export function parseRelayUrl(v: unknown, baseDir: string): RelayTarget {
   const help = 'expected "smtp://host:port" (IPv6 host in brackets) or "dir:PATH"';
   if (typeof v !== 'string') throw new ValueProblem(`${help}, got ${describeValue(v)}`);
   if (v.startsWith('dir:')) {

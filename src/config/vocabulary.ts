@@ -14,6 +14,8 @@ export const POLICY_MODES = ['enforce', 'shadow'] as const;
 export const REPLICATE_MODES = ['none', 'cluster', 'manager'] as const satisfies readonly Replicate[];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const STORE_ON_ERROR = ['local', 'accept', 'tempfail'] as const;
+/** What a store failure does to a decision (store.on_error). */
+export type StoreOnError = (typeof STORE_ON_ERROR)[number];
 
 /** Placeholders a key template may use. */
 export const KEY_PLACEHOLDERS = ['ip', 'helo', 'mail_from', 'mail_from_domain', 'rcpt', 'rcpt_domain', 'auth_user'] as const;

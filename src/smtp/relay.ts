@@ -100,10 +100,10 @@ export interface SmtpRelayOptions {
   kind: 'smtp';
   host: string;
   port: number;
-  /** Seconds; bounds connect, greeting, every reply and every stalled write. */
-  timeout: number;
+  /** Bounds connect, greeting, every reply and every stalled write. */
+  timeoutMs: number;
   /** Most idle connections kept. 0 disables pooling. */
-  pool_size: number;
+  poolSize: number;
   /** Send messages with BDAT when the backend offers CHUNKING (default true). */
   chunking?: boolean;
   /** Our EHLO name. */
@@ -322,7 +322,7 @@ class SmtpRelay extends CountingRelay implements Relay {
 
   constructor(readonly opts: SmtpRelayOptions) {
     super();
-    this.timeoutMs = Math.max(1, Math.round(opts.timeout * 1000));
+    this.timeoutMs = Math.max(1, Math.round(opts.timeoutMs));
   }
 
   get logger(): Logger | undefined {
@@ -467,7 +467,7 @@ class SmtpRelay extends CountingRelay implements Relay {
 
   /** Called by a transaction whose connection passed RSET. */
   pool(conn: BackendConnection): void {
-    if (this.closed || this.idle.length >= this.opts.pool_size || conn.broken || conn.hasUnreadReply) {
+    if (this.closed || this.idle.length >= this.opts.poolSize || conn.broken || conn.hasUnreadReply) {
       void conn.quit(Math.min(this.timeoutMs, 2000));
       return;
     }

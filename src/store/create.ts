@@ -128,7 +128,7 @@ export async function createStore(ctx: StoreContext): Promise<ManagedStore> {
     logger: ctx.logger,
     registry: ctx.registry,
     onError: store.on_error,
-    maxDelay: store.max_delay,
+    maxDelayMs: store.max_delay * 1000,
     maxPending: store.max_pending,
   });
   return new RoutingStore(memory, redis);

@@ -9,7 +9,7 @@
  * - central view (`central: true`, see createRedisView): every series is read from Redis; what
  *   an admin tool or CLI pointed at Redis uses.
  *
- * Adds are batched per node: flushed every `maxDelay` seconds or every `maxPending` adds, as one
+ * Adds are batched per node: flushed every `maxDelayMs` or every `maxPending` adds, as one
  * atomic Lua call per series (at most once: each batch carries a per-node sequence number).
  * Key layout and TTLs: redis-layout.ts. Scripts: redis-scripts.ts.
  *
@@ -24,6 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
+import type { StoreOnError } from '../config/vocabulary.js';
 import { InvalidKeyError, StoreError, UnknownSeriesError, WindowRangeError } from '../errors.js';
 import { FAMILY_BITS, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from '../series/address.js';
 import type { Clock } from '../series/clock.js';
@@ -45,8 +46,6 @@ import {
 import { KeyLayout, type ReplicatedSeries, familyOf, leafBitsOf, replicatedSeries, ttlSeconds } from './redis-layout.js';
 import type { AddOp, CountQuery, ManagedStore, StoreStatus } from './types.js';
 
-export type OnError = 'local' | 'accept' | 'tempfail';
-
 export interface RedisStoreOptions {
   /** A Redis URL, or a list of Redis Cluster node URLs. */
   redis: string | readonly string[];
@@ -56,9 +55,9 @@ export interface RedisStoreOptions {
   /** The in-process series: the local mirror (fallback) and the decision source for manager series. */
   registry?: SeriesRegistry;
   /** Default 'local'. */
-  onError?: OnError;
-  /** Seconds between flushes at most. Default 1. */
-  maxDelay?: number;
+  onError?: StoreOnError;
+  /** Longest wait before buffered adds are shipped. Default 1000. */
+  maxDelayMs?: number;
   /** Adds that trigger a flush. Default 100. */
   maxPending?: number;
   /** Prefix of every key. Default "ag:". */
@@ -135,7 +134,7 @@ export class RedisSeriesStore implements ManagedStore {
   private readonly clock: Clock;
   private readonly logger: Logger | undefined;
   private readonly registry: SeriesRegistry | undefined;
-  private readonly onError: OnError;
+  private readonly onError: StoreOnError;
   private readonly maxDelayMs: number;
   private readonly maxPending: number;
   private readonly commandTimeoutMs: number;
@@ -186,7 +185,7 @@ export class RedisSeriesStore implements ManagedStore {
     this.logger = opts.logger;
     this.registry = opts.registry;
     this.onError = opts.onError ?? 'local';
-    this.maxDelayMs = Math.max(0, (opts.maxDelay ?? 1) * 1000);
+    this.maxDelayMs = Math.max(0, opts.maxDelayMs ?? 1000);
     this.maxPending = Math.max(1, opts.maxPending ?? 100);
     this.commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -1016,7 +1015,7 @@ export async function createRedisView(config: Config, opts: RedisViewOptions): P
     clock: opts.clock,
     central: true,
     onError: 'tempfail',
-    maxDelay: config.store.max_delay,
+    maxDelayMs: config.store.max_delay * 1000,
     maxPending: config.store.max_pending,
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.keyPrefix !== undefined ? { keyPrefix: opts.keyPrefix } : {}),

@@ -5,6 +5,7 @@
  */
 import type { TopEntry, TopOptions } from '../series/types.js';
 import type { ClientAddress } from '../series/address.js';
+import type { StoreOnError } from '../config/vocabulary.js';
 
 export interface CountQuery {
   series: string;
@@ -59,7 +60,7 @@ export interface StoreStatus {
   capped?: number;
   /** The last Redis failure, e.g. "count: Command timed out". */
   lastError?: string;
-  onError?: 'local' | 'accept' | 'tempfail';
+  onError?: StoreOnError;
 }
 
 export interface ManagedStore extends SeriesStore {

@@ -22,8 +22,8 @@ async function backend(opts: BdatBackendOptions = {}): Promise<BdatBackend> {
   return b;
 }
 
-function relayTo(b: BdatBackend, extra: { chunking?: boolean; timeout?: number } = {}): Relay {
-  const relay = createRelay({ kind: 'smtp', host: '127.0.0.1', port: b.port, timeout: extra.timeout ?? 5, pool_size: 2, hostname: 'gw.test', ...(extra.chunking === undefined ? {} : { chunking: extra.chunking }) });
+function relayTo(b: BdatBackend, extra: { chunking?: boolean; timeoutMs?: number } = {}): Relay {
+  const relay = createRelay({ kind: 'smtp', host: '127.0.0.1', port: b.port, timeoutMs: extra.timeoutMs ?? 5000, poolSize: 2, hostname: 'gw.test', ...(extra.chunking === undefined ? {} : { chunking: extra.chunking }) });
   cleanups.push(() => relay.close());
   return relay;
 }
