@@ -3,12 +3,10 @@
  * and drain. Persistence, serialized logs and the admin API hang off the same object.
  */
 import type { Logger } from 'pino';
-import { monitorSeries } from './config/catalogue.js';
+import { seriesCatalogue } from './config/catalogue.js';
 import type { Config, HostPort } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
-import { DEFAULT_LEVELS } from './series/cidr-series.js';
-import type { SeriesDefinition } from './series/types.js';
 import { createStore, RoutingStore } from './store/create.js';
 import type { ManagedStore } from './store/types.js';
 import { Recorder } from './audit/recorder.js';
@@ -28,36 +26,6 @@ export interface GatewayOptions {
   config: Config;
   clock?: Clock;
   logger?: Logger;
-}
-
-/** Masks the policies use on each series become kept aggregate levels (O(1) counts). */
-export function seriesDefinitions(config: Config): SeriesDefinition[] {
-  const masks = new Map<string, Set<number>>();
-  for (const p of config.policies) {
-    if (p.series && p.mask !== undefined) {
-      const set = masks.get(p.series) ?? new Set<number>();
-      set.add(p.mask);
-      masks.set(p.series, set);
-    }
-  }
-  const levelsFor = (name: string, type: string): number[] => {
-    const base = DEFAULT_LEVELS[type === 'cidr' ? 4 : 6];
-    return [...new Set([...base, ...(masks.get(name) ?? [])])].sort((a, b) => a - b);
-  };
-  const defs: SeriesDefinition[] = [];
-  for (const s of Object.values(config.series)) {
-    const options: SeriesDefinition['options'] = { persist: s.persist, serialize: s.serialize, replicate: s.replicate };
-    if (s.store_prefix !== undefined) options.store_prefix = s.store_prefix;
-    if (s.max_keys !== undefined) options.max_keys = s.max_keys;
-    if (s.type !== 'string') options.levels = levelsFor(s.name, s.type);
-    defs.push({ name: s.name, type: s.type, interval: s.interval, windows: s.windows, options });
-  }
-  for (const m of monitorSeries(config.monitors)) {
-    const options: SeriesDefinition['options'] = { levels: levelsFor(m.name, m.type) };
-    if (m.store_prefix !== undefined) options.store_prefix = m.store_prefix;
-    defs.push({ name: m.name, type: m.type, interval: m.interval, windows: m.windows, options });
-  }
-  return defs;
 }
 
 /** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
@@ -100,7 +68,7 @@ export class Gateway implements AdminView {
   }
 
   async start(): Promise<void> {
-    for (const d of seriesDefinitions(this.config)) this.registry.define(d);
+    for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
     this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
     this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
@@ -134,14 +102,13 @@ export class Gateway implements AdminView {
 
   /** persist: true series are reloaded now and saved periodically; serialize: true series log closed windows. */
   private startPersistence(): void {
-    const names = (flag: 'persist' | 'serialize') => (): string[] => Object.values(this.config.series).filter((s) => s[flag]).map((s) => s.name);
     this.logWriter = new SeriesLogWriter({
       registry: this.registry,
       logDir: this.config.log_dir,
       retentionSec: this.config.log_retention,
       logger: this.logger,
       clock: this.clock,
-      seriesNames: names('serialize'),
+      seriesNames: () => seriesCatalogue(this.config).serialized,
     });
     this.persister = new SeriesPersister({
       registry: this.registry,
@@ -149,7 +116,7 @@ export class Gateway implements AdminView {
       intervalSec: this.config.persist_interval,
       logger: this.logger,
       clock: this.clock,
-      seriesNames: names('persist'),
+      seriesNames: () => seriesCatalogue(this.config).persisted,
     });
     const writer = this.logWriter;
     this.persister.onRestored = (snap) => writer.restoredWindow(snap);
@@ -173,11 +140,12 @@ export class Gateway implements AdminView {
     const needsRestart: string[] = [];
     if (JSON.stringify(config.server.listen) !== JSON.stringify(this.config.server.listen)) needsRestart.push('server.listen');
     if (JSON.stringify(config.store.redis ?? null) !== JSON.stringify(this.config.store.redis ?? null)) needsRestart.push('store.redis');
-    if (needsRedis(config) && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
+    const catalogue = seriesCatalogue(config);
+    if (catalogue.replicated.length > 0 && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
     if (needsRestart.length) {
       throw new AuditgateError('AG_CONFIG', `${config.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);
     }
-    const defs = seriesDefinitions(config);
+    const defs = catalogue.definitions;
     for (const d of defs) this.registry.define(d);
     this.registry.retain(defs.map((d) => d.name));
     const oldRelay = this.relay;
@@ -218,10 +186,6 @@ export class Gateway implements AdminView {
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');
   }
-}
-
-function needsRedis(config: Config): boolean {
-  return Object.values(config.series).some((s) => s.replicate !== 'none');
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

@@ -55,13 +55,16 @@ export function isSessionGauge(name: string | undefined): name is SessionGauge {
  * (and one key costs about what an IPv4 one does, not 1.2 KB).
  */
 export const MONITOR_SERIES_BASES = [
-  { base: 'connections', type: 'cidr' },
-  { base: 'receptions', type: 'cidr' },
-  { base: 'rejections', type: 'cidr' },
-  { base: 'connections6', type: 'cidr_ipv6', store_prefix: 64 },
-  { base: 'receptions6', type: 'cidr_ipv6', store_prefix: 64 },
-  { base: 'rejections6', type: 'cidr_ipv6', store_prefix: 64 },
-] as const satisfies ReadonlyArray<{ base: string; type: SeriesType; store_prefix?: number }>;
+  { base: 'connections', type: 'cidr', event: 'connections' },
+  { base: 'receptions', type: 'cidr', event: 'receptions' },
+  { base: 'rejections', type: 'cidr', event: 'rejections' },
+  { base: 'connections6', type: 'cidr_ipv6', store_prefix: 64, event: 'connections' },
+  { base: 'receptions6', type: 'cidr_ipv6', store_prefix: 64, event: 'receptions' },
+  { base: 'rejections6', type: 'cidr_ipv6', store_prefix: 64, event: 'rejections' },
+] as const satisfies ReadonlyArray<{ base: string; type: SeriesType; store_prefix?: number; event: MonitorEvent }>;
+
+/** What a monitor counts: connections (connect), receptions (accepted messages), rejections (refusals). */
+export type MonitorEvent = 'connections' | 'receptions' | 'rejections';
 
 export const DEFAULTS = {
   listen: '127.0.0.1:2525',

@@ -4,12 +4,12 @@
  * The result routes each call by series name; countMany/addMany split and merge in order.
  */
 import type { Logger } from 'pino';
+import { replicatedSeries } from '../config/catalogue.js';
 import type { Config } from '../config/types.js';
 import type { Clock } from '../series/clock.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import { MemoryStore } from './memory-store.js';
-import { replicatedSeries } from './redis-layout.js';
 import { RedisSeriesStore, type RedisStoreOptions } from './redis-store.js';
 import type { AddOp, CountQuery, ManagedStore, SeriesStore, StoreStatus } from './types.js';
 

@@ -77,7 +77,7 @@ export interface SeriesPersisterOptions {
   logger: Logger;
   clock: Clock;
   /** The series with `persist: true` (asked again at every save, so a config reload applies). */
-  seriesNames: () => string[];
+  seriesNames: () => readonly string[];
   /** Keys copied per synchronous slice. Default: about 32,768 window counts' worth (4,096 keys at 4 windows). */
   sliceEntries?: number;
   /** Called after each slice is copied, before it is written (tests: rotate the clock mid-save). */
@@ -124,7 +124,7 @@ export class SeriesPersister {
   private readonly intervalMs: number;
   private readonly logger: Logger;
   private readonly clock: Clock;
-  private readonly seriesNames: () => string[];
+  private readonly seriesNames: () => readonly string[];
   private timer: NodeJS.Timeout | undefined;
   /** The save in progress (saves never overlap). */
   private current: Promise<void> = Promise.resolve();

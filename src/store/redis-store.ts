@@ -23,6 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { replicatedSeries } from '../config/catalogue.js';
 import type { Config } from '../config/types.js';
 import type { StoreOnError } from '../config/vocabulary.js';
 import { InvalidKeyError, StoreError, UnknownSeriesError, WindowRangeError } from '../errors.js';
@@ -43,7 +44,7 @@ import {
   scripts,
   waitReady,
 } from './redis-connect.js';
-import { KeyLayout, type ReplicatedSeries, familyOf, leafBitsOf, replicatedSeries, ttlSeconds } from './redis-layout.js';
+import { KeyLayout, type ReplicatedSeries, familyOf, leafBitsOf, ttlSeconds } from './redis-layout.js';
 import type { AddOp, CountQuery, ManagedStore, StoreStatus } from './types.js';
 
 export interface RedisStoreOptions {

@@ -53,7 +53,7 @@ export interface SeriesLogWriterOptions {
   logger: Logger;
   clock: Clock;
   /** The series with `serialize: true` (asked again every tick, so a config reload applies). */
-  seriesNames: () => string[];
+  seriesNames: () => readonly string[];
 }
 
 interface Pending {
@@ -73,7 +73,7 @@ export class SeriesLogWriter {
   private readonly retentionMs: number;
   private readonly logger: Logger;
   private readonly clock: Clock;
-  private readonly seriesNames: () => string[];
+  private readonly seriesNames: () => readonly string[];
   /** Series we listen to, by name (the object: a redefined series is a new one). */
   private readonly subscribed = new Map<string, AuditSeries>();
   private readonly queue: Pending[] = [];
