@@ -19,8 +19,8 @@ import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
-import { SeriesPersister } from './store/persist.js';
-import { SeriesLogWriter } from './store/serialize.js';
+import { SeriesPersister } from './history/persister.js';
+import { SeriesLogWriter } from './history/log-writer.js';
 
 export interface GatewayOptions {
   config: Config;

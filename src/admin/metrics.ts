@@ -5,7 +5,7 @@
  * registry): the SMTP path does no extra work for metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { PersistStats } from '../store/persist.js';
+import type { PersistStats } from '../history/persister.js';
 import type { AdminView } from './view.js';
 
 export interface GatewayMetrics {

@@ -13,8 +13,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/series/clock.js';
 import type { CidrSeries, StringSeries } from '../../src/series/index.js';
 import { SeriesRegistry } from '../../src/series/registry.js';
-import { SeriesPersister } from '../../src/store/persist.js';
-import { SeriesLogWriter } from '../../src/store/serialize.js';
+import { SeriesPersister } from '../../src/history/persister.js';
+import { SeriesLogWriter } from '../../src/history/log-writer.js';
 import { createRelay } from '../../src/smtp/relay.js';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 2, 0);

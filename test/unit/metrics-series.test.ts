@@ -11,7 +11,7 @@ import { GatewayEvents } from '../../src/events.js';
 import type { StringSeries } from '../../src/series/index.js';
 import { SeriesRegistry } from '../../src/series/registry.js';
 import type { StoreStatus } from '../../src/store/types.js';
-import { SeriesPersister } from '../../src/store/persist.js';
+import { SeriesPersister } from '../../src/history/persister.js';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -22,7 +22,7 @@ import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { ClosedWindow } from '../series/windowed.js';
 import type { SeriesSnapshot } from '../series/types.js';
-import { STATE_DIR_MODE, STATE_FILE_MODE, safeFileName } from './persist.js';
+import { STATE_DIR_MODE, STATE_FILE_MODE, safeFileName } from './persister.js';
 
 const DAY_MS = 86_400_000;
 const TICK_MS = 1000;

@@ -9,7 +9,7 @@
  * Exit codes: 0 ok, 1 the gateway refused or could not be reached, 2 usage error.
  */
 import { AuditgateError } from '../errors.js';
-import { AdminClientError, adminRequest, resolveTarget, type AdminTarget } from './client.js';
+import { AdminClientError, adminRequest, resolveTarget, type AdminTarget } from '../admin/client.js';
 
 export const SERIES_USAGE = `usage: auditgate series VERB [options]
   list                                      every series: type, interval, windows, keys, memory

@@ -10,9 +10,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
-import { type ParsedPrefix, FAMILY_BITS, applyMask, formatPrefix, parsePrefix, prefixContains } from './series/address.js';
-import { DAY_FILE_RE } from './store/serialize.js';
-import { safeFileName } from './store/persist.js';
+import { type ParsedPrefix, FAMILY_BITS, applyMask, formatPrefix, parsePrefix, prefixContains } from '../series/address.js';
+import { DAY_FILE_RE } from './log-writer.js';
+import { safeFileName } from './persister.js';
 
 const DAY_MS = 86_400_000;
 
