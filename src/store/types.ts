@@ -1,7 +1,7 @@
 /**
  * The store seam. Decisions ask for counts through this interface and await them, so the
  * in-process store (memory, the default) and the shared one (Redis, for replicate: cluster)
- * are interchangeable. Every store passes the contract suite in test/unit/store-contract.test.ts.
+ * are interchangeable. Every store passes the contract suite in test/unit/store/memory-store.test.ts.
  */
 import type { TopEntry, TopOptions } from '../series/types.js';
 import type { ClientAddress } from '../series/address.js';

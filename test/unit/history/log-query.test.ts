@@ -3,11 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/series/clock.js';
-import { SeriesRegistry } from '../../src/series/registry.js';
-import type { CidrSeries, StringSeries } from '../../src/series/index.js';
-import { SeriesLogWriter } from '../../src/history/log-writer.js';
-import { historyCommand, queryHistory, splitSeriesList } from '../../src/history/log-query.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { SeriesRegistry } from '../../../src/series/registry.js';
+import type { CidrSeries, StringSeries } from '../../../src/series/index.js';
+import { SeriesLogWriter } from '../../../src/history/log-writer.js';
+import { historyCommand, queryHistory, splitSeriesList } from '../../../src/history/log-query.js';
 
 const D20 = new Date('2026-11-20T00:00:00Z');
 const D21 = new Date('2026-11-21T00:00:00Z');

@@ -2,11 +2,11 @@
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfigText } from '../../src/config/load.js';
-import { replicatedSeries, seriesDefinitions } from '../../src/config/catalogue.js';
-import { DEFAULT_MAX_KEYS } from '../../src/series/types.js';
-import { ManualClock } from '../../src/series/clock.js';
-import { defineSeries, type CidrSeries } from '../../src/series/index.js';
+import { parseConfigText } from '../../../src/config/load.js';
+import { replicatedSeries, seriesDefinitions } from '../../../src/config/catalogue.js';
+import { DEFAULT_MAX_KEYS } from '../../../src/series/types.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { defineSeries, type CidrSeries } from '../../../src/series/index.js';
 
 const config = parseConfigText(
   `

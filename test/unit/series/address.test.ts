@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatPrefix, normalizeAddress, parseIPv4Fast, parsePrefix, prefixContains } from '../../src/series/address.js';
+import { formatPrefix, normalizeAddress, parseIPv4Fast, parsePrefix, prefixContains } from '../../../src/series/address.js';
 
 describe('address → key', () => {
   it('parses strict dotted quads on the fast path', () => {

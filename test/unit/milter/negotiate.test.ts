@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MilterProtocolError } from '../../src/errors.js';
-import { negotiate, expectsReply, MILTER_EVENTS, type MilterEvent, type Negotiation } from '../../src/milter/negotiate.js';
-import { SMFIF, SMFIP } from '../../src/milter/protocol.js';
+import { MilterProtocolError } from '../../../src/errors.js';
+import { negotiate, expectsReply, MILTER_EVENTS, type MilterEvent, type Negotiation } from '../../../src/milter/negotiate.js';
+import { SMFIF, SMFIP } from '../../../src/milter/protocol.js';
 
 const POSTFIX_OFFER = { version: 6, actions: 0x1ff, protocol: 0x1fffff };
 

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { smtpServerLogger } from '../../src/smtp/server-logger.js';
+import { smtpServerLogger } from '../../../src/smtp/server-logger.js';
 
 describe("smtp-server logger adapter", () => {
   it('keeps the transcript text that pino would drop, with the metadata beside it', () => {

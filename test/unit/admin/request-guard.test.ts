@@ -1,6 +1,6 @@
 /** The admin listener's request-origin checks (src/admin/request-guard.ts): Host, cross-site, body type. */
 import { describe, expect, it } from 'vitest';
-import { checkContentType, checkCrossSite, checkHost, guardRequest, hasBody, parseHostHeader, type HostPolicy } from '../../src/admin/request-guard.js';
+import { checkContentType, checkCrossSite, checkHost, guardRequest, hasBody, parseHostHeader, type HostPolicy } from '../../../src/admin/request-guard.js';
 
 const LOOPBACK: HostPolicy = { listenHost: '127.0.0.1', hosts: [] };
 const code = (r: { code: string } | null): string | null => r?.code ?? null;

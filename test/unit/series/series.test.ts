@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/series/clock.js';
-import { defineSeries, CidrSeries, StringSeries } from '../../src/series/index.js';
-import { SeriesRegistry } from '../../src/series/registry.js';
-import { InvalidKeyError, SeriesDefinitionError, UnknownSeriesError, WindowRangeError } from '../../src/errors.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { defineSeries, CidrSeries, StringSeries } from '../../../src/series/index.js';
+import { SeriesRegistry } from '../../../src/series/registry.js';
+import { InvalidKeyError, SeriesDefinitionError, UnknownSeriesError, WindowRangeError } from '../../../src/errors.js';
 
 const T0 = 1_800_000_000_000; // a multiple of 300 s and 60 s: a window boundary
 

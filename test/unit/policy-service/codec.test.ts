@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { PolicyProtocolError } from '../../src/errors.js';
-import { PolicyDecoder, encodeAction, encodePolicyRequest, protocolStateToStage, type PolicyRequest } from '../../src/policy-service/codec.js';
+import { PolicyProtocolError } from '../../../src/errors.js';
+import { PolicyDecoder, encodeAction, encodePolicyRequest, protocolStateToStage, type PolicyRequest } from '../../../src/policy-service/codec.js';
 
 /** The example of every attribute, from Postfix's SMTPD_POLICY_README (2.1 to 3.2 sections). */
 const README_EXAMPLE = `request=smtpd_access_policy

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SessionTracker } from '../../src/audit/sessions.js';
-import { ManualClock } from '../../src/series/clock.js';
-import { parseClientAddress } from '../../src/series/address.js';
+import { SessionTracker } from '../../../src/audit/sessions.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { parseClientAddress } from '../../../src/series/address.js';
 
 const a = (ip: string) => parseClientAddress(ip)!;
 

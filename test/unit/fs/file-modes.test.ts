@@ -10,12 +10,12 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/series/clock.js';
-import type { CidrSeries, StringSeries } from '../../src/series/index.js';
-import { SeriesRegistry } from '../../src/series/registry.js';
-import { SeriesPersister } from '../../src/history/persister.js';
-import { SeriesLogWriter } from '../../src/history/log-writer.js';
-import { createRelay } from '../../src/smtp/relay.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import type { CidrSeries, StringSeries } from '../../../src/series/index.js';
+import { SeriesRegistry } from '../../../src/series/registry.js';
+import { SeriesPersister } from '../../../src/history/persister.js';
+import { SeriesLogWriter } from '../../../src/history/log-writer.js';
+import { createRelay } from '../../../src/smtp/relay.js';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 2, 0);
 const silent = pino({ level: 'silent' });

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseConfigText } from '../../src/config/load.js';
+import { parseConfigText } from '../../../src/config/load.js';
 
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/auditgate.yaml', import.meta.url));
+const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/auditgate.yaml', import.meta.url));
 
 const base = (listen: string, extra = '') => `server:
   listen: [${listen}]

@@ -3,14 +3,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../../src/errors.js';
-import { formatDuration, formatSize, parseDuration, parseSize } from '../../src/config/duration.js';
-import { formatConfig, formatPath, loadConfig, parseConfigText } from '../../src/config/load.js';
-import { monitorSeries } from '../../src/config/catalogue.js';
-import { configSchema } from '../../src/config/schema.js';
-import { normalizeCidr, parseHostPort } from '../../src/config/values.js';
+import { ConfigError } from '../../../src/errors.js';
+import { formatDuration, formatSize, parseDuration, parseSize } from '../../../src/config/duration.js';
+import { formatConfig, formatPath, loadConfig, parseConfigText } from '../../../src/config/load.js';
+import { monitorSeries } from '../../../src/config/catalogue.js';
+import { configSchema } from '../../../src/config/schema.js';
+import { normalizeCidr, parseHostPort } from '../../../src/config/values.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const FIXTURES = path.join(ROOT, 'test/fixtures/config');
 const DEFAULT_CONFIG = path.join(ROOT, 'config/auditgate.yaml');
 /** Fixture paths as the loader prints them when given a path relative to the cwd. */

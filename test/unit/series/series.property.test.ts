@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ManualClock } from '../../src/series/clock.js';
-import { defineSeries, type CidrSeries, type StringSeries } from '../../src/series/index.js';
-import type { SnapshotCursor } from '../../src/series/windowed.js';
-import { parsePrefix, prefixContains, formatPrefix, type Family } from '../../src/series/address.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { defineSeries, type CidrSeries, type StringSeries } from '../../../src/series/index.js';
+import type { SnapshotCursor } from '../../../src/series/windowed.js';
+import { parsePrefix, prefixContains, formatPrefix, type Family } from '../../../src/series/address.js';
 
 interface Event {
   window: number;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfigText } from '../../src/config/load.js';
-import { compilePolicies } from '../../src/policy/compile.js';
-import { applicable, evaluate, expandTemplate, secondsUntilFree } from '../../src/policy/evaluate.js';
-import { refusalReply, replyLine } from '../../src/audit/replies.js';
-import { parseClientAddress } from '../../src/series/address.js';
-import type { EventContext } from '../../src/policy/evaluate.js';
+import { parseConfigText } from '../../../src/config/load.js';
+import { compilePolicies } from '../../../src/policy/compile.js';
+import { applicable, evaluate, expandTemplate, secondsUntilFree } from '../../../src/policy/evaluate.js';
+import { refusalReply, replyLine } from '../../../src/audit/replies.js';
+import { parseClientAddress } from '../../../src/series/address.js';
+import type { EventContext } from '../../../src/policy/evaluate.js';
 
 /** An event context for a client address (parsed, as a front does once). */
 const ev = (c: Omit<EventContext, 'client'>): EventContext => ({ ...c, client: parseClientAddress(c.ip) });

@@ -1,12 +1,12 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { parseConfigText } from '../../src/config/load.js';
-import { Recorder } from '../../src/audit/recorder.js';
-import { SessionTracker } from '../../src/audit/sessions.js';
-import { seriesDefinitions } from '../../src/config/catalogue.js';
-import { ManualClock } from '../../src/series/clock.js';
-import { SeriesRegistry } from '../../src/series/registry.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
+import { parseConfigText } from '../../../src/config/load.js';
+import { Recorder } from '../../../src/audit/recorder.js';
+import { SessionTracker } from '../../../src/audit/sessions.js';
+import { seriesDefinitions } from '../../../src/config/catalogue.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { SeriesRegistry } from '../../../src/series/registry.js';
+import { MemoryStore } from '../../../src/store/memory-store.js';
 
 function setup(onError: 'local' | 'tempfail') {
   const config = parseConfigText(

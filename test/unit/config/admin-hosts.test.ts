@@ -1,7 +1,7 @@
 /** `admin.hosts`: the names the admin listener answers to besides IP literals (config side). */
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/errors.js';
-import { formatConfig, parseConfigText } from '../../src/config/load.js';
+import { ConfigError } from '../../../src/errors.js';
+import { formatConfig, parseConfigText } from '../../../src/config/load.js';
 
 const FILE = '/etc/auditgate/test.yaml';
 const RELAY = 'relay:\n  url: smtp://127.0.0.1:10025\n';

@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MilterProtocolError } from '../../src/errors.js';
-import { MilterDecoder, encodeCommand, type MilterDecodeResult } from '../../src/milter/codec.js';
-import { SMFIF, type MilterCommand } from '../../src/milter/protocol.js';
+import { MilterProtocolError } from '../../../src/errors.js';
+import { MilterDecoder, encodeCommand, type MilterDecodeResult } from '../../../src/milter/codec.js';
+import { SMFIF, type MilterCommand } from '../../../src/milter/protocol.js';
 import {
   encodeAccept,
   encodeContinue,
@@ -18,7 +18,7 @@ import {
   encodeReplyCode,
   encodeSkip,
   encodeTempfail,
-} from '../../src/milter/replies.js';
+} from '../../../src/milter/replies.js';
 
 /** A packet built by hand: u32 BE length (command + data), command byte, data. */
 function pkt(cmd: string, ...parts: Array<string | number[] | Buffer>): Buffer {

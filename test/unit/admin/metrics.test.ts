@@ -4,14 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMetrics } from '../../src/admin/metrics.js';
-import type { AdminView } from '../../src/admin/view.js';
-import { ManualClock } from '../../src/series/clock.js';
-import { GatewayEvents } from '../../src/events.js';
-import type { StringSeries } from '../../src/series/index.js';
-import { SeriesRegistry } from '../../src/series/registry.js';
-import type { StoreStatus } from '../../src/store/types.js';
-import { SeriesPersister } from '../../src/history/persister.js';
+import { createMetrics } from '../../../src/admin/metrics.js';
+import type { AdminView } from '../../../src/admin/view.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { GatewayEvents } from '../../../src/events.js';
+import type { StringSeries } from '../../../src/series/index.js';
+import { SeriesRegistry } from '../../../src/series/registry.js';
+import type { StoreStatus } from '../../../src/store/types.js';
+import { SeriesPersister } from '../../../src/history/persister.js';
 
 const dirs: string[] = [];
 afterEach(() => {
