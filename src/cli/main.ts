@@ -5,7 +5,7 @@ import { createLogger } from '../log.js';
 import type { Logger } from 'pino';
 import { startGateway } from '../gateway.js';
 import { seriesCommand } from './series.js';
-import { historyCommand } from '../history/log-query.js';
+import { historyCommand } from './history.js';
 
 const DEFAULT_CONFIG = 'config/auditgate.yaml';
 

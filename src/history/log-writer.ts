@@ -1,12 +1,6 @@
 /**
  * `serialize: true`: every closed window of a series is appended to a log, so history can be
- * queried after the counts aged out (see src/history.ts).
- *
- * Layout: `<log_dir>/<safe series name>/<YYYY-MM-DD>.jsonl`, one file per series per UTC day
- * (the day of the window's start). One line per closed window with at least one non-zero count:
- *
- *   {"series":"rejections:300,6","type":"cidr","window":5983506,"start":"2026-11-20T10:30:00.000Z",
- *    "end":"2026-11-20T10:35:00.000Z","interval":300,"counts":{"192.0.2.1":3,"198.51.100.7":1}}
+ * queried after the counts aged out (see log-query.ts). The files and their lines: format.ts.
  *
  * Files are created 0640 in 0750 directories (less under a stricter umask): they name clients.
  * Lines are appended with O_APPEND, one whole line per write; a line torn by a crash is ended
@@ -15,35 +9,17 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../series/clock.js';
 import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { ClosedWindow } from '../series/windowed.js';
 import type { SeriesSnapshot } from '../series/types.js';
-import { STATE_DIR_MODE, STATE_FILE_MODE, safeFileName } from './persister.js';
+import { appendLine } from '../fs/durable-file.js';
+import { DAY_MS, dayFile, dayFileStart, formatLogLine } from './format.js';
 
-const DAY_MS = 86_400_000;
 const TICK_MS = 1000;
 const PRUNE_EVERY_MS = 3_600_000;
-/** Keys stringified between two yields to the event loop. */
-const CHUNK_KEYS = 10_000;
-export const DAY_FILE_RE = /^(\d{4}-\d{2}-\d{2})\.jsonl$/;
-
-/** One line of a series log. */
-export interface WindowLogLine {
-  series: string;
-  type: string;
-  /** Absolute window number: floor(epoch seconds / interval). */
-  window: number;
-  /** ISO time the window started / ended. */
-  start: string;
-  end: string;
-  /** Seconds. */
-  interval: number;
-  counts: Record<string, number>;
-}
 
 export interface SeriesLogWriterOptions {
   registry: SeriesRegistry;
@@ -60,11 +36,6 @@ interface Pending {
   closed: ClosedWindow;
   type: string;
   interval: number;
-}
-
-/** UTC day (YYYY-MM-DD) of a time in ms. */
-export function utcDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
 }
 
 export class SeriesLogWriter {
@@ -93,7 +64,7 @@ export class SeriesLogWriter {
 
   /** The log file a window starting at `startMs` goes to. */
   fileFor(series: string, startMs: number): string {
-    return path.join(this.logDir, safeFileName(series), `${utcDay(startMs)}.jsonl`);
+    return dayFile(this.logDir, series, startMs);
   }
 
   /** Subscribes to the serialized series and starts the 1 s tick (unref'd) that closes windows and prunes. */
@@ -174,10 +145,8 @@ export class SeriesLogWriter {
         continue; // not a directory
       }
       for (const f of files) {
-        const m = DAY_FILE_RE.exec(f);
-        if (!m) continue;
-        const dayStart = Date.parse(`${m[1]}T00:00:00Z`);
-        if (!Number.isFinite(dayStart) || dayStart + DAY_MS > cutoff) continue;
+        const dayStart = dayFileStart(f);
+        if (dayStart === undefined || dayStart + DAY_MS > cutoff) continue;
         const p = path.join(dir, f);
         try {
           await fsp.unlink(p);
@@ -235,7 +204,7 @@ export class SeriesLogWriter {
     for (let item = this.queue.shift(); item; item = this.queue.shift()) {
       const file = this.fileFor(item.closed.series, item.closed.startMs);
       try {
-        const line = await formatLine(item);
+        const line = await formatLogLine(item.closed, item.type, item.interval);
         await appendLine(file, line);
       } catch (e) {
         this.logger.error(
@@ -244,49 +213,5 @@ export class SeriesLogWriter {
         );
       }
     }
-  }
-}
-
-/** Builds one JSONL line, yielding to the event loop between chunks of keys. */
-async function formatLine(p: Pending): Promise<string> {
-  const { closed } = p;
-  const head: Omit<WindowLogLine, 'counts'> = {
-    series: closed.series,
-    type: p.type,
-    window: closed.window,
-    start: new Date(closed.startMs).toISOString(),
-    end: new Date(closed.endMs).toISOString(),
-    interval: p.interval,
-  };
-  let s = `${JSON.stringify(head).slice(0, -1)},"counts":{`;
-  const entries = closed.entries;
-  for (let i = 0; i < entries.length; i++) {
-    const [k, c] = entries[i]!;
-    s += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${c}`;
-    if ((i + 1) % CHUNK_KEYS === 0) await yieldToLoop();
-  }
-  return `${s}}}\n`;
-}
-
-/** Appends one whole line (O_APPEND); ends a torn last line left by a crash first. */
-async function appendLine(file: string, line: string): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true, mode: STATE_DIR_MODE });
-  const fh = await fsp.open(file, 'a+', STATE_FILE_MODE);
-  try {
-    let data = line;
-    const { size } = await fh.stat();
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      await fh.read(last, 0, 1, size - 1);
-      if (last[0] !== 0x0a) data = `\n${line}`;
-    }
-    const buf = Buffer.from(data, 'utf8');
-    let off = 0;
-    while (off < buf.length) {
-      const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-      off += bytesWritten;
-    }
-  } finally {
-    await fh.close();
   }
 }

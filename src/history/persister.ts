@@ -1,20 +1,14 @@
 /**
  * `persist: true`: series state written to `state_dir`, one file per series, and reloaded at start.
  *
- * File `<state_dir>/<safe name>.json` is one JSON document, copied from the series and written a
- * slice at a time (a few thousand keys per synchronous step) so a big series never holds the
- * event loop for long; see WindowedSeries.openSnapshot for why the file is still one
- * consistent state when keys change or windows rotate between slices:
+ * File `<state_dir>/<safe name>.json` is one JSON document (snapshot-file.ts), copied from the
+ * series and written a slice at a time (a few thousand keys per synchronous step) so a big series
+ * never holds the event loop for long; see WindowedSeries.openSnapshot for why the file is still
+ * one consistent state when keys change or windows rotate between slices.
  *
- *   {"format":"auditgate-series-state","format_version":1,"written_at":"2026-11-20T10:00:00.000Z",
- *    "written_at_ms":1795168800000,"series":"connections","snapshot":{"version":1,"name":"connections",
- *    "type":"cidr","interval":900,"windows":4,"window":1994632,"entries":[
- *   ["192.0.2.1",[3,0,1,0]],
- *   …
- *   ]}}
- *
- * Writes are atomic: a temp file in the same directory, fsync, rename over the target, fsync the
- * directory. A reader (or a restart after a crash) sees the old file or the new one, never half.
+ * Writes are durable (fs/durable-file.ts): a temp file in the same directory, fsync, rename over
+ * the target, fsync the directory. A reader (or a restart after a crash) sees the old file or the
+ * new one, never half.
  * A series that did not change since it was last saved (or loaded) is not written again: an idle
  * gateway costs a comparison of two numbers per persisted series per tick.
  * A file that cannot be restored (bad JSON, wrong shape, type or interval changed) is reported,
@@ -30,44 +24,13 @@ import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { SeriesSnapshot } from '../series/types.js';
 import { PersistError } from '../errors.js';
+import { PRIVATE_DIR_MODE, createDurable, type DurableFile } from '../fs/durable-file.js';
+import { safeFileName } from './format.js';
+import { STATE_FORMAT, STATE_FORMAT_VERSION, parseStateFile, type StateFileHeader } from './snapshot-file.js';
 
-export const STATE_FORMAT = 'auditgate-series-state';
-export const STATE_FORMAT_VERSION = 1;
 /** Window counts copied and serialized per synchronous slice (entries = this / (windows + 4)). */
 const SLICE_CELLS = 32_768;
 const TEMP_RE = /\.json\.tmp-\d+-\d+$/;
-/**
- * State files hold client addresses, sender domains and AUTH user names: owner read-write,
- * group read, nothing for others; directories likewise. The process umask still applies, so an
- * operator's stricter umask (0o077) gives 0600 / 0700.
- */
-export const STATE_FILE_MODE = 0o640;
-export const STATE_DIR_MODE = 0o750;
-
-export interface StateFileHeader {
-  format: typeof STATE_FORMAT;
-  format_version: typeof STATE_FORMAT_VERSION;
-  written_at: string;
-  written_at_ms: number;
-  series: string;
-}
-
-export interface StateFile extends StateFileHeader {
-  snapshot: SeriesSnapshot;
-}
-
-/**
- * A series name as a file or directory name: names may hold `:` and `,` (monitor series such as
- * `connections:300,6`); they are percent-encoded, and a leading dot too (no hidden files, no `..`).
- */
-export function safeFileName(name: string): string {
-  return encodeURIComponent(name).replace(/^\./, '%2E');
-}
-
-/** The inverse of safeFileName. */
-export function unsafeFileName(file: string): string {
-  return decodeURIComponent(file);
-}
 
 export interface SeriesPersisterOptions {
   registry: SeriesRegistry;
@@ -174,7 +137,7 @@ export class SeriesPersister {
     const restored: Record<string, number> = {};
     const problems: string[] = [];
     try {
-      fs.mkdirSync(this.stateDir, { recursive: true, mode: STATE_DIR_MODE });
+      fs.mkdirSync(this.stateDir, { recursive: true, mode: PRIVATE_DIR_MODE });
       this.removeStaleTemps();
     } catch (e) {
       const msg = `${this.stateDir}: cannot prepare the state directory: ${errText(e)}`;
@@ -267,7 +230,7 @@ export class SeriesPersister {
     const t0 = performance.now();
     const run = { bytes: 0, entries: 0, files: 0, maxPauseMs: 0 };
     try {
-      await fsp.mkdir(this.stateDir, { recursive: true, mode: STATE_DIR_MODE });
+      await fsp.mkdir(this.stateDir, { recursive: true, mode: PRIVATE_DIR_MODE });
       for (const { name, series, changes } of due) {
         try {
           const r = await this.saveOne(name, series);
@@ -317,9 +280,8 @@ export class SeriesPersister {
     };
     const slice = this.sliceEntries ?? Math.max(64, Math.floor(SLICE_CELLS / (series.windows + 4)));
     let maxPauseMs = 0;
-    let bytes = 0;
     let entries = 0;
-    let fh: fsp.FileHandle | undefined;
+    let file: DurableFile | undefined;
     let t = performance.now();
     const cursor = series.openSnapshot(); // one pass over the LRU lists: ~1 ms per 200,000 keys
     try {
@@ -327,10 +289,9 @@ export class SeriesPersister {
       const snapHead = JSON.stringify(cursor.head).slice(0, -1);
       let buf = Buffer.from(`${head},"snapshot":${snapHead},"entries":[`, 'utf8');
       maxPauseMs = performance.now() - t;
-      fh = await fsp.open(tmp, 'wx', STATE_FILE_MODE);
+      file = await createDurable(target, { temp: tmp });
       for (;;) {
-        await writeAll(fh, buf);
-        bytes += buf.length;
+        await file.write(buf);
         t = performance.now();
         const batch = cursor.next(slice);
         if (batch.length === 0) break;
@@ -341,21 +302,15 @@ export class SeriesPersister {
         this.onSlice?.(name, entries);
       }
       cursor.close();
-      buf = Buffer.from('\n]}}\n', 'utf8');
-      await writeAll(fh, buf);
-      bytes += buf.length;
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
-      await fsp.rename(tmp, target);
-      await syncDir(this.stateDir);
+      await file.write(Buffer.from('\n]}}\n', 'utf8'));
+      await file.commit();
     } catch (e) {
-      if (fh) await fh.close().catch(() => undefined);
-      await fsp.unlink(tmp).catch(() => undefined);
+      await file?.abort();
       throw e;
     } finally {
       cursor.close();
     }
+    const bytes = file.bytes;
     this.logger.debug({ series: name, file: target, keys: entries, bytes, max_pause_ms: maxPauseMs }, 'series state saved');
     return { bytes, entries, maxPauseMs };
   }
@@ -387,69 +342,6 @@ export class SeriesPersister {
       }
     }
     return undefined;
-  }
-}
-
-/** Parses and checks a state file's text for series `name`. Throws with a readable reason. */
-export function parseStateFile(text: string, name: string): StateFile {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    throw new PersistError(`not valid JSON (${errText(e)}); truncated or corrupt`);
-  }
-  if (!isObject(doc)) throw new PersistError('not a series state file (expected a JSON object)');
-  if (doc.format !== STATE_FORMAT) throw new PersistError(`not a series state file (format is ${JSON.stringify(doc.format)})`);
-  if (doc.format_version !== STATE_FORMAT_VERSION) {
-    throw new PersistError(`unsupported format_version ${JSON.stringify(doc.format_version)} (this build reads ${STATE_FORMAT_VERSION})`);
-  }
-  if (doc.series !== name) throw new PersistError(`the file holds series ${JSON.stringify(doc.series)}, expected "${name}"`);
-  const s = doc.snapshot;
-  if (!isObject(s)) throw new PersistError('snapshot missing');
-  if (s.version !== 1) throw new PersistError(`unsupported snapshot version ${JSON.stringify(s.version)}`);
-  if (s.name !== name) throw new PersistError(`snapshot is for series ${JSON.stringify(s.name)}, expected "${name}"`);
-  if (typeof s.type !== 'string') throw new PersistError('snapshot type missing');
-  if (typeof s.interval !== 'number' || !(s.interval > 0)) throw new PersistError('snapshot interval invalid');
-  if (!Number.isInteger(s.windows) || (s.windows as number) < 1) throw new PersistError('snapshot windows invalid');
-  if (!Number.isSafeInteger(s.window)) throw new PersistError('snapshot window invalid');
-  if (s.store_prefix !== undefined && !Number.isInteger(s.store_prefix)) throw new PersistError('snapshot store_prefix invalid');
-  if (!Array.isArray(s.entries)) throw new PersistError('snapshot entries missing');
-  const entries = s.entries as unknown[];
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
-    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || !Array.isArray(e[1])) {
-      throw new PersistError(`snapshot entry ${i} is not [key, [counts…]]`);
-    }
-    for (const c of e[1] as unknown[]) {
-      if (!Number.isSafeInteger(c)) throw new PersistError(`snapshot entry ${i} has a count that is not an integer`);
-    }
-  }
-  return doc as unknown as StateFile;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-    off += bytesWritten;
-  }
-}
-
-/** fsync a directory so a rename in it is durable. Platforms that refuse it are ignored. */
-async function syncDir(dir: string): Promise<void> {
-  let d: fsp.FileHandle | undefined;
-  try {
-    d = await fsp.open(dir, 'r');
-    await d.sync();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw e;
-  } finally {
-    await d?.close().catch(() => undefined);
   }
 }
 

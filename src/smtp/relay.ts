@@ -11,11 +11,12 @@
  * (each message becomes an .eml file, written atomically; for trying the gateway out).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { MessageAbortedError, RelayError } from '../errors.js';
+import { PRIVATE_DIR_MODE, createDurable, type DurableFile } from '../fs/durable-file.js';
 import { BackendConnection, formatReply, type SmtpReply } from './backend-client.js';
 import { createDataEncoder, type DataEncoder } from './data-normalize.js';
 
@@ -825,27 +826,6 @@ class DirRelay extends CountingRelay implements Relay {
 
 }
 
-async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
-    if (bytesWritten <= 0) throw new Error('short write');
-    off += bytesWritten;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // not supported everywhere; the rename itself is atomic
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
-}
-
 class DirTransaction implements RelayTransaction {
   dataBytes = 0;
   private from: string | undefined;
@@ -882,34 +862,26 @@ class DirTransaction implements RelayTransaction {
     }
     const dir = this.relay.opts.dir;
     const name = `${Date.now()}-${randomBytes(8).toString('hex')}.eml`;
-    const tmp = path.join(dir, `.${name}.tmp`);
     const final = path.join(dir, name);
-    let fh: FileHandle | undefined;
-    let renamed = false;
+    let file: DurableFile | undefined;
     const encoder = createDataEncoder({ dotStuff: false, terminate: false });
     try {
-      await mkdir(dir, { recursive: true, mode: 0o750 }); // mail is private: no access for others
-      fh = await open(tmp, 'wx', 0o640);
-      const handle = fh;
+      await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE }); // mail is private: no access for others
+      const out = await createDurable(final, { temp: path.join(dir, `.${name}.tmp`) });
+      file = out;
       const envelope =
         `X-Envelope-From: <${this.from}>\r\n` + this.rcpts.map((r) => `X-Envelope-To: <${r}>\r\n`).join('');
       const head = Buffer.from(envelope, 'utf8');
-      await writeAll(handle, head);
-      await pumpMessage(message, prefix, encoder, (chunk) => writeAll(handle, chunk));
-      await handle.sync();
-      await handle.close();
-      fh = undefined;
-      await rename(tmp, final);
-      renamed = true;
-      await fsyncDir(dir);
+      await out.write(head);
+      await pumpMessage(message, prefix, encoder, (chunk) => out.write(chunk));
+      await out.commit();
       this.dataBytes = head.length + encoder.bytesOut;
       this.relay.countMessage(this.dataBytes);
       this.relay.opts.logger?.debug({ file: final, client: this.meta.clientAddress }, 'message stored');
       return localReply(250, '2.0.0', `Ok: queued as ${name}`);
     } catch (err) {
       drainMessage(message);
-      await fh?.close().catch(() => undefined);
-      if (!renamed) await unlink(tmp).catch(() => undefined);
+      await file?.abort();
       if (err instanceof MessageTooBigError) {
         return localReply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
       }

@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/series/clock.js';
 import { SeriesRegistry } from '../../../src/series/registry.js';
 import type { CidrSeries, StringSeries } from '../../../src/series/index.js';
-import { SeriesLogWriter, type WindowLogLine } from '../../../src/history/log-writer.js';
+import type { WindowLogLine } from '../../../src/history/format.js';
+import { SeriesLogWriter } from '../../../src/history/log-writer.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 20, 23, 52, 0); // 23:52 UTC: the 23:50-23:55 window of a 300 s series

@@ -7,7 +7,9 @@ import { ManualClock } from '../../../src/series/clock.js';
 import { SeriesRegistry } from '../../../src/series/registry.js';
 import type { CidrSeries, StringSeries } from '../../../src/series/index.js';
 import type { SeriesDefinition } from '../../../src/series/types.js';
-import { SeriesPersister, parseStateFile, safeFileName } from '../../../src/history/persister.js';
+import { safeFileName } from '../../../src/history/format.js';
+import { SeriesPersister } from '../../../src/history/persister.js';
+import { parseStateFile } from '../../../src/history/snapshot-file.js';
 import { AuditgateError } from '../../../src/errors.js';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 2, 0); // 10:02 UTC: inside the 10:00-10:05 window of a 300 s series
