@@ -27,7 +27,7 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway } from '../src/gateway.js';
 import { readProxyHeader } from '../src/smtp/proxy-protocol.js';
-import type { Relay, RelayTransaction, SmtpReply } from '../src/smtp/relay.js';
+import type { Relay, RelayTransaction, SmtpReply } from '../src/smtp/relay/smtp-relay.js';
 import { backendProcess, clientProcess, FULL_POLICIES, gatewayYaml, startResponder, type RunResult } from './gateway.js';
 import type { Figure } from './harness.js';
 

@@ -13,7 +13,7 @@ import { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
 import { SessionEngine } from './audit/session.js';
 import { GatewayEvents } from './events.js';
-import { createRelay, type Relay, type RelayOptions } from './smtp/relay.js';
+import { createRelay, type Relay, type RelayOptions } from './smtp/relay/smtp-relay.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';

@@ -12,7 +12,7 @@ import { MessageAbortedError, RelayError } from '../errors.js';
 import type { GatewayEvents, RelayCommand } from '../events.js';
 import { parseClientAddress } from '../series/address.js';
 import { setRecipient, setSender, type Session, type SessionEngine, type Verdict } from '../audit/session.js';
-import type { AuthenticatedRelay, MailFromParams, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay.js';
+import type { AuthenticatedRelay, MailFromParams, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay/smtp-relay.js';
 import { replyError, smtpError, type SmtpError } from './smtp-error.js';
 
 export type AuthResult = 'ok' | 'failed' | 'refused' | 'tempfail';

@@ -6,9 +6,9 @@ import { PassThrough, Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
-import { BackendConnection } from '../../src/smtp/backend-client.js';
-import { encodeData } from '../../src/smtp/data-normalize.js';
-import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay.js';
+import { BackendConnection } from '../../src/smtp/relay/backend-client.js';
+import { encodeData } from '../../src/smtp/relay/data-normalize.js';
+import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay/smtp-relay.js';
 import { waitFor } from '../helpers/wait.js';
 import { freePort } from '../helpers/redis.js';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createDataEncoder, encodeData, type DataEncoderOptions } from '../../../../src/smtp/data-normalize.js';
+import { createDataEncoder, encodeData, type DataEncoderOptions } from '../../../../src/smtp/relay/data-normalize.js';
 
 /** Encodes `chunks` one by one and then the end, checking the byte counters on the way. */
 function encodeChunks(chunks: Buffer[], options?: DataEncoderOptions): Buffer {

@@ -15,8 +15,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { MessageAbortedError, RelayError } from '../errors.js';
-import { PRIVATE_DIR_MODE, createDurable, type DurableFile } from '../fs/durable-file.js';
+import { MessageAbortedError, RelayError } from '../../errors.js';
+import { PRIVATE_DIR_MODE, createDurable, type DurableFile } from '../../fs/durable-file.js';
 import { BackendConnection, formatReply, type SmtpReply } from './backend-client.js';
 import { createDataEncoder, type DataEncoder } from './data-normalize.js';
 

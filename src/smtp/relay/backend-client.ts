@@ -8,7 +8,7 @@
  * replies (including 4xx/5xx) resolve as SmtpReply.
  */
 import net from 'node:net';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../../errors.js';
 
 export interface SmtpReply {
   code: number;
