@@ -11,7 +11,7 @@ import type { GatewayEvents } from '../events.js';
 import type { Clock } from '../series/clock.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { ProxyStats } from '../smtp/proxy-session.js';
-import type { RelayStats } from '../smtp/relay/smtp-relay.js';
+import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
 

@@ -14,7 +14,7 @@ import { cidrMatcher, type CidrMatcher } from '../policy/compile.js';
 import { parseClientAddress, type ClientAddress } from '../series/address.js';
 import { listenOn } from '../listen.js';
 import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
-import type { Relay } from './relay/smtp-relay.js';
+import type { Relay } from './relay/types.js';
 import { quietTranscript, smtpServerLogger } from './server-logger.js';
 import { GatewayConnection, type HeloHook } from './connection.js';
 import { ProxySession, type ProxyStats } from './proxy-session.js';

@@ -7,7 +7,8 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import { encodeData } from '../../src/smtp/relay/data-normalize.js';
-import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay/smtp-relay.js';
+import { createRelay } from '../../src/smtp/relay/create.js';
+import type { Relay, RelayTransaction } from '../../src/smtp/relay/types.js';
 import { startBdatBackend, type BdatBackend, type BdatBackendOptions } from '../helpers/bdat-backend.js';
 import { sendMail, startTestGateway } from '../helpers/smtp.js';
 

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createRelay } from '../../src/smtp/relay/smtp-relay.js';
+import { createRelay } from '../../src/smtp/relay/create.js';
 
 const commands: string[] = [];
 let server: net.Server;

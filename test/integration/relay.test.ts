@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import { BackendConnection } from '../../src/smtp/relay/backend-client.js';
 import { encodeData } from '../../src/smtp/relay/data-normalize.js';
-import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay/smtp-relay.js';
+import { createRelay } from '../../src/smtp/relay/create.js';
+import type { Relay, RelayTransaction } from '../../src/smtp/relay/types.js';
 import { waitFor } from '../helpers/wait.js';
 import { freePort } from '../helpers/redis.js';
 

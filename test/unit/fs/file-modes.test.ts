@@ -15,7 +15,7 @@ import type { CidrSeries, StringSeries } from '../../../src/series/index.js';
 import { SeriesRegistry } from '../../../src/series/registry.js';
 import { SeriesPersister } from '../../../src/history/persister.js';
 import { SeriesLogWriter } from '../../../src/history/log-writer.js';
-import { createRelay } from '../../../src/smtp/relay/smtp-relay.js';
+import { createRelay } from '../../../src/smtp/relay/create.js';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 2, 0);
 const silent = pino({ level: 'silent' });
