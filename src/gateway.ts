@@ -71,27 +71,28 @@ export class Gateway implements AdminView {
   async start(): Promise<void> {
     for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
-    this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
-    this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
-    this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
-    this.relay = relayFor(this.config, this.logger);
-    this.front = new SmtpFront({
-      config: () => this.config,
-      engine: this.engine,
-      relay: () => this.relay,
-      events: this.events,
-      logger: this.logger,
-    });
-    await this.front.listen(this.config.server.listen);
-    if (this.config.admin.listen) {
-      const admin = new AdminServer(this, this.config.admin.listen);
-      try {
+    try {
+      this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
+      this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
+      this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
+      this.relay = relayFor(this.config, this.logger);
+      this.front = new SmtpFront({
+        config: () => this.config,
+        engine: this.engine,
+        relay: () => this.relay,
+        events: this.events,
+        logger: this.logger,
+      });
+      await this.front.listen(this.config.server.listen);
+      if (this.config.admin.listen) {
+        const admin = new AdminServer(this, this.config.admin.listen);
         await admin.listen();
-      } catch (err) {
-        await this.close(0).catch(() => {});
-        throw err;
+        this.admin = admin;
       }
-      this.admin = admin;
+    } catch (err) {
+      // E.g. a listener that cannot bind (a ListenError naming its key): release everything started so far.
+      await this.close(0).catch(() => {});
+      throw err;
     }
     this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: this.config.relay.url, series: this.registry.list().length }, 'auditgate listening');
   }

@@ -13,6 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HostPort } from '../config/types.js';
 import { normalizeCidr } from '../config/values.js';
 import { AuditgateError } from '../errors.js';
+import { listenOn } from '../listen.js';
 import type { AuditSeries } from '../series/index.js';
 import type { CountQuery } from '../store/types.js';
 import { AdminHttpError, bad, readJsonBody } from './http.js';
@@ -115,7 +116,8 @@ export class AdminServer {
 
   constructor(
     private readonly gateway: AdminView,
-    private readonly listenOn: HostPort,
+    /** Where to listen (admin.listen). */
+    private readonly at: HostPort,
   ) {
     this.metrics = createMetrics(gateway);
     this.routes = [
@@ -145,13 +147,7 @@ export class AdminServer {
       else socket.destroy();
     });
     server.keepAliveTimeout = 5_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.listenOn.port, this.listenOn.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, this.at, 'admin.listen');
     server.on('error', (err) => this.gateway.logger.error({ err }, 'admin listener error'));
     this.server = server;
   }
@@ -185,7 +181,7 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
       // Host, cross-site and body type first: a refused request reaches no route and no body read.
-      const refusal = guardRequest(req.headers, { listenHost: this.listenOn.host, hosts: this.gateway.config.admin.hosts });
+      const refusal = guardRequest(req.headers, { listenHost: this.at.host, hosts: this.gateway.config.admin.hosts });
       if (refusal) {
         res.setHeader('Connection', 'close');
         throw new AdminHttpError(refusal.status, refusal.code, refusal.message);
