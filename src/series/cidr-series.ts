@@ -8,7 +8,8 @@
 import type { Clock } from './clock.js';
 import { InvalidKeyError, SeriesDefinitionError } from '../errors.js';
 import { FAMILY_BITS, type ClientAddress, type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
-import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, type SnapshotHead, WindowedSeries, clampCount, isLeafKind } from './windowed.js';
+import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, isLeafKind } from './entry-table.js';
+import { type SnapshotHead, WindowedSeries, clampCount } from './windowed.js';
 import { TopK } from './topk.js';
 import type { SeriesDefinition, TopEntry, TopOptions } from './types.js';
 
