@@ -8,8 +8,7 @@
  *   seriesCatalogue(config)        → the catalogue (the same object for the same config)
  *   monitorSeries(config.monitors) → the built-in monitor series alone (config checks)
  */
-import { DEFAULT_LEVELS } from '../series/cidr-series.js';
-import { DEFAULT_MAX_KEYS, type SeriesDefinition, type SeriesType } from '../series/types.js';
+import { DEFAULT_LEVELS, DEFAULT_MAX_KEYS, type SeriesDefinition, type SeriesType } from '../series/types.js';
 import { type ReplicatedSeries, leafBitsOf } from '../store/redis-layout.js';
 import type { Config, MonitorConfig, SeriesConfig } from './types.js';
 import { MONITOR_SERIES_BASES, type MonitorEvent } from './vocabulary.js';

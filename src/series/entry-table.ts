@@ -35,6 +35,13 @@ const COMPACT_BELOW = 4;
 /** Below this capacity compaction is not worth a pass. */
 const COMPACT_MIN_CAPACITY = 4096;
 
+/** A copy of `a` with `capacity` entries (cut short, or zero-filled past the old length). */
+export function growArray<T extends Int32Array | Uint8Array>(a: T, ctor: new (n: number) => T, capacity: number): T {
+  const b = new ctor(capacity);
+  b.set(a.subarray(0, Math.min(a.length, capacity)) as never);
+  return b;
+}
+
 export abstract class EntryTable {
   readonly windows: number;
   readonly maxKeys: number;
@@ -92,15 +99,10 @@ export abstract class EntryTable {
   protected abstract removeLeaf(id: number): void;
 
   protected resize(capacity: number): void {
-    const grow = <T extends Int32Array | Uint8Array>(a: T, ctor: new (n: number) => T): T => {
-      const b = new ctor(capacity);
-      b.set(a.subarray(0, Math.min(a.length, capacity)) as never);
-      return b;
-    };
-    this.slots = Array.from({ length: this.windows }, (_, s) => grow(this.slots[s] ?? new Int32Array(0), Int32Array));
-    this.kind = grow(this.kind, Uint8Array);
-    this.prev = grow(this.prev, Int32Array);
-    this.next = grow(this.next, Int32Array);
+    this.slots = Array.from({ length: this.windows }, (_, s) => growArray(this.slots[s] ?? new Int32Array(0), Int32Array, capacity));
+    this.kind = growArray(this.kind, Uint8Array, capacity);
+    this.prev = growArray(this.prev, Int32Array, capacity);
+    this.next = growArray(this.next, Int32Array, capacity);
     this.resizeExtra(capacity);
     this.capacity = capacity;
   }
