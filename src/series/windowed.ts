@@ -27,6 +27,21 @@ export function clampCount(v: number): number {
   return v > MAX_COUNT ? MAX_COUNT : v < MIN_COUNT ? MIN_COUNT : v;
 }
 
+/** Validates a window range of a series and clamps it: returns the last window to read (≤ windows-1). */
+export function checkWindowRange(series: { name: string; windows: number }, startv: number, endv: number): number {
+  if (!Number.isInteger(startv) || !Number.isInteger(endv) || startv < 0 || endv < startv) {
+    throw new WindowRangeError(`series "${series.name}": window range ${startv}..${endv} is invalid (need integers 0 ≤ start ≤ end)`);
+  }
+  return Math.min(endv, series.windows - 1);
+}
+
+/** An add's count must fit a window count: an integer from MIN_COUNT to MAX_COUNT. */
+export function checkAddCount(series: string, count: number): void {
+  if (!Number.isSafeInteger(count) || count > MAX_COUNT || count < MIN_COUNT) {
+    throw new WindowRangeError(`series "${series}": count must be an integer from ${MIN_COUNT} to ${MAX_COUNT}`);
+  }
+}
+
 /** The max_keys of a valid definition; throws SeriesDefinitionError for a bad interval, window count or max_keys. */
 function checkDefinition(def: SeriesDefinition): number {
   if (!Number.isFinite(def.interval) || def.interval <= 0) {
@@ -215,12 +230,7 @@ export abstract class WindowedSeries extends EntryTable {
 
   /** Validates and clamps a window range; returns the last window to read (≤ windows-1). */
   protected checkRange(startv: number, endv: number): number {
-    if (!Number.isInteger(startv) || !Number.isInteger(endv) || startv < 0 || endv < startv) {
-      throw new WindowRangeError(
-        `series "${this.name}": window range ${startv}..${endv} is invalid (need integers 0 ≤ start ≤ end)`,
-      );
-    }
-    return Math.min(endv, this.windows - 1);
+    return checkWindowRange(this, startv, endv);
   }
 
   protected sumEntry(id: number, startv: number, last: number): number {
@@ -243,9 +253,7 @@ export abstract class WindowedSeries extends EntryTable {
   }
 
   protected checkCount(count: number): void {
-    if (!Number.isSafeInteger(count) || count > MAX_COUNT || count < MIN_COUNT) {
-      throw new WindowRangeError(`series "${this.name}": count must be an integer from ${MIN_COUNT} to ${MAX_COUNT}`);
-    }
+    checkAddCount(this.name, count);
   }
 
   /**
