@@ -8,7 +8,8 @@ import type { Clock } from './clock.js';
 import { SeriesDefinitionError } from '../errors.js';
 import { FAMILY_BITS, type Family, applyMask, formatPrefix } from './address.js';
 import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, growArray } from './entry-table.js';
-import { WindowedSeries, clampCount } from './windowed.js';
+import { clampCount } from './counts.js';
+import { WindowedSeries } from './windowed.js';
 import { DEFAULT_LEVELS, type SeriesDefinition } from './types.js';
 
 export abstract class CidrIndex extends WindowedSeries {

@@ -9,7 +9,8 @@ import { InvalidKeyError } from '../errors.js';
 import { FAMILY_BITS, type ClientAddress, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
 import { CidrIndex } from './cidr-index.js';
 import { KIND_FREE, isLeafKind } from './entry-table.js';
-import { type SnapshotHead, clampCount } from './windowed.js';
+import { clampCount } from './counts.js';
+import type { SnapshotHead } from './windowed.js';
 import { TopK } from './topk.js';
 import type { TopEntry, TopOptions } from './types.js';
 /** Beyond this many bits between a query mask and the next kept level, a count scans instead of enumerating. */

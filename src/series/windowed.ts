@@ -5,7 +5,8 @@
  * subclasses.
  */
 import type { Clock } from './clock.js';
-import { SeriesDefinitionError, SnapshotError, WindowRangeError } from '../errors.js';
+import { SeriesDefinitionError, SnapshotError } from '../errors.js';
+import { checkAddCount, checkWindowRange, clampCount } from './counts.js';
 import { EntryTable, isLeafKind } from './entry-table.js';
 import { DEFAULT_MAX_KEYS, type SeriesDefinition, type SeriesOptions, type SeriesSnapshot, type SeriesType } from './types.js';
 
@@ -19,29 +20,6 @@ export interface ClosedWindow {
   entries: Array<[string, number]>;
 }
 export type WindowCloseListener = (closed: ClosedWindow) => void;
-export const MAX_COUNT = 2 ** 31 - 1;
-export const MIN_COUNT = -(2 ** 31);
-
-/** Window counts saturate instead of wrapping. */
-export function clampCount(v: number): number {
-  return v > MAX_COUNT ? MAX_COUNT : v < MIN_COUNT ? MIN_COUNT : v;
-}
-
-/** Validates a window range of a series and clamps it: returns the last window to read (≤ windows-1). */
-export function checkWindowRange(series: { name: string; windows: number }, startv: number, endv: number): number {
-  if (!Number.isInteger(startv) || !Number.isInteger(endv) || startv < 0 || endv < startv) {
-    throw new WindowRangeError(`series "${series.name}": window range ${startv}..${endv} is invalid (need integers 0 ≤ start ≤ end)`);
-  }
-  return Math.min(endv, series.windows - 1);
-}
-
-/** An add's count must fit a window count: an integer from MIN_COUNT to MAX_COUNT. */
-export function checkAddCount(series: string, count: number): void {
-  if (!Number.isSafeInteger(count) || count > MAX_COUNT || count < MIN_COUNT) {
-    throw new WindowRangeError(`series "${series}": count must be an integer from ${MIN_COUNT} to ${MAX_COUNT}`);
-  }
-}
-
 /** The max_keys of a valid definition; throws SeriesDefinitionError for a bad interval, window count or max_keys. */
 function checkDefinition(def: SeriesDefinition): number {
   if (!Number.isFinite(def.interval) || def.interval <= 0) {

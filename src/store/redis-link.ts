@@ -18,9 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { StoreOnError } from '../config/vocabulary.js';
 import { StoreError, UnknownSeriesError } from '../errors.js';
-import { applyMask, formatPrefix } from '../series/address.js';
 import type { Clock } from '../series/clock.js';
-import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { StoreStatus } from './types.js';
 import {
@@ -33,7 +31,7 @@ import {
   waitReady,
 } from './redis-connect.js';
 import { KeyLayout, type ReplicatedSeries } from './redis-layout.js';
-import { type Batch, PendingAdds } from './redis-pending.js';
+import { type Batch, PendingAdds, batchCall } from './redis-pending.js';
 import { type Runtime, runtimeFor } from './redis-runtime.js';
 
 export interface RedisStoreOptions {
@@ -286,29 +284,7 @@ export abstract class RedisLink {
   }
 
   private sendBatch(b: Batch): Promise<[number, number]> {
-    const { rt } = b;
-    const keys: string[] = [this.layout.seq(rt.spec, this.nodeId)];
-    const args: Array<string | number> = [b.seq, rt.ttl, rt.masksText, rt.spec.max_keys];
-    const scratch = new Uint32Array(4);
-    for (const [w, m] of b.windows) {
-      keys.push(this.layout.leaf(rt.spec, w), this.layout.agg(rt.spec, w));
-      const leaves: Array<string | number> = [];
-      const aggs = new Map<string, number>();
-      for (const e of m.values()) {
-        if (e.delta === 0) continue;
-        leaves.push(e.field, e.delta);
-        if (rt.family !== undefined) {
-          for (const mask of rt.spec.masks) {
-            scratch.set(e.words!);
-            applyMask(scratch, rt.family, mask);
-            const f = formatPrefix(rt.family, scratch, mask);
-            aggs.set(f, (aggs.get(f) ?? 0) + e.delta);
-          }
-        }
-      }
-      args.push(leaves.length / 2, aggs.size, ...leaves);
-      for (const [f, d] of aggs) args.push(f, d);
-    }
+    const [keys, args] = batchCall(this.layout, this.nodeId, b);
     return scripts(this.client).agAdd(keys.length, ...keys, ...args);
   }
 
@@ -416,28 +392,5 @@ export abstract class RedisLink {
   /** Absolute window number of window 0 for a series, from the injected clock. */
   protected windowNow(rt: Runtime): number {
     return Math.floor(this.clock.now() / rt.intervalMs);
-  }
-
-  /** The local memory series of a replicated series (defined on first use if the gateway did not). */
-  protected local(rt: Runtime): AuditSeries | undefined {
-    const reg = this.registry;
-    if (!reg || this.central) return undefined;
-    if (!reg.has(rt.spec.name)) {
-      const s = rt.spec;
-      reg.define({
-        name: s.name,
-        type: s.type,
-        interval: s.interval,
-        windows: s.windows,
-        options: { replicate: s.replicate, max_keys: s.max_keys, ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}) },
-      });
-    }
-    return reg.get(rt.spec.name);
-  }
-
-  protected localOrThrow(rt: Runtime): AuditSeries {
-    const s = this.local(rt);
-    if (!s) throw this.unavailableError(`no local series "${rt.spec.name}" to fall back to`);
-    return s;
   }
 }

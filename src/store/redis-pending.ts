@@ -8,7 +8,8 @@
  * order commands reach Redis in (Cluster redirects, retries, timeouts).
  */
 import { performance } from 'node:perf_hooks';
-import { prefixContains } from '../series/address.js';
+import { applyMask, formatPrefix, prefixContains } from '../series/address.js';
+import type { KeyLayout } from './redis-layout.js';
 import type { Query, Runtime } from './redis-runtime.js';
 
 export interface PendingEntry {
@@ -195,6 +196,34 @@ export class PendingAdds {
     }
     return removed;
   }
+}
+
+/** The keys and arguments of the ADD_LUA call (redis-scripts.ts) that applies a batch. */
+export function batchCall(layout: KeyLayout, nodeId: string, b: Batch): [string[], Array<string | number>] {
+  const { rt } = b;
+  const keys: string[] = [layout.seq(rt.spec, nodeId)];
+  const args: Array<string | number> = [b.seq, rt.ttl, rt.masksText, rt.spec.max_keys];
+  const scratch = new Uint32Array(4);
+  for (const [w, m] of b.windows) {
+    keys.push(layout.leaf(rt.spec, w), layout.agg(rt.spec, w));
+    const leaves: Array<string | number> = [];
+    const aggs = new Map<string, number>();
+    for (const e of m.values()) {
+      if (e.delta === 0) continue;
+      leaves.push(e.field, e.delta);
+      if (rt.family !== undefined) {
+        for (const mask of rt.spec.masks) {
+          scratch.set(e.words!);
+          applyMask(scratch, rt.family, mask);
+          const f = formatPrefix(rt.family, scratch, mask);
+          aggs.set(f, (aggs.get(f) ?? 0) + e.delta);
+        }
+      }
+    }
+    args.push(leaves.length / 2, aggs.size, ...leaves);
+    for (const [f, d] of aggs) args.push(f, d);
+  }
+  return [keys, args];
 }
 
 /** The adds in `wins` that a query covers (windows startv..last back from `cur`). */

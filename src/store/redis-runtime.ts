@@ -5,7 +5,7 @@
 import { InvalidKeyError } from '../errors.js';
 import { type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from '../series/address.js';
 import { MAX_STRING_KEY_LENGTH } from '../series/string-series.js';
-import { checkAddCount, checkWindowRange } from '../series/windowed.js';
+import { checkAddCount, checkWindowRange } from '../series/counts.js';
 import { type ReplicatedSeries, familyOf, leafBitsOf, ttlSeconds } from './redis-layout.js';
 
 export interface Runtime {

@@ -13,6 +13,7 @@
  * redis-link.ts. Key layout and TTLs: redis-layout.ts. Scripts: redis-scripts.ts.
  */
 import { InvalidKeyError } from '../errors.js';
+import type { AuditSeries } from '../series/index.js';
 import { FAMILY_BITS, applyMask, formatPrefix, parsePrefix, prefixContains } from '../series/address.js';
 import { TopK } from '../series/topk.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
@@ -303,5 +304,30 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     });
     if (keys.length === 0) return [];
     return this.deadline(scripts(this.client).agRemove(keys.length, ...keys, ...args), 'remove');
+  }
+
+  // ---- the local mirror ------------------------------------------------------------------
+
+  /** The local memory series of a replicated series (defined on first use if the gateway did not). */
+  private local(rt: Runtime): AuditSeries | undefined {
+    const reg = this.registry;
+    if (!reg || this.central) return undefined;
+    if (!reg.has(rt.spec.name)) {
+      const s = rt.spec;
+      reg.define({
+        name: s.name,
+        type: s.type,
+        interval: s.interval,
+        windows: s.windows,
+        options: { replicate: s.replicate, max_keys: s.max_keys, ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}) },
+      });
+    }
+    return reg.get(rt.spec.name);
+  }
+
+  private localOrThrow(rt: Runtime): AuditSeries {
+    const s = this.local(rt);
+    if (!s) throw this.unavailableError(`no local series "${rt.spec.name}" to fall back to`);
+    return s;
   }
 }
