@@ -27,7 +27,8 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway } from '../src/gateway.js';
 import { readProxyHeader } from '../src/smtp/proxy-protocol.js';
-import type { Relay, RelayTransaction, SmtpReply } from '../src/smtp/relay.js';
+import type { SmtpReply } from '../src/smtp/relay/backend-client.js';
+import type { Relay, RelayTransaction } from '../src/smtp/relay/types.js';
 import { backendProcess, clientProcess, FULL_POLICIES, gatewayYaml, startResponder, type RunResult } from './gateway.js';
 import type { Figure } from './harness.js';
 

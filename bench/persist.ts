@@ -17,7 +17,7 @@ import { pino } from 'pino';
 import { ManualClock } from '../src/series/clock.js';
 import type { CidrSeries } from '../src/series/index.js';
 import { SeriesRegistry } from '../src/series/registry.js';
-import { SeriesPersister } from '../src/store/persist.js';
+import { SeriesPersister } from '../src/history/persister.js';
 import { type Figure, gc } from './harness.js';
 
 const KEYS = 200_000;

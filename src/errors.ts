@@ -116,11 +116,18 @@ export type MilterProtocolReason =
   | 'unsupported-version' // option negotiation offered a protocol version below 2
   | 'truncated'; // the stream ended inside a packet
 
-export class MilterProtocolError extends AuditgateError {
-  readonly reason: MilterProtocolReason;
-  constructor(reason: MilterProtocolReason, message: string) {
-    super('AG_MILTER_PROTOCOL', `milter protocol error (${reason}): ${message}`);
+/** A byte stream from an MTA that a codec refuses, and why; the front closes that MTA connection. */
+export abstract class ProtocolError<Reason extends string> extends AuditgateError {
+  readonly reason: Reason;
+  constructor(code: ErrorCode, protocol: string, reason: Reason, message: string) {
+    super(code, `${protocol} protocol error (${reason}): ${message}`);
     this.reason = reason;
+  }
+}
+
+export class MilterProtocolError extends ProtocolError<MilterProtocolReason> {
+  constructor(reason: MilterProtocolReason, message: string) {
+    super('AG_MILTER_PROTOCOL', 'milter', reason, message);
   }
 }
 
@@ -131,10 +138,8 @@ export type PolicyProtocolReason =
   | 'malformed' // a line without "=", an empty name, a NUL, or an empty request
   | 'truncated'; // the stream ended inside a request
 
-export class PolicyProtocolError extends AuditgateError {
-  readonly reason: PolicyProtocolReason;
+export class PolicyProtocolError extends ProtocolError<PolicyProtocolReason> {
   constructor(reason: PolicyProtocolReason, message: string) {
-    super('AG_POLICY_PROTOCOL', `policy protocol error (${reason}): ${message}`);
-    this.reason = reason;
+    super('AG_POLICY_PROTOCOL', 'policy', reason, message);
   }
 }

@@ -3,25 +3,25 @@
  * and drain. Persistence, serialized logs and the admin API hang off the same object.
  */
 import type { Logger } from 'pino';
-import type { Config } from './config/schema.js';
-import { monitorSeries } from './config/schema.js';
+import { seriesCatalogue } from './config/catalogue.js';
+import type { Config, HostPort } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
-import { DEFAULT_LEVELS } from './series/cidr-series.js';
-import type { SeriesDefinition } from './series/types.js';
-import { createStore, RoutingStore, type ManagedStore } from './store/create.js';
+import { createStore, RoutingStore } from './store/create.js';
+import type { ManagedStore } from './store/types.js';
 import { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
 import { SessionEngine } from './audit/session.js';
 import { GatewayEvents } from './events.js';
-import { createRelay, type Relay } from './smtp/relay.js';
+import { createRelay } from './smtp/relay/create.js';
+import type { Relay, RelayOptions } from './smtp/relay/types.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
-import type { HostPort } from './config/schema.js';
 import { AdminServer } from './admin/server.js';
-import { SeriesPersister } from './store/persist.js';
-import { SeriesLogWriter } from './store/serialize.js';
+import type { AdminView } from './admin/view.js';
+import { SeriesPersister } from './history/persister.js';
+import { SeriesLogWriter } from './history/log-writer.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -29,43 +29,19 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-/** Masks the policies use on each series become kept aggregate levels (O(1) counts). */
-export function seriesDefinitions(config: Config): SeriesDefinition[] {
-  const masks = new Map<string, Set<number>>();
-  for (const p of config.policies) {
-    if (p.series && p.mask !== undefined) {
-      const set = masks.get(p.series) ?? new Set<number>();
-      set.add(p.mask);
-      masks.set(p.series, set);
-    }
-  }
-  const levelsFor = (name: string, type: string): number[] => {
-    const base = DEFAULT_LEVELS[type === 'cidr' ? 4 : 6];
-    return [...new Set([...base, ...(masks.get(name) ?? [])])].sort((a, b) => a - b);
-  };
-  const defs: SeriesDefinition[] = [];
-  for (const s of Object.values(config.series)) {
-    const options: SeriesDefinition['options'] = { persist: s.persist, serialize: s.serialize, replicate: s.replicate };
-    if (s.store_prefix !== undefined) options.store_prefix = s.store_prefix;
-    if (s.max_keys !== undefined) options.max_keys = s.max_keys;
-    if (s.type !== 'string') options.levels = levelsFor(s.name, s.type);
-    defs.push({ name: s.name, type: s.type, interval: s.interval, windows: s.windows, options });
-  }
-  for (const m of monitorSeries(config.monitors)) {
-    const options: SeriesDefinition['options'] = { levels: levelsFor(m.name, m.type) };
-    if (m.store_prefix !== undefined) options.store_prefix = m.store_prefix;
-    defs.push({ name: m.name, type: m.type, interval: m.interval, windows: m.windows, options });
-  }
-  return defs;
+/** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
+export function relayOptions(config: Config, logger: Logger): RelayOptions {
+  const r = config.relay;
+  const hostname = config.server.hostname;
+  if (r.kind === 'dir') return { kind: 'dir', dir: r.dir, hostname, logger };
+  return { kind: 'smtp', host: r.host, port: r.port, timeoutMs: r.timeout * 1000, poolSize: r.pool_size, chunking: r.chunking, hostname, logger };
 }
 
 export function relayFor(config: Config, logger: Logger): Relay {
-  const r = config.relay;
-  if (r.kind === 'dir') return createRelay({ kind: 'dir', dir: r.dir!, hostname: config.server.hostname, logger });
-  return createRelay({ kind: 'smtp', host: r.host!, port: r.port!, timeout: r.timeout, pool_size: r.pool_size, chunking: r.chunking, hostname: config.server.hostname, logger });
+  return createRelay(relayOptions(config, logger));
 }
 
-export class Gateway {
+export class Gateway implements AdminView {
   config: Config;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -93,29 +69,30 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    for (const d of seriesDefinitions(this.config)) this.registry.define(d);
+    for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
-    this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
-    this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
-    this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
-    this.relay = relayFor(this.config, this.logger);
-    this.front = new SmtpFront({
-      config: () => this.config,
-      engine: this.engine,
-      relay: () => this.relay,
-      events: this.events,
-      logger: this.logger,
-    });
-    await this.front.listen(this.config.server.listen);
-    if (this.config.admin.listen) {
-      const admin = new AdminServer(this, this.config.admin.listen);
-      try {
+    try {
+      this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
+      this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
+      this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
+      this.relay = relayFor(this.config, this.logger);
+      this.front = new SmtpFront({
+        config: () => this.config,
+        engine: this.engine,
+        relay: () => this.relay,
+        events: this.events,
+        logger: this.logger,
+      });
+      await this.front.listen(this.config.server.listen);
+      if (this.config.admin.listen) {
+        const admin = new AdminServer(this, this.config.admin.listen);
         await admin.listen();
-      } catch (err) {
-        await this.close(0).catch(() => {});
-        throw err;
+        this.admin = admin;
       }
-      this.admin = admin;
+    } catch (err) {
+      // E.g. a listener that cannot bind (a ListenError naming its key): release everything started so far.
+      await this.close(0).catch(() => {});
+      throw err;
     }
     this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: this.config.relay.url, series: this.registry.list().length }, 'auditgate listening');
   }
@@ -127,14 +104,13 @@ export class Gateway {
 
   /** persist: true series are reloaded now and saved periodically; serialize: true series log closed windows. */
   private startPersistence(): void {
-    const names = (flag: 'persist' | 'serialize') => (): string[] => Object.values(this.config.series).filter((s) => s[flag]).map((s) => s.name);
     this.logWriter = new SeriesLogWriter({
       registry: this.registry,
       logDir: this.config.log_dir,
       retentionSec: this.config.log_retention,
       logger: this.logger,
       clock: this.clock,
-      seriesNames: names('serialize'),
+      seriesNames: () => seriesCatalogue(this.config).serialized,
     });
     this.persister = new SeriesPersister({
       registry: this.registry,
@@ -142,7 +118,7 @@ export class Gateway {
       intervalSec: this.config.persist_interval,
       logger: this.logger,
       clock: this.clock,
-      seriesNames: names('persist'),
+      seriesNames: () => seriesCatalogue(this.config).persisted,
     });
     const writer = this.logWriter;
     this.persister.onRestored = (snap) => writer.restoredWindow(snap);
@@ -166,11 +142,12 @@ export class Gateway {
     const needsRestart: string[] = [];
     if (JSON.stringify(config.server.listen) !== JSON.stringify(this.config.server.listen)) needsRestart.push('server.listen');
     if (JSON.stringify(config.store.redis ?? null) !== JSON.stringify(this.config.store.redis ?? null)) needsRestart.push('store.redis');
-    if (needsRedis(config) && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
+    const catalogue = seriesCatalogue(config);
+    if (catalogue.replicated.length > 0 && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
     if (needsRestart.length) {
       throw new AuditgateError('AG_CONFIG', `${config.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);
     }
-    const defs = seriesDefinitions(config);
+    const defs = catalogue.definitions;
     for (const d of defs) this.registry.define(d);
     this.registry.retain(defs.map((d) => d.name));
     const oldRelay = this.relay;
@@ -211,10 +188,6 @@ export class Gateway {
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');
   }
-}
-
-function needsRedis(config: Config): boolean {
-  return Object.values(config.series).some((s) => s.replicate !== 'none');
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

@@ -4,7 +4,8 @@
  * `admin.listen 127.0.0.1:8025: address already in use`.
  */
 import type net from 'node:net';
-import { formatHostPort, type HostPort } from './config/schema.js';
+import type { HostPort } from './config/types.js';
+import { formatHostPort } from './config/values.js';
 import { ListenError } from './errors.js';
 
 const REASONS: Record<string, string> = {

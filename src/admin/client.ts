@@ -3,7 +3,7 @@
  * against it. Errors carry the server's `{error, code}` so the CLI can print them as they are.
  */
 import { loadConfig } from '../config/load.js';
-import type { HostPort } from '../config/schema.js';
+import type { HostPort } from '../config/types.js';
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8025';
 

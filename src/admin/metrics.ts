@@ -5,8 +5,11 @@
  * registry): the SMTP path does no extra work for metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Gateway } from '../gateway.js';
-import type { PersistStats } from '../store/persist.js';
+import type { PersistStats } from '../history/persister.js';
+import type { AuditSeries } from '../series/index.js';
+import type { AdminView } from './view.js';
+
+type SeriesLabel = 'series' | 'type';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -15,7 +18,7 @@ export interface GatewayMetrics {
   readonly contentType: string;
 }
 
-export function createMetrics(gateway: Gateway): GatewayMetrics {
+export function createMetrics(gateway: AdminView): GatewayMetrics {
   const registry = new Registry();
   const registers = [registry];
 
@@ -71,38 +74,29 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     },
   });
 
-  new Gauge({
-    name: 'auditgate_series_keys',
-    help: 'Keys tracked in process per series (for replicate: cluster series, the local copy).',
-    labelNames: ['series', 'type'] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const s of gateway.registry.list()) this.set({ series: s.name, type: s.type }, s.size());
-    },
-  });
-
-  new Gauge({
-    name: 'auditgate_series_memory_bytes',
-    help: 'Bytes held in process per series.',
-    labelNames: ['series'] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const s of gateway.registry.list()) this.set({ series: s.name }, s.memoryBytes());
-    },
-  });
-
-  new Counter({
-    name: 'auditgate_series_evicted_total',
-    help: 'Keys evicted per series to stay within max_keys (keys seen once go first; see README, max_keys).',
-    labelNames: ['series'] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const s of gateway.registry.list()) this.inc({ series: s.name }, s.evicted());
-    },
-  });
+  /** One figure per in-process series, read at scrape time (labelled by name, and by type when asked). */
+  const perSeries = (Metric: typeof Gauge | typeof Counter, name: string, help: string, value: (s: AuditSeries) => number, typed = false): void => {
+    const labels = (s: AuditSeries): Partial<Record<SeriesLabel, string>> => (typed ? { series: s.name, type: s.type } : { series: s.name });
+    new Metric<SeriesLabel>({
+      name,
+      help,
+      labelNames: typed ? ['series', 'type'] : ['series'],
+      registers,
+      collect(this: Gauge<SeriesLabel> | Counter<SeriesLabel>) {
+        this.reset();
+        // after reset() a gauge's inc() sets it, as a counter's does
+        for (const s of gateway.registry.list()) this.inc(labels(s), value(s));
+      },
+    });
+  };
+  perSeries(Gauge, 'auditgate_series_keys', 'Keys tracked in process per series (for replicate: cluster series, the local copy).', (s) => s.size(), true);
+  perSeries(Gauge, 'auditgate_series_memory_bytes', 'Bytes held in process per series.', (s) => s.memoryBytes());
+  perSeries(
+    Counter,
+    'auditgate_series_evicted_total',
+    'Keys evicted per series to stay within max_keys (keys seen once go first; see README, max_keys).',
+    (s) => s.evicted(),
+  );
 
   new Counter({
     name: 'auditgate_persist_saves_total',
@@ -148,7 +142,7 @@ export function createMetrics(gateway: Gateway): GatewayMetrics {
     },
   });
 
-  const relayCounter = (name: string, help: string, pick: (s: ReturnType<Gateway['relay']['stats']>) => number): void => {
+  const relayCounter = (name: string, help: string, pick: (s: ReturnType<AdminView['relay']['stats']>) => number): void => {
     new Counter({
       name,
       help,

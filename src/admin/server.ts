@@ -10,18 +10,19 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Gateway } from '../gateway.js';
-import type { HostPort } from '../config/schema.js';
-import { normalizeCidr } from '../config/schema.js';
+import type { HostPort } from '../config/types.js';
+import { normalizeCidr } from '../config/values.js';
 import { AuditgateError } from '../errors.js';
+import { listenOn } from '../listen.js';
 import type { AuditSeries } from '../series/index.js';
 import type { CountQuery } from '../store/types.js';
 import { AdminHttpError, bad, readJsonBody } from './http.js';
+import { checkKey, parseIntParam, parseWindows } from './params.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { guardRequest } from './request-guard.js';
+import type { AdminView } from './view.js';
 
 const MAX_TOP_LIMIT = 1000;
-const MAX_STRING_KEY = 1024;
 
 function statusFor(err: AuditgateError): number {
   switch (err.code) {
@@ -40,48 +41,6 @@ function statusFor(err: AuditgateError): number {
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
-}
-
-/** Parses "0-3" / "2" into an inclusive window range within the series. */
-export function parseWindows(text: string | null, series: Pick<AuditSeries, 'name' | 'windows'>): [number, number] {
-  if (text === null || text === '') return [0, series.windows - 1];
-  const m = /^\s*(\d{1,6})\s*(?:-\s*(\d{1,6})\s*)?$/.exec(text);
-  if (!m) throw bad(`windows "${text}" is not a window range such as "0-3" or "0"`, 'AG_WINDOW_RANGE');
-  const start = Number(m[1]);
-  const end = m[2] === undefined ? start : Number(m[2]);
-  if (start > end) throw bad(`windows "${text}": the start (${start}) is after the end (${end})`, 'AG_WINDOW_RANGE');
-  if (end >= series.windows) {
-    throw bad(`windows "${text}": series "${series.name}" has windows 0-${series.windows - 1}`, 'AG_WINDOW_RANGE');
-  }
-  return [start, end];
-}
-
-function parseIntParam(text: string | null, name: string, min: number, max: number, dflt: number | undefined): number | undefined {
-  if (text === null || text === '') return dflt;
-  if (!/^\d{1,7}$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
-    throw bad(`${name} "${text}" must be an integer from ${min} to ${max}`);
-  }
-  return Number(text);
-}
-
-/** Validates a key for the series (the store would refuse it too, but with less context). */
-export function checkKey(series: AuditSeries, key: string | null | undefined, opts: { address?: boolean } = {}): string {
-  if (key === null || key === undefined || key === '') throw bad(`a key is required (e.g. key=192.0.2.0/24)`, 'AG_KEY_INVALID');
-  if (series.type === 'string') {
-    if (key.length > MAX_STRING_KEY) throw bad(`key is longer than ${MAX_STRING_KEY} characters`, 'AG_KEY_INVALID');
-    return key;
-  }
-  const n = normalizeCidr(key);
-  if (n === null) throw bad(`"${key}" is not an IP address or CIDR prefix (e.g. 192.0.2.7, 192.0.2.0/24, 2001:db8::/48)`, 'AG_KEY_INVALID');
-  const v6 = n.includes(':');
-  if (v6 !== (series.type === 'cidr_ipv6')) {
-    throw bad(`series "${series.name}" (${series.type}) holds ${series.type === 'cidr' ? 'IPv4' : 'IPv6'} addresses, not "${key}"`, 'AG_KEY_INVALID');
-  }
-  if (opts.address && key.includes('/') && !n.endsWith(v6 ? '/128' : '/32')) {
-    // cidr_ipv6 with store_prefix takes prefixes at least that long; the series checks that.
-    if (!(v6 && series.options.store_prefix !== undefined)) throw bad(`add takes an address, not the prefix "${key}"`, 'AG_KEY_INVALID');
-  }
-  return key.trim();
 }
 
 interface Route {
@@ -114,8 +73,9 @@ export class AdminServer {
   private readonly sockets = new Set<net.Socket>();
 
   constructor(
-    private readonly gateway: Gateway,
-    private readonly listenOn: HostPort,
+    private readonly gateway: AdminView,
+    /** Where to listen (admin.listen). */
+    private readonly at: HostPort,
   ) {
     this.metrics = createMetrics(gateway);
     this.routes = [
@@ -145,13 +105,7 @@ export class AdminServer {
       else socket.destroy();
     });
     server.keepAliveTimeout = 5_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.listenOn.port, this.listenOn.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, this.at, 'admin.listen');
     server.on('error', (err) => this.gateway.logger.error({ err }, 'admin listener error'));
     this.server = server;
   }
@@ -185,7 +139,7 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
       // Host, cross-site and body type first: a refused request reaches no route and no body read.
-      const refusal = guardRequest(req.headers, { listenHost: this.listenOn.host, hosts: this.gateway.config.admin.hosts });
+      const refusal = guardRequest(req.headers, { listenHost: this.at.host, hosts: this.gateway.config.admin.hosts });
       if (refusal) {
         res.setHeader('Connection', 'close');
         throw new AdminHttpError(refusal.status, refusal.code, refusal.message);

@@ -5,17 +5,16 @@
  * policies that need counts; tempfail refuses the event with a 4xx).
  */
 import type { Logger } from 'pino';
-import type { Config, Stage } from '../config/schema.js';
-import { monitorSeries } from '../config/schema.js';
+import { seriesCatalogue } from '../config/catalogue.js';
+import type { Config } from '../config/types.js';
+import type { MonitorEvent, Stage } from '../config/vocabulary.js';
 import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
 import type { Clock } from '../series/clock.js';
-import { compilePolicies, seriesTypes, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';
+import { compilePolicies, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';
 import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext } from '../policy/evaluate.js';
 import type { SessionTracker } from './sessions.js';
 import { InvalidKeyError } from '../errors.js';
 import type { ClientAddress } from '../series/address.js';
-
-export type MonitorEvent = 'connections' | 'receptions' | 'rejections';
 
 export interface FiredRecord {
   at: number;
@@ -47,7 +46,7 @@ interface CompiledRecord {
 export class Recorder {
   private policies!: CompiledPolicies;
   private records!: Map<Stage, CompiledRecord[]>;
-  private monitorNames!: Record<MonitorEvent, string[]>;
+  private monitorNames!: Readonly<Record<MonitorEvent, readonly string[]>>;
   private onError!: Config['store']['on_error'];
   private readonly recent: FiredRecord[] = [];
   private storeFailures = 0;
@@ -70,7 +69,8 @@ export class Recorder {
   /** Applies a (reloaded) config: compiled once here, never per event. */
   configure(config: Config): void {
     this.policies = compilePolicies(config);
-    const types = seriesTypes(config);
+    const catalogue = seriesCatalogue(config);
+    const types = catalogue.types;
     this.onError = config.store.on_error;
     const records = new Map<Stage, CompiledRecord[]>();
     for (const r of config.record) {
@@ -81,9 +81,7 @@ export class Recorder {
       records.set(r.on, list);
     }
     this.records = records;
-    const mons = monitorSeries(config.monitors);
-    const pick = (base: string): string[] => mons.filter((m) => m.name.startsWith(`${base}:`) || m.name.startsWith(`${base}6:`)).map((m) => m.name);
-    this.monitorNames = { connections: pick('connections'), receptions: pick('receptions'), rejections: pick('rejections') };
+    this.monitorNames = catalogue.monitors;
   }
 
   /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */

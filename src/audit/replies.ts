@@ -3,7 +3,7 @@
  * with it, the milter sends it as SMFIR_REPLYCODE, the policy service as `action=4xx …`). Every
  * refusal carries the connection id (`[cid@host]`) so a sender's complaint finds the log line.
  */
-import type { Stage } from '../config/schema.js';
+import type { Stage } from '../config/vocabulary.js';
 import type { ReplySpec } from '../policy/reply.js';
 
 export type Refusal = 'tempfail' | 'reject';

@@ -13,7 +13,7 @@
  * stages record but skip policies.
  */
 import type { Logger } from 'pino';
-import type { Stage } from '../config/schema.js';
+import type { Stage } from '../config/vocabulary.js';
 import type { ClientAddress } from '../series/address.js';
 import type { EventContext } from '../policy/evaluate.js';
 import type { Recorder, StageResult } from './recorder.js';

@@ -11,7 +11,9 @@ import fs from 'node:fs';
 import { Document, LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, visit } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { formatDuration, formatSize } from './duration.js';
-import { type Config, type PathProblem, formatHostPort, parseConfigObject } from './schema.js';
+import { parseConfigObject } from './parse.js';
+import type { Config, PathProblem } from './types.js';
+import { formatHostPort } from './values.js';
 import { configWarnings } from './warnings.js';
 
 interface Located {

@@ -3,11 +3,13 @@
  * `check-config` and logged at start, never refused. Each warning carries the key path it is
  * about; the loader turns it into `file:line:col`.
  */
-import type { Config, PathProblem, Stage } from './schema.js';
-import { formatHostPort, isSessionGauge, monitorSeries, SESSION_GAUGES } from './schema.js';
+import { seriesCatalogue } from './catalogue.js';
+import type { Config, PathProblem } from './types.js';
+import { formatHostPort } from './values.js';
+import { type Stage, isSessionGauge, SESSION_GAUGES } from './vocabulary.js';
 import type { SeriesType } from '../series/types.js';
 
-export function configWarnings(config: Omit<Config, 'file' | 'warnings'>): PathProblem[] {
+export function configWarnings(config: Config): PathProblem[] {
   return [...ipv4OnlyStages(config)];
 }
 
@@ -15,17 +17,15 @@ export function configWarnings(config: Omit<Config, 'file' | 'warnings'>): PathP
  * A stage whose policies count IPv4 clients only (cidr series) while IPv6 clients can reach the
  * gateway: an IPv6 client is never limited there (a cidr series ignores IPv6 addresses).
  */
-function ipv4OnlyStages(config: Omit<Config, 'file' | 'warnings'>): PathProblem[] {
+function ipv4OnlyStages(config: Config): PathProblem[] {
   const v6Listener = config.server.listen.find((l) => l.host.includes(':'));
   const proxied = config.server.proxy_protocol.length > 0 || config.server.xclient.length > 0;
   if (!v6Listener && !proxied) return [];
   const how = v6Listener
     ? `server.listen ${formatHostPort(v6Listener)} accepts IPv6 clients`
     : 'a PROXY header or XCLIENT can present IPv6 clients';
-  const types = new Map<string, SeriesType>();
-  for (const s of Object.values(config.series)) types.set(s.name, s.type);
-  for (const m of monitorSeries(config.monitors)) types.set(m.name, m.type);
-  const typeOf = (name: string): SeriesType | undefined => (isSessionGauge(name) ? SESSION_GAUGES[name] : types.get(name));
+  const types = seriesCatalogue(config).types;
+  const typeOf = (name: string): SeriesType | undefined => (isSessionGauge(name) ? SESSION_GAUGES[name] : types.get(name)?.type);
 
   const byStage = new Map<Stage, { v4: number[]; v6: boolean }>();
   config.policies.forEach((p, i) => {

@@ -9,6 +9,7 @@
  */
 import net from 'node:net';
 import { MilterProtocolError } from '../errors.js';
+import { StickyDecoder } from '../sticky-decoder.js';
 import { DEFAULT_MAX_PACKET, SMFIA, SMFIC, type ConnectFamily, type MilterCommand } from './protocol.js';
 
 export interface MilterDecoderOptions {
@@ -23,22 +24,17 @@ export interface MilterDecodeResult {
   error?: MilterProtocolError;
 }
 
-export class MilterDecoder {
+export class MilterDecoder extends StickyDecoder<MilterProtocolError> {
   readonly maxPacket: number;
   private chunks: Buffer[] = [];
   private size = 0;
   private need: number | undefined; // length of the packet being collected, once its header is in
-  private failure: MilterProtocolError | undefined;
 
   constructor(opts: MilterDecoderOptions = {}) {
+    super();
     const max = opts.maxPacket ?? DEFAULT_MAX_PACKET;
     if (!Number.isInteger(max) || max < 1 || max > 0x7fffffff) throw new RangeError(`maxPacket must be an integer in 1..2^31-1, got ${max}`);
     this.maxPacket = max;
-  }
-
-  /** The error that ended the stream, if any. */
-  get error(): MilterProtocolError | undefined {
-    return this.failure;
   }
 
   /** Bytes held for an unfinished packet (at most 4 + maxPacket). */
@@ -48,7 +44,7 @@ export class MilterDecoder {
 
   push(chunk: Buffer): MilterDecodeResult {
     const messages: MilterCommand[] = [];
-    if (this.failure) return { messages, error: this.failure };
+    if (this.error) return { messages, error: this.error };
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.size += chunk.length;
@@ -58,37 +54,29 @@ export class MilterDecoder {
       if (this.need === undefined) {
         if (this.size < 4) break;
         const len = this.take(4).readUInt32BE(0);
-        if (len === 0) return this.fail(messages, new MilterProtocolError('empty-packet', 'packet length 0'));
-        if (len > this.maxPacket) return this.fail(messages, new MilterProtocolError('packet-too-large', `packet length ${len} exceeds ${this.maxPacket}`));
+        if (len === 0) return { messages, error: this.fail(new MilterProtocolError('empty-packet', 'packet length 0')) };
+        if (len > this.maxPacket) return { messages, error: this.fail(new MilterProtocolError('packet-too-large', `packet length ${len} exceeds ${this.maxPacket}`)) };
         this.need = len;
       }
       if (this.size < this.need) break;
       const packet = this.take(this.need);
       this.need = undefined;
       const decoded = decodePacket(packet[0]!, packet.subarray(1));
-      if (decoded instanceof MilterProtocolError) return this.fail(messages, decoded);
+      if (decoded instanceof MilterProtocolError) return { messages, error: this.fail(decoded) };
       messages.push(decoded);
     }
     return { messages };
   }
 
-  /** The MTA closed the connection: an unfinished packet is an error. */
-  end(): MilterProtocolError | undefined {
-    if (this.failure) return this.failure;
-    if (this.size > 0 || this.need !== undefined) {
-      this.failure = new MilterProtocolError('truncated', `stream ended inside a packet (${this.size} bytes held)`);
-      this.drop();
-    }
-    return this.failure;
+  protected override unfinished(): boolean {
+    return this.size > 0 || this.need !== undefined;
   }
 
-  private fail(messages: MilterCommand[], err: MilterProtocolError): MilterDecodeResult {
-    this.failure = err;
-    this.drop();
-    return { messages, error: err };
+  protected override truncated(): MilterProtocolError {
+    return new MilterProtocolError('truncated', `stream ended inside a packet (${this.size} bytes held)`);
   }
 
-  private drop(): void {
+  protected override drop(): void {
     this.chunks = [];
     this.size = 0;
     this.need = undefined;

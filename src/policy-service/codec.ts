@@ -13,7 +13,8 @@
  *   here: the front decides what to do with a request that is not smtpd_access_policy.
  */
 import { PolicyProtocolError } from '../errors.js';
-import type { Stage } from '../config/schema.js';
+import { StickyDecoder } from '../sticky-decoder.js';
+import type { Stage } from '../config/vocabulary.js';
 import { toPolicyRequest, type PolicyRequest } from './request.js';
 
 export { encodePolicyRequest, type PolicyRequest } from './request.js';
@@ -36,25 +37,21 @@ export interface PolicyDecodeResult {
 
 const LF = 0x0a;
 
-export class PolicyDecoder {
+export class PolicyDecoder extends StickyDecoder<PolicyProtocolError> {
   readonly maxLine: number;
   readonly maxRequest: number;
   private partial: Buffer[] = []; // the unfinished line
   private partialSize = 0;
   private attrs = new Map<string, string>(); // the unfinished request
   private requestSize = 0;
-  private failure: PolicyProtocolError | undefined;
 
   constructor(opts: PolicyDecoderOptions = {}) {
+    super();
     this.maxLine = opts.maxLine ?? DEFAULT_MAX_LINE;
     this.maxRequest = opts.maxRequest ?? DEFAULT_MAX_REQUEST;
     for (const [k, v] of [['maxLine', this.maxLine], ['maxRequest', this.maxRequest]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer, got ${v}`);
     }
-  }
-
-  get error(): PolicyProtocolError | undefined {
-    return this.failure;
   }
 
   /** Bytes held for the unfinished request (bounded by maxRequest). */
@@ -64,7 +61,7 @@ export class PolicyDecoder {
 
   push(chunk: Buffer): PolicyDecodeResult {
     const requests: PolicyRequest[] = [];
-    if (this.failure) return { requests, error: this.failure };
+    if (this.error) return { requests, error: this.error };
     let at = 0;
     // Each turn consumes one line (or the rest of the chunk), so the loop is bounded by its length.
     while (at < chunk.length) {
@@ -73,9 +70,9 @@ export class PolicyDecoder {
       const piece = chunk.subarray(at, end);
       const lineSoFar = this.partialSize + piece.length;
       // maxLine + 1: a line of maxLine bytes may still be followed by its CR.
-      if (lineSoFar > this.maxLine + 1) return this.fail(requests, new PolicyProtocolError('line-too-long', `attribute line over ${this.maxLine} bytes`));
+      if (lineSoFar > this.maxLine + 1) return { requests, error: this.fail(new PolicyProtocolError('line-too-long', `attribute line over ${this.maxLine} bytes`)) };
       if (this.requestSize + lineSoFar + (lf < 0 ? 0 : 1) > this.maxRequest) {
-        return this.fail(requests, new PolicyProtocolError('request-too-large', `request over ${this.maxRequest} bytes`));
+        return { requests, error: this.fail(new PolicyProtocolError('request-too-large', `request over ${this.maxRequest} bytes`)) };
       }
       if (lf < 0) {
         this.partial.push(piece);
@@ -88,19 +85,17 @@ export class PolicyDecoder {
       at = lf + 1;
       this.requestSize += raw.length + 1;
       const err = this.line(raw, requests);
-      if (err) return this.fail(requests, err);
+      if (err) return { requests, error: this.fail(err) };
     }
     return { requests };
   }
 
-  /** The MTA closed the connection: an unfinished request is an error. */
-  end(): PolicyProtocolError | undefined {
-    if (this.failure) return this.failure;
-    if (this.attrs.size > 0 || this.partialSize > 0) {
-      this.failure = new PolicyProtocolError('truncated', 'stream ended inside a request');
-      this.reset();
-    }
-    return this.failure;
+  protected override unfinished(): boolean {
+    return this.attrs.size > 0 || this.partialSize > 0;
+  }
+
+  protected override truncated(): PolicyProtocolError {
+    return new PolicyProtocolError('truncated', 'stream ended inside a request');
   }
 
   private line(raw: Buffer, out: PolicyRequest[]): PolicyProtocolError | undefined {
@@ -123,13 +118,7 @@ export class PolicyDecoder {
     return undefined;
   }
 
-  private fail(requests: PolicyRequest[], err: PolicyProtocolError): PolicyDecodeResult {
-    this.failure = err;
-    this.reset();
-    return { requests, error: err };
-  }
-
-  private reset(): void {
+  protected override drop(): void {
     this.partial = [];
     this.partialSize = 0;
     this.attrs = new Map();

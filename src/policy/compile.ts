@@ -2,8 +2,9 @@
  * Compiles the config's policies into per-stage rule lists: CIDR lists parsed once, reply
  * texts parsed once, series types resolved. Done at start-up and on reload, never per event.
  */
-import type { Action, Config, PolicyConfig, Stage } from '../config/schema.js';
-import { isSessionGauge, monitorSeries, SESSION_GAUGES, STAGES } from '../config/schema.js';
+import { seriesCatalogue, type SeriesCatalogue } from '../config/catalogue.js';
+import type { Config, PolicyConfig } from '../config/types.js';
+import { type Action, type Stage, isSessionGauge, SESSION_GAUGES, STAGES } from '../config/vocabulary.js';
 import type { SeriesType } from '../series/types.js';
 import type { ClientAddress } from '../series/address.js';
 import { PrefixSet } from '../series/prefix-set.js';
@@ -44,21 +45,14 @@ export function cidrMatcher(list: readonly string[]): CidrMatcher {
   return (client) => set.has(client);
 }
 
-export function seriesTypes(config: Config): Map<string, { type: SeriesType; interval: number }> {
-  const m = new Map<string, { type: SeriesType; interval: number }>();
-  for (const s of Object.values(config.series)) m.set(s.name, { type: s.type, interval: s.interval });
-  for (const s of monitorSeries(config.monitors)) m.set(s.name, { type: s.type, interval: s.interval });
-  return m;
-}
-
 export function compilePolicies(config: Config): CompiledPolicies {
-  const types = seriesTypes(config);
+  const types = seriesCatalogue(config).types;
   const out = Object.fromEntries(STAGES.map((s) => [s, [] as CompiledPolicy[]])) as CompiledPolicies;
   for (const p of config.policies) out[p.on].push(compileOne(p, types));
   return out;
 }
 
-function compileOne(p: PolicyConfig, types: Map<string, { type: SeriesType; interval: number }>): CompiledPolicy {
+function compileOne(p: PolicyConfig, types: SeriesCatalogue['types']): CompiledPolicy {
   const c: CompiledPolicy = {
     name: p.name,
     stage: p.on,

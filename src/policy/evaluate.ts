@@ -2,7 +2,7 @@
  * The policy engine: a pure function of compiled rules, the event context and counts.
  * Counts are fetched by the caller (one round trip for all rules of a stage) and passed in.
  */
-import type { Stage } from '../config/schema.js';
+import type { Stage } from '../config/vocabulary.js';
 import type { CompiledPolicy } from './compile.js';
 import { MAX_STRING_KEY_LENGTH } from '../series/string-series.js';
 import type { ClientAddress } from '../series/address.js';

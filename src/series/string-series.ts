@@ -1,7 +1,8 @@
 /** `string` series: exact-match keys (HELO name, sender domain, AUTH user, …). */
 import type { Clock } from './clock.js';
 import { InvalidKeyError } from '../errors.js';
-import { KIND_LEAF, WindowedSeries } from './windowed.js';
+import { KIND_LEAF } from './entry-table.js';
+import { WindowedSeries } from './windowed.js';
 import { TopK } from './topk.js';
 import type { SeriesDefinition, TopEntry, TopOptions } from './types.js';
 

@@ -1,3 +1,5 @@
+import type { Family } from './address.js';
+
 export type SeriesType = 'cidr' | 'cidr_ipv6' | 'string';
 export type Replicate = 'none' | 'cluster' | 'manager';
 
@@ -63,3 +65,6 @@ export interface SeriesSnapshot {
 }
 
 export const DEFAULT_MAX_KEYS = 1_000_000;
+
+/** Prefix lengths a cidr series keeps as aggregates unless its definition says otherwise. */
+export const DEFAULT_LEVELS: Readonly<Record<Family, readonly number[]>> = { 4: [8, 16, 24], 6: [32, 48, 56, 64] };

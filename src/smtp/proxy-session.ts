@@ -7,12 +7,13 @@
  */
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
-import type { Stage } from '../config/schema.js';
+import type { Stage } from '../config/vocabulary.js';
 import { MessageAbortedError, RelayError } from '../errors.js';
 import type { GatewayEvents, RelayCommand } from '../events.js';
 import { parseClientAddress } from '../series/address.js';
 import { setRecipient, setSender, type Session, type SessionEngine, type Verdict } from '../audit/session.js';
-import type { AuthenticatedRelay, MailFromParams, Relay, RelayAuthResult, RelayTransaction, SmtpReply } from './relay.js';
+import type { SmtpReply } from './relay/backend-client.js';
+import type { AuthenticatedRelay, MailFromParams, Relay, RelayAuthResult, RelayTransaction } from './relay/types.js';
 import { replyError, smtpError, type SmtpError } from './smtp-error.js';
 
 export type AuthResult = 'ok' | 'failed' | 'refused' | 'tempfail';

@@ -2,41 +2,19 @@
  * Builds the store the gateway uses: series with replicate: none live in the memory store;
  * series with replicate: cluster | manager go through the Redis store (see redis-store.ts).
  * The result routes each call by series name; countMany/addMany split and merge in order.
+ * createRedisView: a central view that reads every replicated series straight from Redis (admin tools).
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import { replicatedSeries } from '../config/catalogue.js';
+import type { Config } from '../config/types.js';
+import { StoreError } from '../errors.js';
 import type { Clock } from '../series/clock.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import { MemoryStore } from './memory-store.js';
-import { replicatedSeries } from './redis-layout.js';
-import { RedisSeriesStore, type RedisStoreOptions } from './redis-store.js';
-import type { AddOp, CountQuery, SeriesStore } from './types.js';
-
-export interface StoreStatus {
-  kind: string;
-  /** ok: every series is served by its store; fallback: Redis is unreachable, counting locally. */
-  state: 'ok' | 'fallback';
-  /** Epoch ms when the current state began. */
-  since: number;
-  errors: number;
-  /** Adds waiting to be shipped to Redis. */
-  pending: number;
-  /** Adds counted locally only because the merge buffer was full (this outage). */
-  dropped?: number;
-  /**
-   * Adds Redis did not store because the window's leaf hash of that series already held
-   * max_keys keys (new keys only; prefix aggregates counted them), since start.
-   */
-  capped?: number;
-  /** The last Redis failure, e.g. "count: Command timed out". */
-  lastError?: string;
-  onError?: 'local' | 'accept' | 'tempfail';
-}
-
-export interface ManagedStore extends SeriesStore {
-  status(): StoreStatus;
-}
+import type { RedisStoreOptions } from './redis-link.js';
+import { RedisSeriesStore } from './redis-store.js';
+import type { AddOp, CountQuery, ManagedStore, SeriesStore, StoreStatus } from './types.js';
 
 export interface StoreContext {
   config: Config;
@@ -153,8 +131,38 @@ export async function createStore(ctx: StoreContext): Promise<ManagedStore> {
     logger: ctx.logger,
     registry: ctx.registry,
     onError: store.on_error,
-    maxDelay: store.max_delay,
+    maxDelayMs: store.max_delay * 1000,
     maxPending: store.max_pending,
   });
   return new RoutingStore(memory, redis);
+}
+
+export interface RedisViewOptions {
+  clock: Clock;
+  logger?: Logger;
+  keyPrefix?: string;
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * A central view of the cluster: reads every replicated series of `config` (cluster and
+ * manager) straight from Redis, e.g. for an admin tool or the CLI pointed at the shared store.
+ * Redis unavailable is a StoreError (there is no local data to fall back to).
+ */
+export async function createRedisView(config: Config, opts: RedisViewOptions): Promise<RedisSeriesStore> {
+  if (config.store.redis === undefined) throw new StoreError('store.redis is not set: there is no shared store to view');
+  return RedisSeriesStore.connect({
+    redis: config.store.redis,
+    series: replicatedSeries(config),
+    clock: opts.clock,
+    central: true,
+    onError: 'tempfail',
+    maxDelayMs: config.store.max_delay * 1000,
+    maxPending: config.store.max_pending,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.keyPrefix !== undefined ? { keyPrefix: opts.keyPrefix } : {}),
+    ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
+    ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+  });
 }

@@ -20,9 +20,8 @@
  * touch all of them. Every key expires `ttlSeconds` after its last write: the series coverage
  * (interval × windows) plus a margin.
  */
-import type { Config } from '../config/schema.js';
 import { FAMILY_BITS, type Family } from '../series/address.js';
-import { DEFAULT_MAX_KEYS, type SeriesType } from '../series/types.js';
+import type { SeriesType } from '../series/types.js';
 
 export type ReplicateMode = 'cluster' | 'manager';
 
@@ -55,41 +54,6 @@ export function leafBitsOf(s: Pick<ReplicatedSeries, 'type' | 'store_prefix'>): 
   const f = familyOf(s.type);
   if (f === undefined) return 0;
   return s.store_prefix ?? FAMILY_BITS[f];
-}
-
-/**
- * The masks kept as aggregates in Redis for one series: /0 plus the mask of every policy that
- * counts this series, below the stored key length (longer masks are the leaves themselves).
- */
-export function aggregateMasks(config: Pick<Config, 'policies'>, s: Pick<ReplicatedSeries, 'name' | 'type' | 'store_prefix'>): number[] {
-  if (s.type === 'string') return [];
-  const leafBits = leafBitsOf(s);
-  const set = new Set<number>([0]);
-  for (const p of config.policies) {
-    if (p.series === s.name && p.mask !== undefined && p.mask < leafBits) set.add(p.mask);
-  }
-  return [...set].sort((a, b) => a - b);
-}
-
-/** Every series of the config with replicate: cluster | manager. */
-export function replicatedSeries(config: Pick<Config, 'series' | 'policies'>): ReplicatedSeries[] {
-  const out: ReplicatedSeries[] = [];
-  for (const s of Object.values(config.series)) {
-    if (s.replicate === 'none') continue;
-    const r: ReplicatedSeries = {
-      name: s.name,
-      type: s.type,
-      interval: s.interval,
-      windows: s.windows,
-      replicate: s.replicate,
-      max_keys: s.max_keys ?? DEFAULT_MAX_KEYS,
-      masks: [],
-    };
-    if (s.store_prefix !== undefined) r.store_prefix = s.store_prefix;
-    r.masks = aggregateMasks(config, r);
-    out.push(r);
-  }
-  return out;
 }
 
 /** Seconds a window key lives after its last write: coverage plus max(60 s, one interval). */

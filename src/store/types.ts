@@ -1,10 +1,11 @@
 /**
  * The store seam. Decisions ask for counts through this interface and await them, so the
  * in-process store (memory, the default) and the shared one (Redis, for replicate: cluster)
- * are interchangeable. Every store passes the contract suite in test/unit/store-contract.test.ts.
+ * are interchangeable. Every store passes the contract suite in test/unit/store/memory-store.test.ts.
  */
 import type { TopEntry, TopOptions } from '../series/types.js';
 import type { ClientAddress } from '../series/address.js';
+import type { StoreOnError } from '../config/vocabulary.js';
 
 export interface CountQuery {
   series: string;
@@ -39,4 +40,29 @@ export interface SeriesStore {
   removeItem(series: string, key: string): Promise<number>;
   top(series: string, opts?: TopOptions): Promise<TopEntry[]>;
   close(): Promise<void>;
+}
+
+export interface StoreStatus {
+  kind: string;
+  /** ok: every series is served by its store; fallback: Redis is unreachable, counting locally. */
+  state: 'ok' | 'fallback';
+  /** Epoch ms when the current state began. */
+  since: number;
+  errors: number;
+  /** Adds waiting to be shipped to Redis. */
+  pending: number;
+  /** Adds counted locally only because the merge buffer was full (this outage). */
+  dropped?: number;
+  /**
+   * Adds Redis did not store because the window's leaf hash of that series already held
+   * max_keys keys (new keys only; prefix aggregates counted them), since start.
+   */
+  capped?: number;
+  /** The last Redis failure, e.g. "count: Command timed out". */
+  lastError?: string;
+  onError?: StoreOnError;
+}
+
+export interface ManagedStore extends SeriesStore {
+  status(): StoreStatus;
 }

@@ -14,10 +14,11 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { parseConfigText } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/config/types.js';
 import { ManualClock } from '../../src/series/clock.js';
 import { SeriesRegistry } from '../../src/series/registry.js';
-import { createStore, type ManagedStore, type RedisTuning, type RoutingStore } from '../../src/store/create.js';
+import { createStore, type RedisTuning, type RoutingStore } from '../../src/store/create.js';
+import type { ManagedStore } from '../../src/store/types.js';
 
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 

@@ -1,5 +1,5 @@
 /**
- * The contract every SeriesStore passes (memory: test/unit/store-contract.test.ts; Redis:
+ * The contract every SeriesStore passes (memory: test/unit/store/memory-store.test.ts; Redis:
  * test/integration/redis-store.test.ts and redis-cluster.test.ts). A store is built with two
  * series: `conn` (cidr, 60 s × 4 windows) and `helo` (string, 60 s × 4 windows).
  */

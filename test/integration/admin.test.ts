@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/series/clock.js';
-import { seriesCommand, type CliIo } from '../../src/admin/cli-series.js';
+import { seriesCommand, type CliIo } from '../../src/cli/series.js';
 import { proxyV1, sendMail, SmtpTestClient, startBackend, startTestGateway, type Backend, type TestGateway } from '../helpers/smtp.js';
 
 const T0 = 1_800_000_000_000;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/series/clock.js';
-import { queryHistory } from '../../src/history.js';
+import { queryHistory } from '../../src/history/log-query.js';
 import { proxyV1, SmtpTestClient, startBackend, startTestGateway } from '../helpers/smtp.js';
 
 const T0 = 1_800_000_000_000;

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/series/clock.js';
 import { SeriesRegistry } from '../../src/series/registry.js';
 import type { CidrSeries, StringSeries } from '../../src/series/index.js';
-import { SeriesPersister } from '../../src/store/persist.js';
+import { SeriesPersister } from '../../src/history/persister.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const PERSIST_INTERVAL_MS = 200; // the child's intervalSec: 0.2

@@ -6,7 +6,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { StoreError } from '../../src/errors.js';
 import { ManualClock } from '../../src/series/clock.js';
-import { createRedisView, type RedisSeriesStore } from '../../src/store/redis-store.js';
+import { createRedisView } from '../../src/store/create.js';
+import type { RedisSeriesStore } from '../../src/store/redis-store.js';
 import { ttlSeconds } from '../../src/store/redis-layout.js';
 import {
   HAVE_REDIS,

@@ -6,8 +6,9 @@
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
-import { encodeData } from '../../src/smtp/data-normalize.js';
-import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay.js';
+import { encodeData } from '../../src/smtp/relay/data-normalize.js';
+import { createRelay } from '../../src/smtp/relay/create.js';
+import type { Relay, RelayTransaction } from '../../src/smtp/relay/types.js';
 import { startBdatBackend, type BdatBackend, type BdatBackendOptions } from '../helpers/bdat-backend.js';
 import { sendMail, startTestGateway } from '../helpers/smtp.js';
 
@@ -22,8 +23,8 @@ async function backend(opts: BdatBackendOptions = {}): Promise<BdatBackend> {
   return b;
 }
 
-function relayTo(b: BdatBackend, extra: { chunking?: boolean; timeout?: number } = {}): Relay {
-  const relay = createRelay({ kind: 'smtp', host: '127.0.0.1', port: b.port, timeout: extra.timeout ?? 5, pool_size: 2, hostname: 'gw.test', ...(extra.chunking === undefined ? {} : { chunking: extra.chunking }) });
+function relayTo(b: BdatBackend, extra: { chunking?: boolean; timeoutMs?: number } = {}): Relay {
+  const relay = createRelay({ kind: 'smtp', host: '127.0.0.1', port: b.port, timeoutMs: extra.timeoutMs ?? 5000, poolSize: 2, hostname: 'gw.test', ...(extra.chunking === undefined ? {} : { chunking: extra.chunking }) });
   cleanups.push(() => relay.close());
   return relay;
 }

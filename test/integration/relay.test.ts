@@ -6,9 +6,10 @@ import { PassThrough, Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
-import { BackendConnection } from '../../src/smtp/backend-client.js';
-import { encodeData } from '../../src/smtp/data-normalize.js';
-import { createRelay, type Relay, type RelayTransaction } from '../../src/smtp/relay.js';
+import { BackendConnection } from '../../src/smtp/relay/backend-client.js';
+import { encodeData } from '../../src/smtp/relay/data-normalize.js';
+import { createRelay } from '../../src/smtp/relay/create.js';
+import type { Relay, RelayTransaction } from '../../src/smtp/relay/types.js';
 import { waitFor } from '../helpers/wait.js';
 import { freePort } from '../helpers/redis.js';
 
@@ -183,13 +184,13 @@ async function startScripted(mode: ScriptMode): Promise<RawServer & { commands: 
   return { ...raw, commands };
 }
 
-function smtpRelay(port: number, extra: { timeout?: number; pool_size?: number } = {}): Relay {
+function smtpRelay(port: number, extra: { timeoutMs?: number; poolSize?: number } = {}): Relay {
   const relay = createRelay({
     kind: 'smtp',
     host: HOST,
     port,
-    timeout: extra.timeout ?? 5,
-    pool_size: extra.pool_size ?? 2,
+    timeoutMs: extra.timeoutMs ?? 5000,
+    poolSize: extra.poolSize ?? 2,
     hostname: 'gw.test',
   });
   cleanups.push(() => relay.close());
@@ -328,7 +329,7 @@ describe('smtp relay', () => {
 
   it('a backend that never greets times out with a 4xx RelayError', async () => {
     const s = await startScripted('silent');
-    const relay = smtpRelay(s.port, { timeout: 0.3 });
+    const relay = smtpRelay(s.port, { timeoutMs: 300 });
     const t0 = Date.now();
     await expectRelayError4xx(relay.begin({ clientAddress: '192.0.2.1' }));
     expect(Date.now() - t0).toBeLessThan(5000);
@@ -336,7 +337,7 @@ describe('smtp relay', () => {
 
   it('a backend that never answers the final dot times out with a 4xx, never 250', async () => {
     const s = await startScripted('silent-after-dot');
-    const relay = smtpRelay(s.port, { timeout: 0.3 });
+    const relay = smtpRelay(s.port, { timeoutMs: 300 });
     const tx = await relay.begin({ clientAddress: '192.0.2.1' });
     await envelope(tx, 'a@client.test', ['b@backend.test']);
     await expectRelayError4xx(tx.data(msg('Subject: x\r\n\r\nhi\r\n'), PREFIX));
@@ -346,7 +347,7 @@ describe('smtp relay', () => {
 
   it('a backend that closes mid-DATA gives a 4xx, never 250', async () => {
     const s = await startScripted('close-mid-data');
-    const relay = smtpRelay(s.port, { timeout: 2 });
+    const relay = smtpRelay(s.port, { timeoutMs: 2000 });
     const tx = await relay.begin({ clientAddress: '192.0.2.1' });
     await envelope(tx, 'a@client.test', ['b@backend.test']);
     const chunk = Buffer.alloc(64 * 1024, 'a');
@@ -362,7 +363,7 @@ describe('smtp relay', () => {
 
   it('a backend that closes right after the final dot gives a 4xx, never 250', async () => {
     const s = await startScripted('close-after-dot');
-    const relay = smtpRelay(s.port, { timeout: 2 });
+    const relay = smtpRelay(s.port, { timeoutMs: 2000 });
     const tx = await relay.begin({ clientAddress: '192.0.2.1' });
     await envelope(tx, 'a@client.test', ['b@backend.test']);
     await expectRelayError4xx(tx.data(msg('Subject: x\r\n\r\nhi\r\n'), PREFIX));
@@ -417,7 +418,7 @@ describe('smtp relay', () => {
 describe('smtp relay connection pool', () => {
   it('reuses one backend connection for sequential transactions', async () => {
     const backend = await startBackend();
-    const relay = smtpRelay(backend.port, { pool_size: 1 });
+    const relay = smtpRelay(backend.port, { poolSize: 1 });
     for (let i = 0; i < 3; i++) {
       const tx = await relay.begin({ clientAddress: '192.0.2.1' });
       await envelope(tx, `a${i}@client.test`, ['b@backend.test']);
@@ -431,7 +432,7 @@ describe('smtp relay connection pool', () => {
 
   it('pool_size 0 opens a connection per transaction', async () => {
     const backend = await startBackend();
-    const relay = smtpRelay(backend.port, { pool_size: 0 });
+    const relay = smtpRelay(backend.port, { poolSize: 0 });
     for (let i = 0; i < 2; i++) {
       const tx = await relay.begin({ clientAddress: '192.0.2.1' });
       await envelope(tx, 'a@client.test', ['b@backend.test']);

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
-import { aggregateMasks, replicatedSeries } from '../../src/store/redis-layout.js';
+import { aggregateMasks, replicatedSeries } from '../../src/config/catalogue.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dockerDir = path.join(root, 'docker');

@@ -1,0 +1,173 @@
+/**
+ * The normalized configuration: what parsing the YAML produces (durations in seconds, sizes in
+ * bytes, paths absolute, CIDRs normalized), deep-frozen by the loader. Keys keep their YAML
+ * names; runtime options (camelCase with units) are made from these where parts are built.
+ */
+import type { Replicate, SeriesType } from '../series/types.js';
+import type { Action, LOG_LEVELS, POLICY_MODES, Stage, StoreOnError } from './vocabulary.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface ServerConfig {
+  hostname: string;
+  listen: HostPort[];
+  /** Peers allowed to send a PROXY header, as normalized CIDR text (a bare IP becomes /32 or /128). */
+  proxy_protocol: string[];
+  /** Peers allowed to use XCLIENT, as normalized CIDR text. */
+  xclient: string[];
+  /** Absolute paths. */
+  tls?: { key: string; cert: string };
+  max_clients: number;
+  /** Bytes. */
+  max_message_size: number;
+  max_recipients: number;
+  /** MAIL commands per connection; more get a 421 and the connection closes. */
+  max_transactions: number;
+  /** 4xx/5xx replies per connection before a 421 and close. */
+  max_errors: number;
+  /** RSET, NOOP, VRFY, EXPN, HELP, HELO, EHLO per connection before each counts as an error. */
+  max_junk_commands: number;
+  /** Seconds. */
+  idle_timeout: number;
+  /**
+   * Seconds to wait before the 220 greeting; a client that talks before it gets 421 (early-talker /
+   * pregreet test). 0 greets as soon as the connect stage has decided.
+   */
+  greet_delay: number;
+  max_line_length: number;
+  banner?: string;
+  /**
+   * AUTH PLAIN / LOGIN offered to clients and checked by the backend: a session that
+   * authenticates keeps its own backend connection, authenticated as that user.
+   */
+  auth: { enabled: boolean; allow_plaintext: boolean };
+}
+
+/** Where accepted mail goes: a backend MTA (`smtp://`), or a directory of .eml files (`dir:`). */
+export type RelayConfig = SmtpRelayConfig | DirRelayConfig;
+
+/** The part of the relay config its URL gives. */
+export type RelayTarget = Pick<SmtpRelayConfig, 'url' | 'kind' | 'host' | 'port'> | Pick<DirRelayConfig, 'url' | 'kind' | 'dir'>;
+
+interface RelaySettings {
+  /** Normalized: `smtp://host:port` (IPv6 host in brackets) or `dir:/absolute/path`. */
+  url: string;
+  /** Seconds. */
+  timeout: number;
+  pool_size: number;
+  /** smtp only: send messages with BDAT (RFC 3030) when the backend offers CHUNKING. */
+  chunking: boolean;
+}
+
+export interface SmtpRelayConfig extends RelaySettings {
+  kind: 'smtp';
+  /** An IPv6 host without brackets. */
+  host: string;
+  port: number;
+}
+
+export interface DirRelayConfig extends RelaySettings {
+  kind: 'dir';
+  /** Absolute. */
+  dir: string;
+}
+
+export interface MonitorConfig {
+  /** Seconds per window. */
+  interval: number;
+  windows: number;
+  /** Canonical "interval,windows" text, the suffix of the monitor's series names. */
+  text: string;
+}
+
+export interface StoreConfig {
+  redis?: string | string[];
+  on_error: StoreOnError;
+  /** Seconds. */
+  max_delay: number;
+  max_pending: number;
+}
+
+export interface AdminConfig {
+  /** Undefined when the admin listener is disabled. */
+  listen?: HostPort;
+  token?: string;
+  /** Names accepted in the Host header besides IP literals (and localhost on loopback); lower case. */
+  hosts: string[];
+}
+
+export interface LogConfig {
+  level: (typeof LOG_LEVELS)[number];
+}
+
+export interface SeriesConfig {
+  name: string;
+  type: SeriesType;
+  /** Seconds per window. */
+  interval: number;
+  windows: number;
+  persist: boolean;
+  serialize: boolean;
+  replicate: Replicate;
+  store_prefix?: number;
+  max_keys?: number;
+}
+
+export interface RecordRule {
+  on: Stage;
+  series: string[];
+  key?: string;
+  count: number;
+}
+
+export interface PolicyConfig {
+  name: string;
+  on: Stage;
+  series?: string;
+  key?: string;
+  mask?: number;
+  /** [start, end] window range, inclusive. */
+  windows: [number, number];
+  above?: number;
+  /** Normalized CIDR text. */
+  client?: string[];
+  not_client?: string[];
+  action: Action;
+  /** Seconds (tarpit). */
+  delay?: number;
+  reply?: string;
+  mode: (typeof POLICY_MODES)[number];
+}
+
+export interface Config {
+  /** Absolute path of the loaded file. */
+  file: string;
+  /** Valid but probably unintended settings, as `file:line:col key: message` (check-config prints them). */
+  warnings: string[];
+  server: ServerConfig;
+  relay: RelayConfig;
+  /** Absolute. */
+  state_dir: string;
+  /** Absolute. */
+  log_dir: string;
+  /** Seconds. */
+  persist_interval: number;
+  /** Seconds. */
+  log_retention: number;
+  monitors: MonitorConfig[];
+  store: StoreConfig;
+  admin: AdminConfig;
+  log: LogConfig;
+  series: Record<string, SeriesConfig>;
+  record: RecordRule[];
+  policies: PolicyConfig[];
+}
+
+/** One problem, located by its key path in the raw document. */
+export interface PathProblem {
+  path: Array<string | number>;
+  message: string;
+}
