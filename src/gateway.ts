@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { seriesCatalogue } from './config/catalogue.js';
-import type { Config, HostPort } from './config/types.js';
+import type { Config, HostPort, RelayConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { createStore, RoutingStore } from './store/create.js';
@@ -14,6 +14,7 @@ import { SessionTracker } from './audit/sessions.js';
 import { SessionEngine } from './audit/session.js';
 import { GatewayEvents } from './events.js';
 import { createRelay } from './smtp/relay/create.js';
+import { NoRelay } from './smtp/relay/none.js';
 import type { Relay, RelayOptions } from './smtp/relay/types.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
@@ -30,15 +31,15 @@ export interface GatewayOptions {
 }
 
 /** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
-export function relayOptions(config: Config, logger: Logger): RelayOptions {
-  const r = config.relay;
+export function relayOptions(r: RelayConfig, config: Config, logger: Logger): RelayOptions {
   const hostname = config.server.hostname;
   if (r.kind === 'dir') return { kind: 'dir', dir: r.dir, hostname, logger };
   return { kind: 'smtp', host: r.host, port: r.port, timeoutMs: r.timeout * 1000, poolSize: r.pool_size, chunking: r.chunking, hostname, logger };
 }
 
+/** The configured relay; without one (server.listen: [], no SMTP proxy) a NoRelay that refuses with 451. */
 export function relayFor(config: Config, logger: Logger): Relay {
-  return createRelay(relayOptions(config, logger));
+  return config.relay ? createRelay(relayOptions(config.relay, config, logger)) : new NoRelay();
 }
 
 export class Gateway implements AdminView {
@@ -94,7 +95,7 @@ export class Gateway implements AdminView {
       await this.close(0).catch(() => {});
       throw err;
     }
-    this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: this.config.relay.url, series: this.registry.list().length }, 'auditgate listening');
+    this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: this.config.relay?.url, series: this.registry.list().length }, 'auditgate listening');
   }
 
   /** Where the admin listener is bound (port 0 resolved), or undefined when disabled. */

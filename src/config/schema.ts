@@ -8,13 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { SERIES_TYPES, type SeriesType } from '../series/types.js';
-import type { AdminConfig, PolicyConfig, RecordRule, RelayConfig, ServerConfig, StoreConfig } from './types.js';
+import type { AdminConfig, MtaFrontConfig, PolicyConfig, RecordRule, RelayConfig, ServerConfig, StoreConfig } from './types.js';
 import {
   ValueProblem,
   parseAdminHost,
   parseCidr,
   parseDurationValue,
   parseHostPort,
+  parseListenAddress,
   parseMonitor,
   parseRedisSetting,
   parseRelayUrl,
@@ -71,7 +72,8 @@ export function serverSchema(baseDir: string) {
       hostname: nonEmpty()
         .regex(/^\S+$/, { message: 'a host name has no spaces' })
         .default(() => os.hostname()),
-      listen: listOf(hostPort(), 1, 'needs at least one "host:port"').default(() => [parseHostPort(DEFAULTS.listen)]),
+      // [] runs no SMTP proxy (the milter or policy service front must then be configured)
+      listen: listOf(hostPort()).default(() => [parseHostPort(DEFAULTS.listen)]),
       proxy_protocol: cidrList().default(() => []),
       xclient: cidrList().default(() => []),
       tls: z.strictObject({ key: resolvePath(baseDir), cert: resolvePath(baseDir) }).optional(),
@@ -102,6 +104,18 @@ export function relaySchema(baseDir: string) {
       chunking: z.boolean().default(true),
     })
     .transform(({ url, timeout, pool_size, chunking }): RelayConfig => dropUndefined({ ...url, timeout, pool_size, chunking }));
+}
+
+/** `milter:` and `policy_service:` — the fronts an MTA calls; absent when the section is. */
+export function mtaFrontSchema(baseDir: string) {
+  return z
+    .strictObject({
+      listen: listOf(custom((v) => parseListenAddress(v, baseDir)), 1, 'needs at least one "host:port" or "unix:/path" (leave the section out to run no such front)'),
+      max_connections: int(1).default(DEFAULTS.mta_max_connections),
+      idle_timeout: duration({ positive: true }).default(DEFAULTS.mta_idle_timeout),
+    })
+    .transform((f): MtaFrontConfig => f)
+    .optional();
 }
 
 export const monitorsSchema = z.array(custom(parseMonitor)).default(() => []);
@@ -171,7 +185,9 @@ export const policySchema = z
 export function topLevelSchemas(baseDir: string) {
   return {
     server: serverSchema(baseDir),
-    relay: relaySchema(baseDir),
+    relay: relaySchema(baseDir).optional(),
+    milter: mtaFrontSchema(baseDir),
+    policy_service: mtaFrontSchema(baseDir),
     state_dir: resolvePath(baseDir).default(path.resolve(baseDir, DEFAULTS.state_dir)),
     log_dir: resolvePath(baseDir).default(path.resolve(baseDir, DEFAULTS.log_dir)),
     persist_interval: duration({ positive: true }).default(DEFAULTS.persist_interval),

@@ -44,7 +44,7 @@ export interface RelayTransaction {
 }
 
 export interface RelayStats {
-  kind: 'smtp' | 'dir';
+  kind: 'smtp' | 'dir' | 'none';
   /** Idle pooled connections (always 0 for dir). */
   idle: number;
   /** Transactions begun and not yet released / aborted. */
