@@ -1,10 +1,11 @@
 /**
- * Composition root: series registry from config, store, recorder, relay, SMTP front; reload
- * and drain. Persistence, serialized logs and the admin API hang off the same object.
+ * Composition root: series registry from config, store, recorder, relay, the fronts (SMTP
+ * proxy, milter, policy service: one engine for all); reload and drain. Persistence,
+ * serialized logs and the admin API hang off the same object.
  */
 import type { Logger } from 'pino';
 import { seriesCatalogue } from './config/catalogue.js';
-import type { Config, HostPort, RelayConfig } from './config/types.js';
+import type { Config, HostPort, ListenAddress, RelayConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { createStore, RoutingStore } from './store/create.js';
@@ -19,10 +20,14 @@ import type { Relay, RelayOptions } from './smtp/relay/types.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
+import { formatListenAddress } from './config/values.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
 import { SeriesPersister } from './history/persister.js';
 import { SeriesLogWriter } from './history/log-writer.js';
+import type { MtaListener } from './mta/listener.js';
+import { createMilterFront } from './milter/front.js';
+import { createPolicyFront } from './policy-service/front.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -54,6 +59,10 @@ export class Gateway implements AdminView {
   readonly events = new GatewayEvents();
   relay!: Relay;
   front!: SmtpFront;
+  /** The milter front, when config.milter is set. */
+  milter: MtaListener | undefined;
+  /** The policy-service front, when config.policy_service is set. */
+  policyService: MtaListener | undefined;
   /** The admin HTTP listener, when config.admin.listen is set. */
   admin: AdminServer | undefined;
   readonly startedAt: number;
@@ -85,6 +94,7 @@ export class Gateway implements AdminView {
         logger: this.logger,
       });
       await this.front.listen(this.config.server.listen);
+      await this.startMtaFronts();
       if (this.config.admin.listen) {
         const admin = new AdminServer(this, this.config.admin.listen);
         await admin.listen();
@@ -95,7 +105,39 @@ export class Gateway implements AdminView {
       await this.close(0).catch(() => {});
       throw err;
     }
-    this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: this.config.relay?.url, series: this.registry.list().length }, 'auditgate listening');
+    const mta = (f: MtaListener | undefined) => f?.addresses().map(formatListenAddress);
+    this.logger.info(
+      { listen: this.front.addresses(), milter: mta(this.milter), policy_service: mta(this.policyService), admin: this.admin?.address(), relay: this.config.relay?.url, series: this.registry.list().length },
+      'auditgate listening',
+    );
+  }
+
+  /** The milter and policy-service fronts the config asks for, on the same engine as the SMTP proxy. */
+  private async startMtaFronts(): Promise<void> {
+    const { milter, policy_service } = this.config;
+    const deps = { engine: this.engine, logger: this.logger, clock: this.clock };
+    if (milter) {
+      this.milter = createMilterFront({ ...deps, settings: () => this.config.milter });
+      await this.milter.listen(milter.listen);
+    }
+    if (policy_service) {
+      this.policyService = createPolicyFront({ ...deps, settings: () => this.config.policy_service });
+      await this.policyService.listen(policy_service.listen);
+    }
+  }
+
+  /** Where the milter listens (port 0 resolved), [] without a milter front. */
+  milterAddresses(): ListenAddress[] {
+    return this.milter?.addresses() ?? [];
+  }
+
+  /** Where the policy service listens (port 0 resolved), [] without one. */
+  policyAddresses(): ListenAddress[] {
+    return this.policyService?.addresses() ?? [];
+  }
+
+  mtaFronts(): MtaListener[] {
+    return [this.milter, this.policyService].filter((f): f is MtaListener => f !== undefined);
   }
 
   /** Where the admin listener is bound (port 0 resolved), or undefined when disabled. */
@@ -142,6 +184,9 @@ export class Gateway implements AdminView {
   async reload(config: Config): Promise<void> {
     const needsRestart: string[] = [];
     if (JSON.stringify(config.server.listen) !== JSON.stringify(this.config.server.listen)) needsRestart.push('server.listen');
+    for (const key of ['milter', 'policy_service'] as const) {
+      if (JSON.stringify(config[key]?.listen ?? null) !== JSON.stringify(this.config[key]?.listen ?? null)) needsRestart.push(`${key}.listen`);
+    }
     if (JSON.stringify(config.store.redis ?? null) !== JSON.stringify(this.config.store.redis ?? null)) needsRestart.push('store.redis');
     const catalogue = seriesCatalogue(config);
     if (catalogue.replicated.length > 0 && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
@@ -182,6 +227,7 @@ export class Gateway implements AdminView {
   /** Stops accepting, drains sessions, closes relay and store. */
   async close(drainMs = 10_000): Promise<void> {
     await this.admin?.close().catch(() => {});
+    await Promise.all(this.mtaFronts().map((f) => f.close()));
     await this.front?.close(drainMs);
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));

@@ -14,6 +14,7 @@ import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
+import type { MtaFrontKind, MtaFrontStats } from '../mta/listener.js';
 
 export interface AdminView {
   /** The current configuration (a reload replaces it). */
@@ -36,6 +37,8 @@ export interface AdminView {
   readonly relay: { stats(): RelayStats };
   /** Relay latency and other gateway-wide events. */
   readonly events: GatewayEvents;
+  /** The milter and policy-service fronts that run, with their counters. */
+  mtaFronts(): ReadonlyArray<{ readonly kind: MtaFrontKind; readonly stats: MtaFrontStats }>;
   /** Undefined before persistence started. */
   readonly persister: { stats(): PersistStats } | undefined;
 }

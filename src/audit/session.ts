@@ -39,6 +39,8 @@ export interface Session {
   rcptDomain?: string;
   /** Recipients accepted in the current transaction. */
   rcpts: string[];
+  /** Bytes of the current message, when the front's protocol tells it (policy `size`, milter `{msg_size}`). */
+  messageSize?: number;
   /** The authenticated user, when there is one. */
   authUser?: string;
   /** An accept policy at connect trusts the session: later stages record but skip policies. */
@@ -83,6 +85,24 @@ export function setSender(s: Session, address: string): void {
   s.rcptDomain = undefined;
 }
 
+/** The transaction ended (milter ABORT, RSET): the session goes on without sender or recipients. */
+export function endTransaction(s: Session): void {
+  s.mailFrom = undefined;
+  s.mailFromDomain = undefined;
+  s.rcpt = undefined;
+  s.rcptDomain = undefined;
+  s.rcpts = [];
+  s.messageSize = undefined;
+}
+
+/**
+ * Fronts whose sessions count in the concurrent-sessions gauge (`sessions`, `sessions6`): those
+ * that see a session end (SMTP: the connection closes; milter: QUIT, QUIT_NC or a dropped MTA
+ * connection). Postfix's policy delegation never says that a session ended, so policy-service
+ * sessions are not counted there (they would only ever pile up).
+ */
+const GAUGED: Readonly<Record<FrontKind, boolean>> = { smtp: true, milter: true, policy: false };
+
 /** The recipient the next rcpt event is about. */
 export function setRecipient(s: Session, address: string): void {
   [s.rcpt, s.rcptDomain] = splitAddress(address);
@@ -114,7 +134,7 @@ export class SessionEngine {
   constructor(private readonly deps: EngineDeps) {}
 
   open(front: FrontKind, cid: string, client: ClientAddress | undefined): Session {
-    this.deps.sessions.opened(client);
+    if (GAUGED[front]) this.deps.sessions.opened(client);
     return { cid, front, tag: `${cid}@${this.deps.hostname()}`, client, rcpts: [], trusted: false, closed: false };
   }
 
@@ -131,7 +151,7 @@ export class SessionEngine {
   close(s: Session): void {
     if (s.closed) return;
     s.closed = true;
-    this.deps.sessions.closed(s.client);
+    if (GAUGED[s.front]) this.deps.sessions.closed(s.client);
   }
 
   /**
