@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { HostPort, ListenAddress } from './config/types.js';
 import { formatListenAddress } from './config/values.js';
 import { ListenError } from './errors.js';
@@ -33,7 +34,8 @@ export async function listenOn(server: net.Server, at: ListenAddress, key: strin
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       let reason = (err.code && REASONS[err.code]) ?? err.message;
-      if ('path' in at && err.code === 'EACCES') reason = 'permission denied';
+      // libuv reports a missing directory as EACCES too
+      if ('path' in at && err.code === 'EACCES') reason = fs.existsSync(path.dirname(at.path)) ? 'permission denied' : 'no such directory';
       reject(fail(reason, err));
     };
     server.once('error', onError);
@@ -55,16 +57,16 @@ export async function listenOn(server: net.Server, at: ListenAddress, key: strin
 }
 
 /** Removes a socket file nobody answers on; refuses a live socket or a file that is no socket. */
-async function clearStaleSocket(path: string, fail: (reason: string, cause?: unknown) => ListenError): Promise<void> {
+async function clearStaleSocket(file: string, fail: (reason: string, cause?: unknown) => ListenError): Promise<void> {
   let st: fs.Stats;
   try {
-    st = fs.lstatSync(path);
+    st = fs.lstatSync(file);
   } catch {
     return; // nothing there (a missing directory is reported by the bind)
   }
   if (!st.isSocket()) throw fail('the path exists and is not a socket');
   const answered = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(path);
+    const probe = net.connect(file);
     probe.once('connect', () => {
       probe.destroy();
       resolve(true);
@@ -73,7 +75,7 @@ async function clearStaleSocket(path: string, fail: (reason: string, cause?: unk
   });
   if (answered) throw fail('address already in use (a process answers on this socket)');
   try {
-    fs.unlinkSync(path);
+    fs.unlinkSync(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fail(`cannot remove the stale socket: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
   }
