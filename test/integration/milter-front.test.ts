@@ -32,8 +32,6 @@ policies:
   - { name: watch-helo, on: helo, client: [192.0.2.77/32], action: reject, mode: shadow }
 `;
 
-const CID = /\[[0-9a-f]{12}@gw\.test\]$/;
-
 describe('milter front (simulated MTA)', () => {
   let gw: FrontsGateway;
   const clients: MilterClient[] = [];
