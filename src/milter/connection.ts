@@ -80,6 +80,11 @@ export class MilterConnection extends MtaConnection<MilterCommand> {
     this.endSession();
   }
 
+  /** An MTA that closed its side is gone (milter MTAs never half-close while they wait). */
+  protected answersAfterEnd(): boolean {
+    return false;
+  }
+
   protected handle(c: MilterCommand): void | Promise<void> {
     if (c.type === 'optneg') return this.negotiate(c);
     const n = this.negotiation;

@@ -2,9 +2,13 @@
  * One MTA connection of a milter or policy-service front: what both protocols share.
  *
  * - Items (milter commands, policy requests) are decoded as bytes arrive and handled one at a
- *   time, in order: while one waits for the engine (counts from Redis) or for a tarpit, the
- *   socket is paused, so an MTA cannot queue more than one read's worth, and answers go out in
- *   the order asked.
+ *   time, in order: while one waits for the engine (counts from Redis) or for a tarpit, later
+ *   ones wait in a queue, and answers go out in the order asked. Reading goes on meanwhile (so
+ *   an MTA that leaves is noticed at once) until MAX_QUEUED items wait; then the socket is
+ *   paused until the queue drains (only an MTA pipelining far ahead gets there).
+ * - The MTA closing its side: a milter connection is over (the MTA is gone); a policy client
+ *   may half-close after its request (Exim's ${readsocket} does), so its answers are still
+ *   written before our side closes.
  * - A malformed stream (the codec's typed error) closes this connection with one log line;
  *   every other connection goes on.
  * - idle_timeout of silence from the MTA closes the connection; it does not run while the
@@ -51,9 +55,15 @@ export function andThen<T, R>(x: T | Promise<T>, fn: (v: T) => R | Promise<R>): 
   return x instanceof Promise ? x.then(fn) : fn(x);
 }
 
+/** Items waiting while one is handled before reading pauses. */
+export const MAX_QUEUED = 16;
+
 export abstract class MtaConnection<Item> {
   private queue: Item[] = [];
   private busy = false;
+  private paused = false;
+  /** The MTA closed its side; ours follows once every answer is written. */
+  private peerEnded = false;
   private readonly holds = new Set<Hold>();
   protected closed = false;
 
@@ -80,6 +90,8 @@ export abstract class MtaConnection<Item> {
   protected abstract release(): void;
   /** What log lines say about this connection (cid, client). */
   protected abstract describe(): Record<string, unknown>;
+  /** Whether answers are still owed after the MTA closed its side (a half-close), or the connection is over. */
+  protected abstract answersAfterEnd(): boolean;
 
   /** Writes an answer unless the MTA is gone. */
   protected write(buf: Buffer): void {
@@ -141,15 +153,19 @@ export abstract class MtaConnection<Item> {
     if (this.closed) return;
     const r = this.decode(chunk);
     for (const item of r.items) this.queue.push(item);
-    if (r.error) this.protocolError(r.error);
-    else this.pump();
+    if (r.error) return this.protocolError(r.error);
+    this.pump();
+    if (this.queue.length > MAX_QUEUED && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
   }
 
   /** Handles queued items in order; an async one pauses the socket until it settles. */
   private pump(): void {
     while (!this.busy && !this.closed) {
       const item = this.queue.shift();
-      if (item === undefined) return;
+      if (item === undefined) return this.drained();
       let r: void | Promise<void>;
       try {
         r = this.handle(item);
@@ -159,17 +175,24 @@ export abstract class MtaConnection<Item> {
       }
       if (r instanceof Promise) {
         this.busy = true;
-        this.socket.pause();
         this.socket.setTimeout(0);
         r.catch((err: unknown) => this.fault(err)).finally(() => {
           this.busy = false;
           if (this.closed) return;
-          this.socket.resume();
           this.armIdle();
           this.pump();
         });
       }
     }
+  }
+
+  /** Nothing waits: read again if paused; close our side if the MTA closed its own. */
+  private drained(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    if (this.peerEnded) this.socket.end();
   }
 
   /** A bug or an unexpected failure while handling: logged as the gateway's fault; the MTA applies its default action. */
@@ -189,10 +212,16 @@ export abstract class MtaConnection<Item> {
     this.socket.destroy();
   }
 
-  /** The MTA closed its side (our side follows: allowHalfOpen is off). */
+  /** The MTA closed its side: a stream cut inside an item is malformed; else answer what is owed, or go. */
   private ended(): void {
     const err = this.finish();
-    if (err) this.protocolError(err);
+    if (err) return this.protocolError(err);
+    if (!this.answersAfterEnd()) {
+      this.socket.destroy();
+      return;
+    }
+    this.peerEnded = true;
+    if (!this.busy && this.queue.length === 0) this.socket.end();
   }
 
   private gone(): void {

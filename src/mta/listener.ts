@@ -61,7 +61,8 @@ export class MtaListener {
   /** Binds every address; a failure closes what was bound and names the key and the address. */
   async listen(addresses: readonly ListenAddress[]): Promise<void> {
     for (const a of addresses) {
-      const server = net.createServer((socket) => this.accept(socket));
+      // half-open: a policy client may shut down its side after its request and still read the answer
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
       try {
         await listenOn(server, a, `${this.opts.key}.listen`);
       } catch (err) {

@@ -67,6 +67,11 @@ export class PolicyConnection extends MtaConnection<PolicyRequest> {
   /** Sessions outlive the connection (Postfix may ask about one over another connection). */
   protected release(): void {}
 
+  /** Exim's ${readsocket} shuts its side down after the request and then reads the answer. */
+  protected answersAfterEnd(): boolean {
+    return true;
+  }
+
   protected handle(q: PolicyRequest): void | Promise<void> {
     this.deps.stats.events++;
     const stage = protocolStateToStage(q.protocol_state);

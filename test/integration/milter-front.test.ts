@@ -27,6 +27,7 @@ policies:
   - { name: trusted, on: connect, client: [198.51.100.0/24], action: accept }
   - { name: conn32, on: connect, series: conn, mask: 32, above: 2, action: tempfail, client: [192.0.2.0/24] }
   - { name: conn64, on: connect, series: conn6, mask: 64, above: 2, action: tempfail }
+  - { name: slower-mail, on: mail, client: [203.0.113.6/32], action: tarpit, delay: 60s }
   - { name: slow-mail, on: mail, client: [203.0.113.0/24], action: tarpit, delay: 2500ms }
   - { name: no-rcpt, on: rcpt, series: rcpts, mask: 32, above: 1, action: reject }
   - { name: watch-helo, on: helo, client: [192.0.2.77/32], action: reject, mode: shadow }
@@ -128,12 +129,14 @@ describe('milter front (simulated MTA)', () => {
     expect(stats().holding).toBe(0);
   });
 
-  it('an MTA that leaves during a tarpit frees its timers and its session at once', async () => {
-    const c = await negotiated();
-    void milterSession(c, { client: '203.0.113.6' }).catch(() => []);
-    await waitFor(() => stats().holding === 1 && gw.gateway.sessions.count('203.0.113.6') === 1);
-    c.socket.resetAndDestroy();
-    await waitFor(() => stats().holding === 0 && gw.gateway.sessions.count('203.0.113.6') === 0, 1000);
+  it('an MTA that leaves during a tarpit (reset or close) frees its timers and its session at once', async () => {
+    for (const leave of [(c: MilterClient) => c.socket.resetAndDestroy(), (c: MilterClient) => c.socket.end()]) {
+      const c = await negotiated();
+      void milterSession(c, { client: '203.0.113.6' }).catch(() => []);
+      await waitFor(() => stats().holding === 1 && gw.gateway.sessions.count('203.0.113.6') === 1);
+      leave(c);
+      await waitFor(() => stats().holding === 0 && gw.gateway.sessions.count('203.0.113.6') === 0, 1000);
+    }
   });
 
   it('ABORT ends the transaction, not the session; QUIT_NC ends the session and the connection carries the next one', async () => {

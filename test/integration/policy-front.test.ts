@@ -27,6 +27,7 @@ policies:
   - { name: conn24, on: connect, series: conn, mask: 24, above: 3, action: tempfail, client: [100.64.1.0/24] }
   - { name: conn64, on: connect, series: conn6, mask: 64, above: 2, action: tempfail }
   - { name: no-rcpt, on: rcpt, client: [198.51.100.0/24, 203.0.113.66/32], action: reject }
+  - { name: slower, on: rcpt, client: [203.0.113.6/32], action: tarpit, delay: 60s }
   - { name: slow, on: rcpt, client: [203.0.113.0/24], action: tarpit, delay: 1500ms }
   - { name: big-sender, on: mail, series: senders, key: "{mail_from}", above: 1, action: reject, mode: shadow }
 `;
@@ -109,12 +110,22 @@ describe('policy service front (simulated Postfix)', () => {
     expect(gw.gateway.policyService!.stats.holding).toBe(1);
     expect(await held).toBe('DUNNO');
     expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
-    // an MTA that leaves during the hold frees it at once
+    // an MTA that leaves (a reset) during a 60 s hold frees it at once
     const gone = await connect();
     void gone.ask(policyRequest('RCPT', '203.0.113.6', { recipient: 'r@example.net' })).catch(() => '');
     await waitFor(() => gw.gateway.policyService!.stats.holding === 1);
     gone.socket.resetAndDestroy();
     await waitFor(() => gw.gateway.policyService!.stats.holding === 0, 1000);
+  });
+
+  it("answers a client that half-closes after its request (Exim's ${readsocket}), after a tarpit too, then closes", async () => {
+    for (const client of ['192.0.2.90', '203.0.113.90']) {
+      const c = await connect();
+      const answer = c.ask(policyRequest('RCPT', client, { recipient: 'r@example.net' }));
+      c.socket.end();
+      expect(await answer).toBe('DUNNO');
+      await c.closed;
+    }
   });
 
   it('answers requests of one connection in order, each after the one before', async () => {
