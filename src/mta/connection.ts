@@ -11,8 +11,8 @@
  *   written before our side closes.
  * - A malformed stream (the codec's typed error) closes this connection with one log line;
  *   every other connection goes on.
- * - idle_timeout of silence from the MTA closes the connection; it does not run while the
- *   front itself is busy (a tarpit holding an answer back).
+ * - idle_timeout of silence from the MTA closes the connection; silence while the front itself
+ *   is busy (a tarpit holding an answer back) does not count.
  * - A tarpit holds an answer back on timers of this connection only; the MTA leaving frees
  *   them at once.
  */
@@ -175,12 +175,9 @@ export abstract class MtaConnection<Item> {
       }
       if (r instanceof Promise) {
         this.busy = true;
-        this.socket.setTimeout(0);
         r.catch((err: unknown) => this.fault(err)).finally(() => {
           this.busy = false;
-          if (this.closed) return;
-          this.armIdle();
-          this.pump();
+          if (!this.closed) this.pump();
         });
       }
     }
@@ -205,6 +202,7 @@ export abstract class MtaConnection<Item> {
     this.socket.setTimeout(this.deps.idleTimeout() * 1000);
   }
 
+  /** Silence past idle_timeout; while the front itself is busy it does not count (the answer's write starts the timer again). */
   private idle(): void {
     if (this.busy || this.closed) return;
     this.deps.stats.idleTimeouts++;
