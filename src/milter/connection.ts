@@ -5,7 +5,7 @@
  *
  *   CONNECT → connect · HELO → helo · MAIL → mail ({auth_authen} is {auth_user})
  *   RCPT → rcpt (a recipient the MTA itself rejected, sent with SMFIP_RCPT_REJ: rcpt_rejected)
- *   DATA → continue · end of message → data ({msg_size} when the MTA sends it), then receptions
+ *   DATA → continue · end of message → data ({msg_size} when the MTA sends it; Postfix has no such macro), then receptions
  *   ABORT → the transaction ends, the session goes on · QUIT / QUIT_NC / a dropped connection → the session ends
  *
  * Verdicts: continue and accept → SMFIR_CONTINUE (an accept at connect trusts the session in the
