@@ -14,6 +14,8 @@
  * and past `maxErrors` the connection gets a 421 and closes (Postfix's smtpd_hard_error_limit);
  * RSET, NOOP, VRFY, EXPN, HELP, HELO and EHLO past `maxJunkCommands` each count as an error
  * (Postfix's smtpd_junk_command_limit).
+ *
+ * The EHLO reply is trimmed by `HeloHook.extensions` (what the relay can pass on).
  */
 import type net from 'node:net';
 import type { SMTPServer } from 'smtp-server';
@@ -23,6 +25,8 @@ import type { SmtpError } from './smtp-error.js';
 export interface HeloHook {
   /** Decide on a HELO/EHLO the library accepted: call exactly one of proceed / refuse, now or later. */
   onHelo(conn: GatewayConnection, proceed: () => void, refuse: (err: SmtpError) => void): void;
+  /** The EHLO reply's lines (greeting line first) as the client is to see them. */
+  extensions(lines: string[]): string[];
 }
 
 export interface SessionLimits {
@@ -128,10 +132,13 @@ export class GatewayConnection extends SMTPConnection {
       return;
     }
     // the session's own server options (a reload builds new ones for new sessions only)
-    if (Array.isArray(reply[1]) && !this.secure && !this._server.options.allowInsecureAuth) {
-      // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
-      // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
-      reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));
+    if (Array.isArray(reply[1])) {
+      if (!this.secure && !this._server.options.allowInsecureAuth) {
+        // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
+        // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
+        reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));
+      }
+      reply[1] = this.hook.extensions(reply[1]);
     }
     this.hook.onHelo(
       this,

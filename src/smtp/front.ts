@@ -17,6 +17,7 @@ import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import type { Relay } from './relay/types.js';
 import { quietTranscript, smtpServerLogger } from './server-logger.js';
 import { GatewayConnection, type HeloHook } from './connection.js';
+import { advertisedExtensions } from './extensions.js';
 import { ProxySession, type ProxyStats } from './proxy-session.js';
 import { clientFault, endOnce } from './socket-errors.js';
 import { connectionId } from './connection-id.js';
@@ -73,6 +74,10 @@ export class SmtpFront {
       authOptional: true,
       disabledCommands: [...(s.auth.enabled ? [] : ['AUTH']), ...(s.tls ? [] : ['STARTTLS'])],
       authMethods: ['PLAIN', 'LOGIN'],
+      // the relay passes on no DSN parameters (RET, ENVID, NOTIFY, ORCPT) and no REQUIRETLS:
+      // offering them would promise what the backend never hears of
+      hideDSN: true,
+      hideREQUIRETLS: true,
       allowInsecureAuth: s.auth.allow_plaintext,
       disableReverseLookup: true,
       logger: smtpServerLogger(this.deps.logger.child({ component: 'smtp' })) as unknown as SMTPServerOptions['logger'],
@@ -254,6 +259,8 @@ export class SmtpFront {
       if (p) p.helo(conn.session, proceed, refuse);
       else proceed();
     },
+    // no more than every backend offers, as the relay last saw them
+    extensions: (lines) => advertisedExtensions(lines, this.deps.relay().capabilities()),
   };
 
   private onClose(session: SMTPServerSession): void {
