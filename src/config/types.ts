@@ -33,6 +33,12 @@ export interface ServerConfig {
   /** Seconds. */
   idle_timeout: number;
   /**
+   * Seconds a transaction may take, from the first byte of a command outside a transaction (its
+   * MAIL) to the final reply to its message; past it the client gets 421 and the connection
+   * closes, however steadily it trickles bytes.
+   */
+  max_transaction_time: number;
+  /**
    * Seconds to wait before the 220 greeting; a client that talks before it gets 421 (early-talker /
    * pregreet test). 0 greets as soon as the connect stage has decided.
    */

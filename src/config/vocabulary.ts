@@ -83,6 +83,7 @@ export const DEFAULTS = {
   max_errors: 20,
   max_junk_commands: 100,
   idle_timeout: 300,
+  max_transaction_time: 600,
   greet_delay: 0,
   max_line_length: 2048,
   relay_timeout: 60,

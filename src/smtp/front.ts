@@ -187,7 +187,7 @@ export class SmtpFront {
    */
   private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
     const s = this.deps.config().server;
-    const limits = { maxTransactions: s.max_transactions, maxErrors: s.max_errors, maxJunkCommands: s.max_junk_commands };
+    const limits = { maxTransactions: s.max_transactions, maxErrors: s.max_errors, maxJunkCommands: s.max_junk_commands, maxTransactionMs: s.max_transaction_time * 1000 };
     const conn = new GatewayConnection(target, socket, opts, this.heloHook, limits);
     const internals = target as unknown as { connections: Set<unknown>; _onClientConnect(data: unknown): void };
     internals.connections.add(conn);
@@ -197,6 +197,7 @@ export class SmtpFront {
     // would crash the process: each one is logged and ends its own connection only.
     conn.on('error', (err: Error) => this.connectionError(conn, err));
     conn.on('connect', (data: unknown) => internals._onClientConnect(data));
+    conn.on('deadline', (ms: number) => this.deps.logger.info({ cid: conn.id, client: conn.remoteAddress, maxMs: ms }, 'transaction took too long: client cut off (server.max_transaction_time)'));
     const delayMs = s.greet_delay * 1000;
     conn._setListeners(() => {
       // One limit for the whole front, across the plain and XCLIENT servers and across reloads.

@@ -159,9 +159,10 @@ export interface TestGateway {
 
 /**
  * Starts a gateway from YAML (listen 127.0.0.1:0, PROXY trusted from loopback, the given
- * relay). `body` holds the series / record / policies sections.
+ * relay). `body` holds the series / record / policies sections; `relayExtra` more relay keys
+ * (indented two spaces).
  */
-export async function startTestGateway(opts: { relay: string; body: string; clock?: Clock; server?: string; store?: string; proxy?: string; admin?: string }): Promise<TestGateway> {
+export async function startTestGateway(opts: { relay: string; body: string; clock?: Clock; server?: string; store?: string; proxy?: string; admin?: string; relayTimeout?: string; relayExtra?: string }): Promise<TestGateway> {
   const yaml = `server:
   hostname: gw.test
   listen: ["127.0.0.1:0"]
@@ -170,7 +171,8 @@ export async function startTestGateway(opts: { relay: string; body: string; cloc
 ${opts.server ?? ''}
 relay:
   url: ${opts.relay}
-  timeout: 2s
+  timeout: ${opts.relayTimeout ?? '2s'}
+${opts.relayExtra ?? ''}
 admin: ${opts.admin ?? '{ enabled: false }'}
 log: { level: debug }
 ${opts.store ?? ''}

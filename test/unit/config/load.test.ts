@@ -248,6 +248,7 @@ describe('defaults and normalization', () => {
       max_message_size: 25 * 1024 * 1024,
       max_recipients: 100,
       idle_timeout: 300,
+      max_transaction_time: 600,
       max_line_length: 2048,
     });
     expect(config.server.tls).toBeUndefined();
