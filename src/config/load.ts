@@ -183,6 +183,7 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       max_junk_commands: server.max_junk_commands,
       idle_timeout: formatDuration(server.idle_timeout),
       max_transaction_time: formatDuration(server.max_transaction_time),
+      proxy_header_wait: formatDuration(server.proxy_header_wait),
       greet_delay: formatDuration(server.greet_delay),
       max_line_length: server.max_line_length,
       banner: server.banner,

@@ -85,6 +85,7 @@ export function serverSchema(baseDir: string) {
       max_junk_commands: int(0).default(DEFAULTS.max_junk_commands),
       idle_timeout: duration({ positive: true }).default(DEFAULTS.idle_timeout),
       max_transaction_time: duration({ positive: true }).default(DEFAULTS.max_transaction_time),
+      proxy_header_wait: duration({ positive: false }).default(DEFAULTS.proxy_header_wait),
       greet_delay: duration({ positive: false }).default(DEFAULTS.greet_delay),
       max_line_length: int(1).default(DEFAULTS.max_line_length),
       banner: z.string().regex(/^[^\r\n]*$/, { message: 'a banner must be a single line' }).optional(),

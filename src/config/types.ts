@@ -39,6 +39,12 @@ export interface ServerConfig {
    */
   max_transaction_time: number;
   /**
+   * Seconds a peer that is not a trusted PROXY peer waits for its greeting when
+   * `proxy_protocol` lists any peers, so that a PROXY header it sends at once is refused
+   * before a 220 (0: greet at once).
+   */
+  proxy_header_wait: number;
+  /**
    * Seconds to wait before the 220 greeting; a client that talks before it gets 421 (early-talker /
    * pregreet test). 0 greets as soon as the connect stage has decided.
    */

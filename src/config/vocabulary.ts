@@ -84,6 +84,7 @@ export const DEFAULTS = {
   max_junk_commands: 100,
   idle_timeout: 300,
   max_transaction_time: 600,
+  proxy_header_wait: 0.25,
   greet_delay: 0,
   max_line_length: 2048,
   relay_timeout: 60,

@@ -172,7 +172,11 @@ export class SmtpFront {
       endOnce(socket, `554 5.7.1 PROXY header not accepted from ${peer.text} [${id}@${this.deps.config().server.hostname}]\r\n`);
     };
     socket.prependOnceListener('data', sniff);
-    this.connect(this.serverFor(peer), socket, { id });
+    // With trusted PROXY peers, a stray header is most likely a proxy that is not listed: hold
+    // the greeting briefly, so one sent on connect is refused before any 220 (see README).
+    const s = this.deps.config().server;
+    const holdMs = s.proxy_protocol.length > 0 ? s.proxy_header_wait * 1000 : 0;
+    this.connect(this.serverFor(peer), socket, { id }, holdMs);
   }
 
   /** The smtp-server instance for a client: the one that offers XCLIENT only to trusted peers. */
@@ -185,7 +189,7 @@ export class SmtpFront {
    * a fixed 100 ms before every greeting (its early-talker check), which caps a gateway's session
    * rate at concurrency / 0.1 s. auditgate makes it `server.greet_delay` (default 0).
    */
-  private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
+  private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>, holdMs = 0): void {
     const s = this.deps.config().server;
     const limits = { maxTransactions: s.max_transactions, maxErrors: s.max_errors, maxJunkCommands: s.max_junk_commands, maxTransactionMs: s.max_transaction_time * 1000 };
     const conn = new GatewayConnection(target, socket, opts, this.heloHook, limits);
@@ -198,7 +202,7 @@ export class SmtpFront {
     conn.on('error', (err: Error) => this.connectionError(conn, err));
     conn.on('connect', (data: unknown) => internals._onClientConnect(data));
     conn.on('deadline', (ms: number) => this.deps.logger.info({ cid: conn.id, client: conn.remoteAddress, maxMs: ms }, 'transaction took too long: client cut off (server.max_transaction_time)'));
-    const delayMs = s.greet_delay * 1000;
+    const delayMs = Math.max(s.greet_delay * 1000, holdMs);
     conn._setListeners(() => {
       // One limit for the whole front, across the plain and XCLIENT servers and across reloads.
       if (this.connections.size > this.deps.config().server.max_clients) {
