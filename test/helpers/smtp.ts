@@ -114,8 +114,8 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** A real backend MTA: refuses RCPTs whose local part starts with "unknown", records messages. */
-export async function startBackend(): Promise<Backend> {
+/** A real backend MTA: refuses RCPTs whose local part starts with "unknown", records messages. Port 0: any free one. */
+export async function startBackend(port = 0): Promise<Backend> {
   const b: Backend = { port: 0, messages: [], connections: 0, server: undefined as unknown as SMTPServer, close: async () => {} };
   const server = new SMTPServer({
     authOptional: true,
@@ -143,7 +143,7 @@ export async function startBackend(): Promise<Backend> {
       });
     },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   b.port = (server.server.address() as net.AddressInfo).port;
   b.server = server;
   b.close = () => new Promise<void>((r) => server.close(() => r()));
