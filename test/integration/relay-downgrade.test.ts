@@ -113,4 +113,20 @@ describe('several backends', () => {
     expect(withAll.mails).toHaveLength(4);
     expect(without.mails).toEqual([]);
   });
+
+  it('when the backends that offer SMTPUTF8 cannot be reached, a MAIL that needs it is a 4xx, not a 5xx', async () => {
+    const withAll = await backend({});
+    const without = await backend({ hide8BITMIME: true, hideSMTPUTF8: true });
+    const gw = await gateway([withAll.port, without.port]);
+    await withAll.close(); // gone after the gateway learned what it offers
+    await waitFor(() => gw.gateway.relay.stats().backends[0]!.idle === 0, 10_000);
+    const c = await client(gw.port);
+    await c.cmd('EHLO client.test');
+    const mail = await c.cmd(`MAIL FROM:<${UTF8_SENDER}> SMTPUTF8`);
+    expect(mail.code).toBe(451);
+    expect(without.mails).toEqual([]);
+    // what the other backend can take still goes there
+    expect((await c.cmd('MAIL FROM:<a@example.org>')).code).toBe(250);
+    expect(without.mails).toEqual([{ address: 'a@example.org', args: {} }]);
+  });
 });

@@ -72,6 +72,8 @@ export class Backend {
     if (!conn && this.warming) {
       await this.warming;
       conn = this.takeIdle();
+      // that connection failed just now: no second wait on a backend that may not answer
+      if (!conn && this.health.state === 'down') throw new RelayError(`Backend ${this.url} unavailable (${this.health.reason ?? 'unreachable'}), try again later`, 451);
     }
     if (conn) return { conn, reused: true };
     return { conn: await this.open(), reused: false };

@@ -68,12 +68,18 @@ export class SmtpRelay extends CountingRelay implements Relay {
 
   /**
    * A connection on the first backend (in the strategy's order) that can be reached: pooled,
-   * or new. Backends known to lack what `needs` asks for come last. A 451 RelayError naming
-   * every backend's trouble when none can be reached.
+   * or new. A 451 RelayError naming every backend's trouble when none can be reached.
+   *
+   * Backends known to lack what `needs` asks for (8BITMIME, SMTPUTF8, a SIZE) are used only when
+   * every backend lacks it, so that the MAIL gets its permanent refusal; when the backends that
+   * have it cannot be reached just now, the client is told to try again later instead.
    */
   async lease(needs?: MailFromParams): Promise<BackendLease> {
+    const order = this.order();
+    const lacks = (b: Backend): boolean => needs !== undefined && b.caps !== undefined && mailRefusal('', needs, b.caps) !== undefined;
+    const able = order.filter((b) => !lacks(b));
     const problems: string[] = [];
-    for (const backend of this.order(needs)) {
+    for (const backend of able.length > 0 ? able : order) {
       if (!backend.health.claim()) {
         problems.push(`${backend.url} down (${backend.health.reason ?? 'unreachable'}, next try in ${Math.ceil(backend.health.retryInMs() / 1000)} s)`);
         continue;
@@ -88,17 +94,12 @@ export class SmtpRelay extends CountingRelay implements Relay {
     throw new RelayError(`No backend available: ${problems.join('; ')}`, 451);
   }
 
-  /** The backends in the order this transaction tries them. */
-  private order(needs: MailFromParams | undefined): Backend[] {
+  /** The backends in the order the next transaction tries them. */
+  private order(): readonly Backend[] {
     const list = this.backends;
-    let order = list;
-    if (this.opts.strategy === 'round_robin' && list.length > 1) {
-      const start = this.turn++ % list.length;
-      order = [...list.slice(start), ...list.slice(0, start)];
-    }
-    if (!needs) return order;
-    const lacks = (b: Backend): boolean => b.caps !== undefined && mailRefusal('', needs, b.caps) !== undefined;
-    return [...order.filter((b) => !lacks(b)), ...order.filter(lacks)];
+    if (this.opts.strategy !== 'round_robin' || list.length < 2) return list;
+    const start = this.turn++ % list.length;
+    return [...list.slice(start), ...list.slice(0, start)];
   }
 
   async authenticate(meta: { clientAddress: string }, username: string, password: string): Promise<RelayAuthResult> {
