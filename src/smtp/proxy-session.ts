@@ -8,7 +8,7 @@
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Stage } from '../config/vocabulary.js';
-import { MessageAbortedError, RelayError } from '../errors.js';
+import { BackendsUnavailableError, MessageAbortedError, RelayError } from '../errors.js';
 import type { GatewayEvents, RelayCommand } from '../events.js';
 import { parseClientAddress } from '../series/address.js';
 import { setRecipient, setSender, type Session, type SessionEngine, type Verdict } from '../audit/session.js';
@@ -367,7 +367,9 @@ export class ProxySession {
       return;
     }
     this.deps.stats.relayFailures++;
-    this.deps.logger.warn({ cid: s.cid, client: s.client?.text, err: err instanceof Error ? err.message : String(err) }, 'relay failed: client told to retry');
+    // no backend reachable: each backend logged its going down (with why) once already
+    const level = err instanceof BackendsUnavailableError ? 'debug' : 'warn';
+    this.deps.logger[level]({ cid: s.cid, client: s.client?.text, err: err instanceof Error ? err.message : String(err) }, 'relay failed: client told to retry');
   }
 }
 

@@ -64,6 +64,9 @@ describe('relay.tls.mode: required', () => {
     expect(codes.slice(2).every((c) => c !== 250)).toBe(true);
     expect(b.mails).toEqual([]);
     expect(downReason(gw)).toBe('the backend does not offer STARTTLS (relay.tls.mode: required)');
+    // one warning, when the backend went down; the refused transactions add none
+    expect((await session(gw.port))[2]).toBe(451);
+    expect(gw.logs.filter((l) => (l.level as number) >= 40).map((l) => l.msg)).toEqual(['relay backend is down: skipped until it can be reached again']);
   });
 
   it('a backend with an untrusted certificate: 4xx, never 250, and the log says why', async () => {

@@ -6,7 +6,7 @@
  * on a backend connection, and an authenticated session keeps that connection for one client.
  */
 import type { Logger } from 'pino';
-import { RelayError } from '../../errors.js';
+import { BackendsUnavailableError, RelayError } from '../../errors.js';
 import { systemClock } from '../../series/clock.js';
 import { Backend } from './backend.js';
 import type { BackendConnection } from './backend-client.js';
@@ -91,7 +91,7 @@ export class SmtpRelay extends CountingRelay implements Relay {
         problems.push(err instanceof Error ? err.message : String(err)); // logged by the backend
       }
     }
-    throw new RelayError(`No backend available: ${problems.join('; ')}`, 451);
+    throw new BackendsUnavailableError(`No backend available: ${problems.join('; ')}`, 451);
   }
 
   /** The backends in the order the next transaction tries them. */
