@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -56,6 +57,31 @@ describe('relay to several backends', () => {
     const metrics = await createMetrics(gw.gateway).render();
     expect(metrics).toContain(`auditgate_relay_backend_up{backend="${dead}"} 0`);
     expect(metrics).toContain(`auditgate_relay_backend_up{backend="smtp://127.0.0.1:${second.port}"} 1`);
+  });
+
+  it('skips a first backend that accepts but never greets (times out): every message reaches the second, none twice', async () => {
+    const held = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      held.add(socket); // accepted, never greeted: the relay's timeout (2 s) runs out
+      socket.on('close', () => held.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    cleanups.unshift(async () => {
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const mute = `smtp://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const second = await backend();
+    const gw = await gateway([mute, `smtp://127.0.0.1:${second.port}`]);
+    const subjects = Array.from({ length: 6 }, (_, i) => `timeout ${i}`);
+    const replies = await Promise.all(subjects.map((s) => sendMail(gw.port, { body: `Subject: ${s}\r\n\r\nhi\r\n` })));
+    for (const r of replies) expect(r.map((x) => x.code)).toEqual([220, 250, 250, 250, 250, 221]);
+    expect(second.messages.map((m) => subjectOf(m.raw)).sort()).toEqual([...subjects].sort());
+    const down = gw.logs.filter((l) => l.msg === 'relay backend is down: skipped until it can be reached again');
+    expect(down).toHaveLength(1);
+    expect(down[0]).toMatchObject({ backend: mute });
+    expect(String(down[0]!.reason)).toMatch(/did not reply within 2000 ms|timed out/);
+    expect(await createMetrics(gw.gateway).render()).toContain(`auditgate_relay_backend_up{backend="${mute}"} 0`);
   });
 
   it('a backend that comes back is used again, logged once', async () => {
