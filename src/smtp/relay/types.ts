@@ -23,7 +23,10 @@ export type { MailFromParams, RelayCapabilities } from './capabilities.js';
 export interface BeginMeta {
   clientAddress: string;
   heloName?: string;
-  /** The client's MAIL parameters: a backend known to lack what they ask for is tried last. */
+  /**
+   * The client's MAIL parameters: a backend known to lack what they ask for is not tried unless
+   * every backend lacks it (then the MAIL gets its permanent refusal).
+   */
   mail?: MailFromParams;
 }
 
