@@ -35,16 +35,39 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
+function relayUrls(config: Config): string | string[] | undefined {
+  const r = config.relay;
+  if (!r) return undefined;
+  return r.kind === 'dir' ? r.url : r.backends.map((b) => b.url);
+}
+
 /** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
 export function relayOptions(r: RelayConfig, config: Config, logger: Logger): RelayOptions {
   const hostname = config.server.hostname;
   if (r.kind === 'dir') return { kind: 'dir', dir: r.dir, hostname, logger };
-  return { kind: 'smtp', host: r.host, port: r.port, timeoutMs: r.timeout * 1000, poolSize: r.pool_size, chunking: r.chunking, hostname, logger };
+  const { mode, ca, servername, cert, key } = r.tls;
+  return {
+    kind: 'smtp',
+    backends: r.backends.map((b) => ({ url: b.url, host: b.host, port: b.port, implicitTls: b.implicit_tls })),
+    strategy: r.strategy,
+    tls: { mode, ca: ca?.pem, servername, cert: cert?.pem, key: key?.pem },
+    timeoutMs: r.timeout * 1000,
+    poolSize: r.pool_size,
+    chunking: r.chunking,
+    hostname,
+    logger,
+  };
 }
 
-/** The configured relay; without one (server.listen: [], no SMTP proxy) a NoRelay that refuses with 451. */
+/**
+ * The relay a config asks for, already connecting to its backends to learn what they offer;
+ * without one (server.listen: [], no SMTP proxy) a NoRelay that refuses with 451.
+ */
 export function relayFor(config: Config, logger: Logger): Relay {
-  return config.relay ? createRelay(relayOptions(config.relay, config, logger)) : new NoRelay();
+  if (!config.relay) return new NoRelay();
+  const relay = createRelay(relayOptions(config.relay, config, logger));
+  relay.start();
+  return relay;
 }
 
 export class Gateway implements AdminView {
@@ -107,7 +130,7 @@ export class Gateway implements AdminView {
     }
     const mta = (f: MtaListener | undefined) => f?.addresses().map(formatListenAddress);
     this.logger.info(
-      { listen: this.front.addresses(), milter: mta(this.milter), policy_service: mta(this.policyService), admin: this.admin?.address(), relay: this.config.relay?.url, series: this.registry.list().length },
+      { listen: this.front.addresses(), milter: mta(this.milter), policy_service: mta(this.policyService), admin: this.admin?.address(), relay: relayUrls(this.config), series: this.registry.list().length },
       'auditgate listening',
     );
   }

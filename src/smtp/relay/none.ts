@@ -5,7 +5,7 @@
  * a relay failure would (451), so a session that reached it anyway is never told 250.
  */
 import { RelayError } from '../../errors.js';
-import type { Relay, RelayAuthResult, RelayStats, RelayTransaction } from './types.js';
+import type { Relay, RelayAuthResult, RelayCapabilities, RelayStats, RelayTransaction } from './types.js';
 
 export class NoRelay implements Relay {
   begin(): Promise<RelayTransaction> {
@@ -16,11 +16,18 @@ export class NoRelay implements Relay {
     return Promise.reject(new RelayError('no relay is configured to check credentials', 451));
   }
 
+  /** No backend to learn about. */
+  start(): void {}
+
+  capabilities(): RelayCapabilities | undefined {
+    return undefined;
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }
 
   stats(): RelayStats {
-    return { kind: 'none', idle: 0, active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
+    return { kind: 'none', backends: [], idle: 0, active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
   }
 }
