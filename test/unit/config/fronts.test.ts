@@ -77,7 +77,7 @@ policy_service: { listen: [], idle_timeout: 0, extra: 1 }
     ]);
     // an invalid relay is reported once, as itself
     expect(problems('relay: { url: "ftp://x" }\nmilter: { listen: ["127.0.0.1:8891"] }\n')).toEqual([
-      `${FILE}:1:10 relay.url: expected "smtp://host:port" (IPv6 host in brackets) or "dir:PATH", got "ftp://x"`,
+      `${FILE}:1:10 relay.url: expected "smtp://host:port", "smtps://host:port" (IPv6 host in brackets) or "dir:PATH", got "ftp://x"`,
     ]);
     // proxy and milter in one process
     const both = parseConfigText('relay: { url: "smtp://127.0.0.1:10025" }\nmilter: { listen: ["127.0.0.1:8891"] }\n', FILE);
