@@ -41,6 +41,8 @@ export interface ReplicatedSeries {
    * always includes 0. Empty for string series.
    */
   masks: number[];
+  /** Counts distinct values (PFADD / PFCOUNT; see redis-distinct.ts) instead of summing adds. */
+  distinct?: boolean;
 }
 
 export const DEFAULT_KEY_PREFIX = 'ag:';
