@@ -24,6 +24,11 @@ export function valueRequired(series: string): InvalidValueError {
   return new InvalidValueError(`series "${series}" counts distinct values: an add needs a value, not a count`);
 }
 
+/** The error of a value given to a series that counts events. */
+export function notDistinct(series: string): InvalidValueError {
+  return new InvalidValueError(`series "${series}" counts events, not distinct values: an add takes a count, not a value`);
+}
+
 /** The distinct behaviour shared by both key types: sets, their upkeep, snapshots and closed windows. */
 export function distinctSeries<B extends SeriesClass>(Base: B) {
   abstract class Distinct extends Base {
