@@ -165,12 +165,23 @@ describe('the default config', () => {
       'mailfrom_domain',
       'auth_failures',
       'auth_failures6',
+      'rcpts_per_net',
+      'bytes_per_ip',
+      'rcpt_distinct',
+      'auth_user_nets',
+      'sender_domains6',
     ]);
+    expect(config.series.sender_domains6).toMatchObject({ type: 'cidr_ipv6', store_prefix: 64, distinct: true });
     expect(config.record).toEqual([
       { on: 'connect', series: ['connections', 'connections6'] },
       { on: 'rcpt_rejected', series: ['invalid_recipients', 'invalid_recipients6'] },
       { on: 'mail', series: ['mailfrom_domain'], key: '{mail_from_domain}' },
       { on: 'auth_fail', series: ['auth_failures', 'auth_failures6'] },
+      { on: 'data', series: ['rcpts_per_net'], count: 'rcpts' },
+      { on: 'data', series: ['bytes_per_ip'], count: 'bytes' },
+      { on: 'rcpt', series: ['rcpt_distinct'], value: '{rcpt}' },
+      { on: 'mail', series: ['auth_user_nets'], key: '{auth_user}', value: '{net}' },
+      { on: 'mail', series: ['sender_domains6'], value: '{mail_from_domain}' },
     ]);
     expect(config.policies.map((p) => p.name)).toEqual([
       'internal',
@@ -187,6 +198,11 @@ describe('the default config', () => {
       'auth-guessing',
       'auth-guessing6',
       'sender-domain-flood',
+      'rcpts-per-24',
+      'bytes-per-ip',
+      'harvest-per-24',
+      'auth-user-nets',
+      'sender-domains-per-64',
     ]);
     expect(config.warnings).toEqual([]);
     const byName = Object.fromEntries(config.policies.map((p) => [p.name, p]));
