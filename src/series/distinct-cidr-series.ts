@@ -7,8 +7,8 @@
  * addresses) inside the prefix.
  *
  * An address evicted by max_keys leaves its values in the sets of its prefixes (as the Redis
- * layout's prefix counts keep counting adds its full leaf hash refused); remove_item rebuilds
- * them from the addresses that remain.
+ * layout's prefix counts keep counting adds its full leaf hash refused) while the prefix holds
+ * another address; remove_item rebuilds them from the addresses that remain.
  */
 import { InvalidKeyError } from '../errors.js';
 import { FAMILY_BITS, applyMask, type ClientAddress } from './address.js';
@@ -124,6 +124,9 @@ export class DistinctCidrSeries extends distinctSeries(CidrSeries) {
     this.sets.rebuildTotals(coarsest);
     return removed;
   }
+
+  /** An evicted or removed address leaves its values in the prefix's set, so its per-window sizes stand (removeItem rebuilds them). */
+  protected override detachCounts(_agg: number, _leaf: number): void {}
 
   // ---- top ranks by distinct values ---------------------------------------------------------
 
