@@ -30,6 +30,8 @@ export interface HistoryQuery {
   order?: 'count' | 'key';
   /** Called for each malformed line skipped (e.g. a line torn by a crash). */
   onProblem?: (message: string) => void;
+  /** Distinct series: called with the distinct values over every row (not the sum of the rows). */
+  onDistinctTotal?: (count: number) => void;
 }
 
 export interface HistoryRow {
@@ -114,6 +116,7 @@ export async function queryHistory(opts: HistoryQuery): Promise<HistoryRow[]> {
   const rows: HistoryRow[] = [];
   for (const [key, count] of totals) if (count !== 0) rows.push({ key, count });
   for (const [key, u] of unions) if (u.count() !== 0) rows.push({ key, count: u.count() });
+  if (unions.size > 0 && opts.onDistinctTotal) opts.onDistinctTotal(DistinctSketch.unionCount([...unions.values()]));
   if ((opts.order ?? 'count') === 'key') rows.sort((a, b) => compareKeys(a.key, b.key));
   else rows.sort((a, b) => b.count - a.count || compareKeys(a.key, b.key));
   return opts.limit ? rows.slice(0, opts.limit) : rows;

@@ -16,6 +16,8 @@ import { parseStateFile } from '../../../src/history/snapshot-file.js';
 import { SeriesLogWriter } from '../../../src/history/log-writer.js';
 import { queryHistory } from '../../../src/history/log-query.js';
 import type { SeriesDefinition } from '../../../src/series/types.js';
+import { DistinctSketch } from '../../../src/series/distinct.js';
+import { historyCommand } from '../../../src/cli/history.js';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 2, 0);
 const DEFS: SeriesDefinition[] = [
@@ -133,6 +135,17 @@ describe('distinct series in the series log and history', () => {
     expect(by24.find((r) => r.key === '198.51.100.0/24')).toEqual({ key: '198.51.100.0/24', count: 1 });
     expect(await queryHistory({ ...q, series: ['nets'] })).toEqual([{ key: 'alice', count: 2 }]);
     await expect(queryHistory({ ...q, series: ['dest', 'conn'] })).rejects.toThrow(/mix distinct series .* and counting series/);
+
+    // the total is the distinct values over all rows: a b c d and the 200 bulk values, not the rows' sum
+    const union = new DistinctSketch();
+    for (const v of ['a', 'b', 'c', 'd']) union.add(`${v}@x`);
+    for (let i = 0; i < 200; i++) union.add(`bulk${i}@x`);
+    const out: string[] = [];
+    const argv = ['--log-dir', q.logDir, '--series', 'dest', '--from', q.from.toISOString(), '--to', q.to.toISOString(), '--json'];
+    expect(await historyCommand(argv, (l) => out.push(l))).toBe(0);
+    const answer = JSON.parse(out[0]!) as { total: number; rows: Array<{ count: number }> };
+    expect(answer.total).toBe(union.count());
+    expect(answer.rows.reduce((n, r) => n + r.count, 0)).toBeGreaterThan(answer.total); // .1 and .2 share b c, 198.51.100.1 repeats a
   });
 
   it('a restored distinct window that closed while the gateway was down is logged with its sets', async () => {
