@@ -17,11 +17,15 @@ series:
   helos: { type: string, interval: 1h, windows: 2 }
   senders: { type: string, interval: 1h, windows: 2 }
   msgs: { type: cidr, interval: 1h, windows: 2 }
+  rcpt_n: { type: cidr, interval: 1h, windows: 2 }
+  byte_n: { type: cidr, interval: 1h, windows: 2 }
 record:
   - { on: connect, series: [conn, conn6] }
   - { on: helo, series: helos, key: "{helo}" }
   - { on: mail, series: senders, key: "{mail_from}" }
   - { on: data, series: msgs }
+  - { on: data, series: rcpt_n, count: rcpts }
+  - { on: data, series: byte_n, count: bytes }
 policies:
   - { name: trusted, on: connect, client: [198.51.100.0/24], action: accept }
   - { name: conn24, on: connect, series: conn, mask: 24, above: 3, action: tempfail, client: [100.64.1.0/24] }
@@ -70,6 +74,23 @@ describe('policy service front (simulated Postfix)', () => {
     expect(await c.ask({ request: 'something_else', protocol_state: 'RCPT', client_address: '192.0.2.10' })).toBe('DUNNO');
     // policy-service sessions are not in the concurrent-sessions gauge: Postfix never says one ended
     expect(gw.gateway.sessions.count('192.0.2.10')).toBe(0);
+  });
+
+  it('count: rcpts from recipient_count and count: bytes from the size at END-OF-MESSAGE, once per message', async () => {
+    const c = await connect();
+    const at = (state: string, extra: Record<string, string | number> = {}) => c.ask(policyRequest(state, '192.0.2.11', { client_port: 41001, ...extra }));
+    const tx = { sender: 'a@example.org', instance: 'i2' };
+    expect(await at('CONNECT')).toBe('DUNNO');
+    expect(await at('MAIL', { sender: 'a@example.org', size: 1000 })).toBe('DUNNO'); // SIZE= as declared
+    expect(await at('RCPT', { ...tx, recipient: 'b@example.net' })).toBe('DUNNO');
+    expect(await at('RCPT', { ...tx, recipient: 'c@example.net' })).toBe('DUNNO');
+    expect(await at('RCPT', { ...tx, recipient: 'd@example.net' })).toBe('DUNNO');
+    // Postfix accepted two of the three (it refused one itself): its recipient_count is what counts
+    expect(await at('DATA', { ...tx, recipient_count: 2, size: 1000 })).toBe('DUNNO');
+    expect(await at('END-OF-MESSAGE', { ...tx, recipient_count: 2, size: 4567 })).toBe('DUNNO');
+    expect(await gw.gateway.store.count('rcpt_n', '192.0.2.11')).toBe(2);
+    await waitFor(() => gw.gateway.registry.get('byte_n')!.count('192.0.2.11') > 0);
+    expect(await gw.gateway.store.count('byte_n', '192.0.2.11')).toBe(4567); // the received size, once
   });
 
   it('throttles at /24 and at an IPv6 /64 with the reply table text, naming the session', async () => {
