@@ -18,11 +18,13 @@ const BODY = `series:
   users: { type: string, interval: 1h, windows: 2 }
   bad_rcpt: { type: cidr, interval: 1h, windows: 2 }
   rcpts: { type: cidr, interval: 1h, windows: 2 }
+  rcpt_n: { type: cidr, interval: 1h, windows: 2 }
 record:
   - { on: connect, series: [conn, conn6] }
   - { on: mail, series: users, key: "{auth_user}" }
   - { on: rcpt_rejected, series: bad_rcpt }
   - { on: rcpt, series: rcpts }
+  - { on: data, series: rcpt_n, count: rcpts }
 policies:
   - { name: trusted, on: connect, client: [198.51.100.0/24], action: accept }
   - { name: conn32, on: connect, series: conn, mask: 32, above: 2, action: tempfail, client: [192.0.2.0/24] }
@@ -87,6 +89,7 @@ describe('milter front (simulated MTA)', () => {
     // the MTA goes on with the recipients it has
     expect((await c.ask({ type: 'data' })).command).toBe(SMFIR.CONTINUE);
     expect((await c.ask({ type: 'eom' })).command).toBe(SMFIR.CONTINUE);
+    expect(await gw.gateway.store.count('rcpt_n', '192.0.2.11')).toBe(1); // count: rcpts: the one let through
     expect(gw.logs.some((l) => l.policy === 'no-rcpt' && l.mode === 'enforce' && typeof l.cid === 'string' && refusal.text.includes(l.cid))).toBe(true);
   });
 
