@@ -195,6 +195,7 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       hosts: admin.hosts,
     },
     log: { level: config.log.level },
+    journal: config.journal ? { dir: config.journal.dir, retention: formatDuration(config.journal.retention) } : undefined,
     series: Object.fromEntries(
       Object.values(config.series).map(({ name, type, interval, ...rest }) => [name, { type, interval: formatDuration(interval), ...rest }]),
     ),

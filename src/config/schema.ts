@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { SERIES_TYPES, type SeriesType } from '../series/types.js';
-import type { AdminConfig, PolicyConfig, RecordRule, RelayConfig, ServerConfig, StoreConfig } from './types.js';
+import type { AdminConfig, JournalConfig, PolicyConfig, RecordRule, RelayConfig, ServerConfig, StoreConfig } from './types.js';
 import {
   ValueProblem,
   parseAdminHost,
@@ -126,6 +126,13 @@ export const adminSchema = z
   .transform(({ enabled, listen, token, hosts }): AdminConfig => dropUndefined({ listen: enabled ? listen : undefined, token, hosts }))
   .prefault({});
 
+export function journalSchema(baseDir: string) {
+  return z
+    .strictObject({ dir: resolvePath(baseDir), retention: duration({ positive: true }).default(DEFAULTS.journal_retention) })
+    .transform((j): JournalConfig => j)
+    .optional();
+}
+
 export const logSchema = z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({});
 
 /** One entry of `series:` (the name is the map key). */
@@ -180,6 +187,7 @@ export function topLevelSchemas(baseDir: string) {
     store: storeSchema,
     admin: adminSchema,
     log: logSchema,
+    journal: journalSchema(baseDir),
     series: z.record(z.string(), seriesEntrySchema).default(() => ({})),
     record: z.array(recordRuleSchema).default(() => []),
     policies: z.array(policySchema).default(() => []),
