@@ -10,7 +10,7 @@ import { JournalWriter, type JournalWriterOptions } from '../../../src/journal/w
 
 const T0 = Date.UTC(2026, 10, 20, 23, 59, 58);
 let dir: string;
-let writers: JournalWriter[] = [];
+const writers: JournalWriter[] = [];
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-journal-'));
