@@ -26,7 +26,7 @@ import {
 import { ACTIONS, DEFAULTS, LOG_LEVELS, POLICY_MODES, REPLICATE_MODES, SERIES_NAME_RE, STAGES, STORE_ON_ERROR } from './vocabulary.js';
 
 /** A schema from a pure parser: a thrown ValueProblem becomes a zod issue with its message. */
-function custom<T>(parse: (v: unknown) => T) {
+export function custom<T>(parse: (v: unknown) => T) {
   return z.unknown().transform((v, ctx): T => {
     if (v === undefined) {
       ctx.addIssue({ code: 'custom', message: 'required key is missing', input: v });
