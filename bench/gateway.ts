@@ -314,7 +314,7 @@ export function backendProcess(chunking: boolean): Promise<{ port: number; close
 // The server side (parent)
 
 /** Runs one client phase and logs the server-side (this process) CPU use during it. */
-async function measured(what: string, clients: { run(spec: RunSpec): Promise<RunResult> }, spec: RunSpec): Promise<RunResult> {
+export async function measured(what: string, clients: { run(spec: RunSpec): Promise<RunResult> }, spec: RunSpec): Promise<RunResult> {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await clients.run(spec);
@@ -375,9 +375,9 @@ ${policies}
 `;
 }
 
-const rate = (r: RunResult): number => r.sessions / (r.elapsedMs / 1000);
+export const rate = (r: RunResult): number => r.sessions / (r.elapsedMs / 1000);
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
@@ -645,7 +645,7 @@ export async function benchGateway(): Promise<Figure[]> {
   return figures;
 }
 
-function checkFull(what: string, r: RunResult): void {
+export function checkFull(what: string, r: RunResult): void {
   const total = r.sessions + r.failures;
   console.error(
     `${what} full sessions: ${r.sessions} ok, ${r.failures} failed (${r.dataNot250} without 250 after DATA) in ${(r.elapsedMs / 1000).toFixed(2)} s` +

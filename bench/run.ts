@@ -1,10 +1,11 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|cost|soak]` (cost and soak run only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|replay|cost|soak]` (cost and soak run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
 import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
 import { benchSoak } from './soak.js';
+import { benchReplay } from './replay.js';
 import { report, type Figure } from './harness.js';
 
 const args = process.argv.slice(2);
@@ -18,6 +19,7 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   persist: benchPersist,
   distinct: benchDistinct,
   gateway: benchGateway,
+  replay: benchReplay,
   cost: benchCost,
   soak: benchSoak,
 };
