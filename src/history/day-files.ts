@@ -6,6 +6,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DAY_MS, dayFileStart } from './format.js';
 
+/** How often the writers of day files apply their retention. */
+export const PRUNE_EVERY_MS = 3_600_000;
+
 export interface PruneResult {
   deleted: string[];
   /** Day files that were due but could not be deleted. */

@@ -17,10 +17,9 @@ import type { ClosedWindow } from '../series/windowed.js';
 import type { SeriesSnapshot } from '../series/types.js';
 import { appendLine } from '../fs/durable-file.js';
 import { dayFile, formatLogLine } from './format.js';
-import { pruneDayFiles, type PruneResult } from './day-files.js';
+import { PRUNE_EVERY_MS, pruneDayFiles, type PruneResult } from './day-files.js';
 
 const TICK_MS = 1000;
-const PRUNE_EVERY_MS = 3_600_000;
 
 export interface SeriesLogWriterOptions {
   registry: SeriesRegistry;

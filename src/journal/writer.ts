@@ -18,9 +18,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../series/clock.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeAll } from '../fs/durable-file.js';
 import { DAY_MS, utcDay } from '../history/format.js';
-import { pruneDayFiles } from '../history/day-files.js';
+import { PRUNE_EVERY_MS, pruneDayFiles } from '../history/day-files.js';
 
-const PRUNE_EVERY_MS = 3_600_000;
 const LOG_EVERY_MS = 10_000;
 
 export interface JournalWriterOptions {
