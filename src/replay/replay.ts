@@ -69,7 +69,7 @@ export interface ReplayResult {
   sessionChanges: {
     /** `before → after` (accepted, tarpitted, refused) → sessions. */
     transitions: Record<string, number>;
-    /** Prefixes (/24, /64) of the sessions the candidate answers more harshly, and more kindly. */
+    /** The prefixes (the top /24s, then the top /64s) of the sessions the candidate answers more harshly, and more kindly. */
     harsher: Array<{ prefix: string; sessions: number }>;
     kinder: Array<{ prefix: string; sessions: number }>;
   };
@@ -85,11 +85,11 @@ function prefixOf(address: string | undefined): string | undefined {
   return p ? formatPrefix(p.family, p.words, p.mask) : undefined;
 }
 
+/** The TOP_PREFIXES /24s with the most sessions, then the TOP_PREFIXES /64s. */
 function top(m: Map<string, number>): Array<{ prefix: string; sessions: number }> {
-  return [...m]
-    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
-    .slice(0, TOP_PREFIXES)
-    .map(([prefix, sessions]) => ({ prefix, sessions }));
+  const sorted = [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const family = (v6: boolean) => sorted.filter(([p]) => p.includes(':') === v6).slice(0, TOP_PREFIXES);
+  return [...family(false), ...family(true)].map(([prefix, sessions]) => ({ prefix, sessions }));
 }
 
 /** The longest `interval × windows` of the series the config defines, in ms. */

@@ -61,7 +61,10 @@ export function formatReport(r: ReplayResult): string {
   const st = Object.entries(s.transitions).sort((a, b) => b[1] - a[1]);
   if (st.length) out.push(...table(st.map(([k, v]) => [k, n(v)])));
   const prefixes = (label: string, list: ReplayResult['sessionChanges']['harsher']): void => {
-    if (list.length) out.push(`  ${label}: ${list.map((p) => `${p.prefix} (${n(p.sessions)})`).join(', ')}`);
+    for (const [bits, v6] of [['/24s', false], ['/64s', true]] as const) {
+      const some = list.filter((p) => p.prefix.includes(':') === v6);
+      if (some.length) out.push(`  ${label}, ${bits}: ${some.map((p) => `${p.prefix} (${n(p.sessions)})`).join(', ')}`);
+    }
   };
   prefixes('most affected prefixes, answered more harshly', s.harsher);
   prefixes('most affected prefixes, answered more kindly', s.kinder);
