@@ -14,9 +14,11 @@ import { JOURNAL_VERSION, type JournalEventKind, type JournalLine } from './line
 export type LineSink = (line: JournalLine) => void;
 
 export class Journal implements EngineJournal {
+  /** `lean`: decisions only, without the facts, counts and adds (replay's own record of a run). */
   constructor(
     private readonly clock: Clock,
     private sink: LineSink | undefined = undefined,
+    private readonly lean = false,
   ) {}
 
   /** Where lines go from now on; undefined turns the journal off. */
@@ -32,7 +34,7 @@ export class Journal implements EngineJournal {
     const sink = this.sink;
     if (!sink) return;
     const line = this.line(s, ctx.stage, res?.at);
-    facts(line, ctx);
+    if (!this.lean) facts(line, ctx);
     if (s.closed && verdict.action === 'continue' && res) {
       // the client left while the event was decided: the engine answered nobody
       line.l = 1;
@@ -42,7 +44,7 @@ export class Journal implements EngineJournal {
       const policy = verdict.action === 'accept' ? res?.fired?.policy.name : verdict.policy;
       if (policy !== undefined) line.y = policy;
     }
-    if (res) recorded(line, res);
+    if (res) recorded(line, res, this.lean);
     sink(line);
   }
 
@@ -50,12 +52,12 @@ export class Journal implements EngineJournal {
     const sink = this.sink;
     if (!sink) return;
     const line = this.line(s, 'reject', res?.at);
-    facts(line, of);
+    if (!this.lean) facts(line, of);
     line.s = of.stage;
     if (derived) line.d = 1;
     if (res) {
       decidedBy(line, res);
-      recorded(line, res);
+      recorded(line, res, this.lean);
     }
     sink(line);
   }
@@ -85,9 +87,10 @@ function decidedBy(line: JournalLine, res: StageResult): void {
   if (res.fired) line.y = res.fired.policy.name;
 }
 
-/** What the recorder did: shadow firings, the counts the policies saw, the adds, a store failure. */
-function recorded(line: JournalLine, res: StageResult): void {
+/** What the recorder did: shadow firings, the counts the policies saw, the adds, a store failure (`lean`: the firings only). */
+function recorded(line: JournalLine, res: StageResult, lean: boolean): void {
   if (res.shadow.length) line.w = res.shadow.map((f) => f.policy.name);
+  if (lean) return;
   const seen = res.seen;
   if (seen) {
     let p: Record<string, number> | undefined;

@@ -45,7 +45,7 @@ export async function runCases(config: Config, file: CasesFile): Promise<CaseRes
 
 async function runCase(config: Config, c: PolicyCase, start: number, tag: string): Promise<CaseResult> {
   const capture = new LineCapture();
-  const ve = virtualEngine(config, start, (l) => capture.offer(l));
+  const ve = virtualEngine(config, start, (l) => capture.offer(l), true);
   const result: CaseResult = { name: c.name, passed: true, checks: 0, mismatches: 0, failures: [] };
   const fail = (text: string): void => {
     result.passed = false;

@@ -9,7 +9,7 @@
  */
 import type { Config } from '../config/types.js';
 import type { Verdict } from '../audit/session.js';
-import { parseClientAddress } from '../series/address.js';
+import { parseClientAddress, type ClientAddress } from '../series/address.js';
 import { isStage, type JournalLine } from '../journal/line.js';
 import { LineCapture } from './capture.js';
 import { SessionDriver, settle, type ClientStage } from './driver.js';
@@ -27,6 +27,8 @@ export const NOT_DECIDED = 'not-decided';
 /** The side's own refusals earlier in the session mean the client would not have got here. */
 export const UNREACHED = 'unreached';
 export type Answer = Decided | typeof NOT_DECIDED | typeof UNREACHED;
+
+const MAX_CACHED_CLIENTS = 100_000;
 
 export interface Side {
   readonly tally: Tally;
@@ -54,12 +56,30 @@ export class RunSide implements Side {
   private readonly drivers = new Map<string, SessionDriver>();
   /** The line the engine writes for the event being fed. */
   private readonly capture = new LineCapture();
+  private readonly clients = new Map<string, ClientAddress>();
 
   constructor(config: Config, startMs: number) {
-    this.ve = virtualEngine(config, startMs, (l) => {
-      this.tally.add(l);
-      this.capture.offer(l);
-    });
+    this.ve = virtualEngine(
+      config,
+      startMs,
+      (l) => {
+        this.tally.add(l);
+        this.capture.offer(l);
+      },
+      true,
+    );
+  }
+
+  /** Client addresses, parsed once (a journal names the same clients over and over). */
+  private client(text: string | undefined): ClientAddress | undefined {
+    if (text === undefined) return undefined;
+    let c = this.clients.get(text);
+    if (c === undefined) {
+      if (this.clients.size >= MAX_CACHED_CLIENTS) this.clients.clear();
+      c = parseClientAddress(text);
+      if (c) this.clients.set(text, c);
+    }
+    return c;
   }
 
   feed(line: JournalLine, t: number): Answer | Promise<Answer> {
@@ -68,11 +88,11 @@ export class RunSide implements Side {
     let d = this.drivers.get(line.c);
     if (!d || line.e === 'open') {
       d?.close();
-      d = new SessionDriver(this.ve.engine, line.f, line.c, parseClientAddress(line.a));
+      d = new SessionDriver(this.ve.engine, line.f, line.c, this.client(line.a));
       this.drivers.set(line.c, d);
       if (line.e === 'open') return NOT_DECIDED;
     }
-    if (line.e === 'client' || (line.a ?? undefined) !== d.s.client?.text) d.changeClient(parseClientAddress(line.a));
+    if (line.e === 'client' || (line.a ?? undefined) !== d.s.client?.text) d.changeClient(this.client(line.a));
     this.capture.expect(line.c, line.e);
     switch (line.e) {
       case 'connect':

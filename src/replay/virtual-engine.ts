@@ -21,7 +21,8 @@ export interface VirtualEngine {
   readonly registry: SeriesRegistry;
 }
 
-export function virtualEngine(config: Config, startMs: number, sink?: LineSink): VirtualEngine {
+/** `lean`: the lines carry the decisions only (what replay and policy tests compare), not the facts, counts and adds. */
+export function virtualEngine(config: Config, startMs: number, sink?: LineSink, lean = false): VirtualEngine {
   const clock = new ManualClock(startMs);
   const registry = new SeriesRegistry(clock);
   for (const d of seriesCatalogue(config).definitions) registry.define(d);
@@ -33,7 +34,7 @@ export function virtualEngine(config: Config, startMs: number, sink?: LineSink):
     clock,
     logger: pino({ level: 'silent' }),
     hostname: () => config.server.hostname,
-    journal: new Journal(clock, sink),
+    journal: new Journal(clock, sink, lean),
   });
   return { clock, engine, registry };
 }

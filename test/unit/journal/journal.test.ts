@@ -15,7 +15,7 @@ import { formatLine, LineProblem, parseLine, type JournalLine } from '../../../s
 
 const T0 = Date.UTC(2026, 10, 20, 10, 0, 0);
 
-function setup() {
+function setup(lean = false) {
   const config = parseConfigText(
     `relay: { url: "dir:/tmp/x" }
 series:
@@ -36,7 +36,7 @@ policies:
   const registry = new SeriesRegistry(clock);
   for (const d of seriesDefinitions(config)) registry.define(d);
   const lines: JournalLine[] = [];
-  const journal = new Journal(clock, (l) => lines.push(l));
+  const journal = new Journal(clock, (l) => lines.push(l), lean);
   const { engine } = createEngine({ config, store: new MemoryStore(registry), sessions: new SessionTracker(clock), clock, logger: pino({ level: 'silent' }), hostname: () => 'gw.test', journal });
   return { engine, lines, clock, journal };
 }
@@ -97,6 +97,19 @@ describe('the journal of the session engine', () => {
     expect(await v).toEqual({ action: 'continue' });
     const line = lines.find((l) => l.c === 'c2' && l.e === 'connect')!;
     expect(line).toMatchObject({ l: 1, o: 'tempfail', y: 'per-ip' });
+  });
+
+  it('a lean journal (replay\'s record of its own run) keeps the decisions and firings, not the facts, counts and adds', async () => {
+    const { engine, lines } = setup(true);
+    for (const cid of ['c1', 'c2']) {
+      const s = engine.open('smtp', cid, parseClientAddress('192.0.2.7'));
+      s.helo = 'mx.example';
+      await engine.stage(s, 'connect');
+    }
+    await settle();
+    const connect = lines.filter((l) => l.e === 'connect');
+    expect(connect[1]).toEqual({ v: 1, t: T0, e: 'connect', c: 'c2', f: 'smtp', a: '192.0.2.7', o: 'tempfail', y: 'per-ip', w: ['watch'] });
+    expect(connect[0]).toEqual({ v: 1, t: T0, e: 'connect', c: 'c1', f: 'smtp', a: '192.0.2.7', w: ['watch'] });
   });
 
   it('without a sink the engine builds no lines', async () => {
