@@ -61,8 +61,57 @@ export function isStage(e: string): e is Stage {
   return STAGE_SET.has(e);
 }
 
-export function formatLine(line: JournalLine): string {
-  return `${JSON.stringify(line)}\n`;
+/** Characters a JSON string must escape (and lone surrogates): such strings go through JSON.stringify. */
+// eslint-disable-next-line no-control-regex -- JSON escapes control characters: those strings go the slow way
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A number as JSON (JSON has no NaN or Infinity: null, as JSON.stringify writes them). */
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
+/** A string as JSON. */
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/**
+ * The line as JSON and its newline: what JSON.stringify(line) writes (the same keys in the same
+ * order), written out by hand because this runs for every event and JSON.stringify's generic
+ * path is the larger part of the journal's cost.
+ */
+export function formatLine(l: JournalLine): string {
+  let out = `{"v":${num(l.v)},"t":${num(l.t)},"e":${str(l.e)},"c":${str(l.c)},"f":${str(l.f)}`;
+  if (l.a !== undefined) out += `,"a":${str(l.a)}`;
+  if (l.h !== undefined) out += `,"h":${str(l.h)}`;
+  if (l.u !== undefined) out += `,"u":${str(l.u)}`;
+  if (l.m !== undefined) out += `,"m":${str(l.m)}`;
+  if (l.r !== undefined) out += `,"r":${str(l.r)}`;
+  if (l.s !== undefined) out += `,"s":${str(l.s)}`;
+  if (l.d !== undefined) out += `,"d":${l.d}`;
+  if (l.l !== undefined) out += `,"l":${l.l}`;
+  if (l.o !== undefined) out += `,"o":${str(l.o)}`;
+  if (l.y !== undefined) out += `,"y":${str(l.y)}`;
+  if (l.w !== undefined) out += `,"w":[${l.w.map(str).join(',')}]`;
+  if (l.p !== undefined) {
+    let sep = '';
+    out += ',"p":{';
+    for (const k in l.p) {
+      out += `${sep}${str(k)}:${num(l.p[k]!)}`;
+      sep = ',';
+    }
+    out += '}';
+  }
+  if (l.k !== undefined) {
+    out += ',"k":[';
+    for (let i = 0; i < l.k.length; i++) {
+      const a = l.k[i]!;
+      out += `${i ? ',' : ''}[${str(a[0])},${str(a[1])}${a.length === 3 ? `,${num(a[2])}` : ''}]`;
+    }
+    out += ']';
+  }
+  if (l.x !== undefined) out += `,"x":${l.x}`;
+  return `${out}}\n`;
 }
 
 /** A line that is not a journal line, and why. */
