@@ -63,7 +63,11 @@ export class Journal implements EngineJournal {
   }
 
   session(s: Session, event: SessionEvent): void {
-    this.sink?.(this.line(s, event, undefined));
+    const sink = this.sink;
+    if (!sink) return;
+    const line = this.line(s, event, undefined);
+    if (event === 'delivered' && s.messageSize !== undefined) line.b = s.messageSize;
+    sink(line);
   }
 
   private line(s: Session, e: JournalEventKind, at: number | undefined): JournalLine {
@@ -79,6 +83,7 @@ function facts(line: JournalLine, ctx: EventContext): void {
   if (ctx.auth_user !== undefined) line.u = ctx.auth_user;
   if (ctx.mail_from !== undefined) line.m = ctx.mail_from;
   if (ctx.rcpt !== undefined) line.r = ctx.rcpt;
+  if (ctx.bytes !== undefined) line.b = ctx.bytes;
 }
 
 /** The recorder's own decision (a reject event's policies, or an event nobody was answered for). */

@@ -14,6 +14,7 @@
  *   c  connection id                      f  front: smtp | milter | policy
  *   a  client address (normalized)        h  HELO name     u  AUTH user (auth_fail: the one tried)
  *   m  sender ('' for the null sender)    r  recipient
+ *   b  the message's size in bytes (data, delivered), when the front knows it (`count: bytes`)
  *   s  reject: the stage refused          d  1: a reject the engine derived from its own refusal
  *   l  1: the client left before the decision
  *   o  outcome: accept | tarpit | tempfail | reject (absent: continue)
@@ -40,6 +41,7 @@ export interface JournalLine {
   u?: string;
   m?: string;
   r?: string;
+  b?: number;
   s?: Stage;
   d?: 1;
   l?: 1;
@@ -87,6 +89,7 @@ export function formatLine(l: JournalLine): string {
   if (l.u !== undefined) out += `,"u":${str(l.u)}`;
   if (l.m !== undefined) out += `,"m":${str(l.m)}`;
   if (l.r !== undefined) out += `,"r":${str(l.r)}`;
+  if (l.b !== undefined) out += `,"b":${num(l.b)}`;
   if (l.s !== undefined) out += `,"s":${str(l.s)}`;
   if (l.d !== undefined) out += `,"d":${l.d}`;
   if (l.l !== undefined) out += `,"l":${l.l}`;
@@ -140,6 +143,7 @@ export function parseLine(text: string): JournalLine | LineProblem {
   if (typeof o.c !== 'string' || o.c === '') return new LineProblem('"c" (connection id) is missing');
   if (typeof o.f !== 'string' || !FRONTS.has(o.f)) return new LineProblem(`"f" is not a front: ${JSON.stringify(o.f)}`);
   for (const k of FACTS) if (o[k] !== undefined && typeof o[k] !== 'string') return new LineProblem(`"${k}" is not a string`);
+  if (o.b !== undefined && !(typeof o.b === 'number' && Number.isFinite(o.b) && o.b >= 0)) return new LineProblem('"b" is not a size in bytes');
   if (o.s !== undefined && (typeof o.s !== 'string' || !STAGE_SET.has(o.s))) return new LineProblem(`"s" is not a stage: ${JSON.stringify(o.s)}`);
   if (o.o !== undefined && (typeof o.o !== 'string' || !OUTCOMES.has(o.o))) return new LineProblem(`"o" is not an outcome: ${JSON.stringify(o.o)}`);
   if (o.w !== undefined && !(Array.isArray(o.w) && o.w.every((x) => typeof x === 'string'))) return new LineProblem('"w" is not a list of policy names');

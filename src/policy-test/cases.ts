@@ -20,7 +20,7 @@
  * default: where the previous session of the case ended), repeat (N times), every (between
  * repetitions), helo, auth (a user whose attempt fails, or { user, ok: true }), from ('' is the
  * null sender), to (recipients the backend accepts), invalid (recipients the backend refuses,
- * sent after `to`), data (default true), keep_open (leave the session open until the case ends:
+ * sent after `to`), data (default true), size (bytes of the accepted message: `count: bytes`), keep_open (leave the session open until the case ends:
  * concurrent-session limits), expect: { stage: VERDICT or a list, one per recipient }.
  * VERDICT: continue | accept | tarpit | tempfail | reject | unreached, optionally "by POLICY".
  */
@@ -60,6 +60,8 @@ export interface ScriptedSession {
   to: string[];
   invalid: string[];
   data: boolean;
+  /** Bytes of the message the backend accepts (`count: bytes`); undefined: not known. */
+  size?: number;
   keepOpen: boolean;
   expect: Partial<Record<ExpectStage, Expected[]>>;
   /** Where it is in the file: `cases[2].sessions[1]`. */
@@ -114,6 +116,7 @@ const sessionSchema = z.strictObject({
   to: list.default([]),
   invalid: list.default([]),
   data: z.boolean().default(true),
+  size: z.number().int().min(0).optional(),
   keep_open: z.boolean().default(false),
   expect: z.strictObject(Object.fromEntries(EXPECT_STAGES.map((s) => [s, expectation.optional()])) as Record<ExpectStage, z.ZodOptional<typeof expectation>>).default({}),
 });

@@ -126,7 +126,7 @@ async function runSession(ve: VirtualEngine, capture: LineCapture, s: ScriptedSe
     if (s.data) {
       d.facts(facts);
       const v = await decide('data', () => d.stage('data'));
-      if (v && !refusal(v)) d.delivered();
+      if (v && !refusal(v)) d.delivered(s.size);
     }
   }
   await settle();

@@ -17,6 +17,8 @@ export interface Facts {
   authUser?: string | undefined;
   mailFrom?: string | undefined;
   rcpt?: string | undefined;
+  /** The message's size, when the front knew it at the data stage. */
+  bytes?: number | undefined;
 }
 
 /** The stages a client's commands run (rcpt_rejected and reject come from the backend). */
@@ -62,6 +64,7 @@ export class SessionDriver {
     s.authUser = f.authUser;
     [s.mailFrom, s.mailFromDomain] = f.mailFrom === undefined ? [undefined, undefined] : splitAddress(f.mailFrom);
     [s.rcpt, s.rcptDomain] = f.rcpt === undefined ? [undefined, undefined] : splitAddress(f.rcpt);
+    s.messageSize = f.bytes;
   }
 
   async stage(stage: ClientStage): Promise<Verdict | undefined> {
@@ -69,6 +72,7 @@ export class SessionDriver {
     if (stage === 'mail') {
       if (this.heloRefused) return undefined;
       this.s.rcpts = [];
+      this.s.messageSize = undefined;
       this.inTransaction = false;
     } else if (stage === 'rcpt' && !this.inTransaction) return undefined;
     else if (stage === 'data' && (!this.inTransaction || this.s.rcpts.length === 0)) return undefined;
@@ -134,11 +138,11 @@ export class SessionDriver {
     return true;
   }
 
-  /** The backend accepted the message. */
-  delivered(): boolean {
+  /** The backend accepted the message (of `size` bytes, when the front knows it). */
+  delivered(size?: number): boolean {
     if (this.ended || !this.dataPassed) return false;
     this.dataPassed = false;
-    this.engine.delivered(this.s);
+    this.engine.delivered(this.s, size);
     return true;
   }
 

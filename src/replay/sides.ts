@@ -100,7 +100,7 @@ export class RunSide implements Side {
       case 'mail':
       case 'rcpt':
       case 'data':
-        d.facts({ helo: line.h, authUser: line.u, mailFrom: line.m, rcpt: line.r });
+        d.facts({ helo: line.h, authUser: line.u, mailFrom: line.m, rcpt: line.r, bytes: line.b });
         return this.decide(d.stage(line.e as ClientStage));
       case 'rcpt_rejected':
         d.facts({ helo: line.h, authUser: line.u, mailFrom: line.m, rcpt: line.r });
@@ -115,7 +115,7 @@ export class RunSide implements Side {
         d.authOk();
         return NOT_DECIDED;
       case 'delivered':
-        d.delivered();
+        d.delivered(line.b);
         return NOT_DECIDED;
       case 'close':
         d.close();

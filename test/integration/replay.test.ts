@@ -3,7 +3,8 @@
  * clients, a real backend refusing some recipients, a manual clock moved between sessions across
  * window boundaries and a UTC midnight) writes the journal; `auditgate replay` of that journal
  * with the config that recorded it reproduces every decision, and a candidate with a lower
- * threshold refuses exactly the sessions the gateway refuses when it runs that candidate.
+ * threshold refuses exactly the sessions the gateway refuses when it runs that candidate. The
+ * config has masks, shadow policies, amounts (count: bytes, count: rcpts) and a distinct series.
  */
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,16 +41,25 @@ series:
   invalid: { type: cidr, interval: 1m, windows: 5 }
   invalid6: { type: cidr_ipv6, interval: 1m, windows: 5, store_prefix: 64 }
   domains: { type: string, interval: 1m, windows: 2 }
+  bytes: { type: cidr, interval: 1m, windows: 3 }
+  rcpts: { type: cidr, interval: 1m, windows: 3 }
+  rcpt_spread: { type: string, interval: 1m, windows: 3, distinct: true }
 record:
   - { on: connect, series: [conn, conn6] }
   - { on: rcpt_rejected, series: [invalid, invalid6] }
   - { on: mail, series: domains, key: "{mail_from_domain}" }
+  - { on: data, series: bytes, count: bytes }
+  - { on: data, series: rcpts, count: rcpts }
+  - { on: rcpt, series: rcpt_spread, key: "{mail_from_domain}", value: "{rcpt}" }
 policies:
   - { name: trusted, on: connect, client: [203.0.113.0/28], action: accept }
   - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 2], above: ${perIp}, action: tempfail }
   - { name: per-64, on: connect, series: conn6, mask: 64, windows: [0, 2], above: ${perIp}, action: tempfail }
   - { name: dha, on: rcpt, series: invalid, mask: 32, windows: [0, 4], above: 3, action: reject }
   - { name: dha6, on: rcpt, series: invalid6, mask: 64, windows: [0, 4], above: 3, action: reject }
+  - { name: bytes-per-ip, on: data, series: bytes, mask: 32, windows: [0, 2], above: 100, action: tempfail }
+  - { name: rcpts-per-24, on: data, series: rcpts, mask: 24, windows: [0, 2], above: 12, action: reject, mode: shadow }
+  - { name: rcpt-spread, on: rcpt, series: rcpt_spread, key: "{mail_from_domain}", windows: [0, 2], above: 2, action: reject, mode: shadow }
   - { name: domain-watch, on: mail, series: domains, key: "{mail_from_domain}", windows: [0, 1], above: 10, action: tempfail, mode: shadow }
 `;
 }
@@ -164,6 +174,10 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
     expect(fired).toContain('per-64:tempfail');
     expect(fired).toContain('dha:reject');
     expect(fired).toContain('trusted:accept');
+    expect(fired).toContain('bytes-per-ip:tempfail'); // count: bytes, from the sizes of delivered messages
+    expect(lines.some((l) => l.e === 'delivered' && l.b! > 0)).toBe(true);
+    expect(lines.some((l) => l.w?.includes('rcpts-per-24'))).toBe(true); // count: rcpts
+    expect(lines.some((l) => l.w?.includes('rcpt-spread'))).toBe(true); // a distinct series
     expect(lines.some((l) => l.w?.includes('domain-watch'))).toBe(true);
     expect(lines.some((l) => l.a?.includes(':'))).toBe(true);
   });

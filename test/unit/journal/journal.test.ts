@@ -143,6 +143,7 @@ describe('journal lines', () => {
         u: maybe(text),
         m: maybe(text),
         r: maybe(text),
+        b: maybe(fc.integer({ min: 0, max: 2 ** 40 })),
         s: maybe(fc.constantFrom('connect', 'rcpt')),
         d: maybe(fc.constant(1)),
         l: maybe(fc.constant(1)),
