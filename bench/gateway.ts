@@ -138,6 +138,13 @@ export interface RunSpec {
   concurrency: number;
   warmupMs: number;
   durationMs: number;
+  /**
+   * Count-based phases instead of timed ones (warmupMs and durationMs are then ignored): the
+   * measured phase starts exactly `sessions` sessions and ends when the last has finished; the
+   * warm-up, if `warmupSessions` > 0, likewise. The cost suite's callgrind fallback uses these.
+   */
+  sessions?: number;
+  warmupSessions?: number;
 }
 
 export interface RunResult {
@@ -158,7 +165,10 @@ function sourceAddress(i: number): string {
   return `198.18.${n >>> 8}.${n & 255}`;
 }
 
-function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promise<RunResult> {
+/** One phase: until `ms` have passed (sessions in flight then still finish), or exactly `sessions` sessions. */
+type Phase = { ms: number } | { sessions: number };
+
+function runClients(spec: RunSpec, phase: Phase, counter: { next: number }): Promise<RunResult> {
   const body = `From: a@bench.example\r\nTo: b@bench.example\r\nSubject: bench\r\n\r\n`;
   const fill = 'x'.repeat(76);
   let text = body;
@@ -166,7 +176,10 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
   const message = `${text.slice(0, BODY_BYTES - 2)}\r\n.\r\n`;
   const res: RunResult = { sessions: 0, failures: 0, dataNot250: 0, accepted: 0, refused: 0, elapsedMs: 0, reasons: [] };
   const t0 = performance.now();
-  const deadline = t0 + ms;
+  const deadline = 'ms' in phase ? t0 + phase.ms : Infinity;
+  const budget = 'sessions' in phase ? phase.sessions : Infinity;
+  let started = 0;
+  const more = (): boolean => started < budget && performance.now() < deadline;
   let active = 0;
 
   return new Promise<RunResult>((resolve) => {
@@ -176,6 +189,7 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
     };
 
     const session = (): void => {
+      started++;
       const i = counter.next++;
       // spread client ports over a few loopback source addresses
       const sock = net.connect({ port: spec.port, host: '127.0.0.1' });
@@ -251,7 +265,7 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
     };
 
     const next = (): void => {
-      if (performance.now() < deadline) {
+      if (more()) {
         session();
         return;
       }
@@ -262,10 +276,12 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
       }
     };
 
-    for (let c = 0; c < spec.concurrency; c++) {
+    // (a timed phase starts its first wave even when ms is 0, as it always has)
+    for (let c = 0; c < spec.concurrency && started < budget; c++) {
       active++;
       session();
     }
+    if (active === 0) resolve(res);
   });
 }
 
@@ -273,8 +289,10 @@ async function childMain(): Promise<void> {
   const counter = { next: 0 };
   process.on('message', (msg: { id: number; spec: RunSpec }) => {
     void (async () => {
-      await runClients(msg.spec, msg.spec.warmupMs, counter);
-      const r = await runClients(msg.spec, msg.spec.durationMs, counter);
+      const { spec } = msg;
+      const counted = spec.sessions !== undefined;
+      await runClients(spec, counted ? { sessions: spec.warmupSessions ?? 0 } : { ms: spec.warmupMs }, counter);
+      const r = await runClients(spec, counted ? { sessions: spec.sessions! } : { ms: spec.durationMs }, counter);
       process.send!({ id: msg.id, result: r });
     })();
   });
