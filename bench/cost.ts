@@ -42,7 +42,7 @@ import { readProxyHeader } from '../src/smtp/proxy-protocol.js';
 import type { SmtpReply } from '../src/smtp/relay/backend-client.js';
 import type { Relay, RelayTransaction } from '../src/smtp/relay/types.js';
 import { backendProcess, clientProcess, FULL_POLICIES, gatewayYaml, startResponder, type RunResult } from './gateway.js';
-import { CG_AFTER_ROTATION_MS, CG_ATTEMPTS, CG_CONCURRENCY, CG_MAX_COMPILE, CG_MAX_SWEEPING, CG_NODE_FLAGS, CG_SESSIONS, CG_SETTLE_MS, CG_VALGRIND_FLAGS, CG_WARMUP_SESSIONS, SERIES_INTERVAL_MS, callgrindControl, callgrindVersion, readCallgrindDump, readDumpFile, sleep } from './callgrind.js';
+import { CG_ATTEMPTS, CG_CONCURRENCY, CG_MAX_COMPILE, CG_MAX_EXTRA_WARMUP, CG_MAX_SWEEPING, CG_NODE_FLAGS, CG_QUIET_BATCH, CG_QUIET_COMPILES, CG_SERIES_INTERVAL_S, CG_SESSIONS, CG_SETTLE_MS, CG_VALGRIND_FLAGS, CG_WARMUP_SESSIONS, callgrindControl, callgrindVersion, countCompiles, readCallgrindDump, readDumpFile, sleep } from './callgrind.js';
 import type { Figure } from './harness.js';
 
 const SERVER_ENV = 'AUDITGATE_COST_SERVER';
@@ -118,7 +118,8 @@ async function serverMain(scenario: Scenario): Promise<void> {
   else {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-cost-'));
     const backendPort = Number(process.env.AUDITGATE_COST_BACKEND ?? 9);
-    const gw = await startGateway({ config: parseConfigText(gatewayYaml(backendPort, dir, FULL_POLICIES), 'bench-cost.yaml') });
+    const intervalS = Number(process.env[INTERVAL_ENV] ?? 60);
+    const gw = await startGateway({ config: parseConfigText(gatewayYaml(backendPort, dir, FULL_POLICIES, undefined, intervalS), 'bench-cost.yaml') });
     if (scenario === 'gateway-stub') gw.relay = stubRelay();
     port = gw.smtpAddresses()[0]!.port;
     process.on('disconnect', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -139,26 +140,31 @@ const COUNTER_ENV = 'AUDITGATE_COST_COUNTER';
 const KEEP_ENV = 'AUDITGATE_COST_KEEP';
 /** Comma-separated row keys (responder, smtp-server, gateway-stub, gateway-bdat, gateway-data) to run only those, in that order; repeats run again. */
 const ROWS_ENV = 'AUDITGATE_COST_ROWS';
+/** The gateway rows' series interval in seconds (bench default 60), set for the callgrind server. */
+const INTERVAL_ENV = 'AUDITGATE_COST_INTERVAL';
 
 interface ServerChild {
   child: ChildProcess;
   port: number;
   exited: Promise<void>;
+  /** Optimizing compiles the server has completed so far (counted from --trace-opt under callgrind; 0 when forked). */
+  compiles: () => number;
 }
 
 /** One row's server: forked, or spawned under callgrind (instrumentation off) with an IPC channel on fd 3. */
 function serverProcess(scenario: Scenario, env: Record<string, string> = {}, callgrind?: { out: string; log: string }): Promise<ServerChild> {
   const script = fileURLToPath(import.meta.url);
-  const childEnv = { ...process.env, ...env, [SERVER_ENV]: scenario };
+  const childEnv = { ...process.env, ...env, [SERVER_ENV]: scenario, ...(callgrind ? { [INTERVAL_ENV]: String(CG_SERIES_INTERVAL_S) } : {}) };
   const child = callgrind
     ? spawn('valgrind', [...CG_VALGRIND_FLAGS, `--callgrind-out-file=${callgrind.out}`, `--log-file=${callgrind.log}`, process.execPath, ...CG_NODE_FLAGS, script], {
         env: childEnv,
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
       })
     : fork(script, [], { env: childEnv, execArgv: [], stdio: 'inherit' });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const compiles = child.stdout ? countCompiles(child.stdout, process.stdout) : () => 0;
   return new Promise((resolve, reject) => {
-    child.once('message', (m: { port: number }) => resolve({ child, port: m.port, exited }));
+    child.once('message', (m: { port: number }) => resolve({ child, port: m.port, exited, compiles }));
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`bench server (${scenario}) exited (${code})${callgrind ? `; valgrind log: ${callgrind.log}` : ''}`)));
   });
@@ -228,9 +234,10 @@ async function measurePerf(scenario: Scenario, env: Record<string, string> | und
 
 /**
  * One row with callgrind. The server starts under valgrind with instrumentation off;
- * CG_WARMUP_SESSIONS sessions warm it up uncounted; after a pause `callgrind_control -i on` starts
- * counting, exactly CG_SESSIONS sessions run (CG_CONCURRENCY at a time), and after another pause
- * `callgrind_control --dump` writes the window's counts.
+ * CG_WARMUP_SESSIONS sessions warm it up uncounted, then batches of CG_QUIET_BATCH until V8 stops
+ * optimizing; after a pause `callgrind_control -i on` starts counting, exactly CG_SESSIONS
+ * sessions run (CG_CONCURRENCY at a time), and after another pause `callgrind_control --dump`
+ * writes the window's counts.
  *
  * Instructions per session = (window Ir − optimizing compiler − GC pauses) ÷ sessions: the work
  * of the JS, V8's runtime and inline caches, node's C++, libuv and libc, without the lumps V8 adds
@@ -242,13 +249,8 @@ async function measurePerf(scenario: Scenario, env: Record<string, string> | und
  * A spoilt window is measured again (counters zeroed), up to CG_ATTEMPTS in all: one with a major
  * GC or the lazy sweeping after one, one where optimizing compiles took more than CG_MAX_COMPILE
  * of the Ir (code still on its way to optimized: the window doubles as more warm-up), and for the
- * gateway rows one that crossed a series rotation.
- *
- * The gateway rotates its series windows on epoch-aligned SERIES_INTERVAL_MS boundaries; the first
- * rotation runs new code paths (deopts, recompiles) and each one does some work. A gateway row
- * takes about a minute under valgrind, so a rotation would fall into some windows and not others:
- * gateway rows keep warming up until a boundary has passed at least CG_AFTER_ROTATION_MS ago and
- * the window, as long as the warm-up's pace predicts, ends before the next one.
+ * gateway rows one that crossed a series rotation (their interval is CG_SERIES_INTERVAL_S here,
+ * so only one that crosses the hour).
  */
 async function measureCallgrind(
   scenario: Scenario,
@@ -258,29 +260,26 @@ async function measureCallgrind(
   files: { out: string; log: string },
 ): Promise<{ instructions: number; sessions: number; note: string }> {
   const t0 = performance.now();
-  const { child, port, exited } = await serverProcess(scenario, env, files);
+  const { child, port, exited, compiles } = await serverProcess(scenario, env, files);
   try {
     const pid = child.pid!;
     const rotates = scenario === 'gateway-stub' || scenario === 'gateway-backend';
-    const serverUp = Date.now();
-    const interval = (ms: number): number => Math.floor(ms / SERIES_INTERVAL_MS);
+    const interval = (ms: number): number => Math.floor(ms / (CG_SERIES_INTERVAL_S * 1000));
     const spec = { port, mode: 'full', proxy: scenario !== 'responder', concurrency: CG_CONCURRENCY, warmupMs: 0, durationMs: 0 } as const;
     const warm = async (n: number): Promise<void> => checkRun(`${name} (warm-up)`, await clients.run({ ...spec, sessions: n }), n);
     const t1 = performance.now();
     await warm(CG_WARMUP_SESSIONS);
-    const t2 = performance.now();
-    /** Predicted window length: counted sessions run some 3–5× slower than uncounted ones. */
-    const windowMs = (CG_SESSIONS / CG_WARMUP_SESSIONS) * (t2 - t1) * 5 + 2 * CG_SETTLE_MS + 2_000;
-    const fits = (now: number): boolean => {
-      const since = now % SERIES_INTERVAL_MS;
-      return interval(now) > interval(serverUp) && since >= CG_AFTER_ROTATION_MS && since + windowMs <= SERIES_INTERVAL_MS;
-    };
+    // then until a batch runs (nearly) without optimizing compiles: V8 has tiered up what this row runs
     let extra = 0;
+    for (let quiet = false; !quiet && extra < CG_MAX_EXTRA_WARMUP; extra += CG_QUIET_BATCH) {
+      const before = compiles();
+      await warm(CG_QUIET_BATCH);
+      await sleep(CG_SETTLE_MS);
+      quiet = compiles() - before <= CG_QUIET_COMPILES;
+    }
+    const t2 = performance.now();
     let counting = false;
     for (let attempt = 1; ; attempt++) {
-      if (rotates && CG_AFTER_ROTATION_MS + windowMs <= SERIES_INTERVAL_MS) {
-        for (; !fits(Date.now()); extra += 100) await warm(100);
-      }
       await sleep(CG_SETTLE_MS);
       const t3 = performance.now();
       const w0 = Date.now();
@@ -312,7 +311,7 @@ async function measureCallgrind(
       const note =
         `total ${per(c.total)} − optimizing compiler ${per(c.compile)} − GC ${per(c.gc)} Ir per session` +
         `${spoilt ? `; WARNING ${spoilt} in the window after ${attempt} attempts` : ''}` +
-        `; start ${secs(t1 - t0)}, warm-up ${secs(t2 - t1)}${extra ? ` (+${extra} sessions waiting for the series clock)` : ''}, window ${secs(performance.now() - t3)}` +
+        `; start ${secs(t1 - t0)}, warm-up ${secs(t2 - t1)}${extra ? ` (${CG_WARMUP_SESSIONS} + ${extra} sessions, ${compiles()} optimizing compiles so far)` : ''}, window ${secs(performance.now() - t3)}` +
         `${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
       return { instructions: c.total - c.compile - c.gc, sessions: r.sessions, note };
     }
