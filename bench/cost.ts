@@ -46,6 +46,8 @@ import { CG_ATTEMPTS, CG_CONCURRENCY, CG_MAX_COMPILE, CG_MAX_EXTRA_WARMUP, CG_MA
 import type { Figure } from './harness.js';
 
 const SERVER_ENV = 'AUDITGATE_COST_SERVER';
+/** The gateway rows' series interval in seconds (bench default 60), set for the callgrind server. */
+const INTERVAL_ENV = 'AUDITGATE_COST_INTERVAL';
 const WARMUP_MS = 1_000;
 const MEASURE_MS = 4_000;
 
@@ -140,8 +142,6 @@ const COUNTER_ENV = 'AUDITGATE_COST_COUNTER';
 const KEEP_ENV = 'AUDITGATE_COST_KEEP';
 /** Comma-separated row keys (responder, smtp-server, gateway-stub, gateway-bdat, gateway-data) to run only those, in that order; repeats run again. */
 const ROWS_ENV = 'AUDITGATE_COST_ROWS';
-/** The gateway rows' series interval in seconds (bench default 60), set for the callgrind server. */
-const INTERVAL_ENV = 'AUDITGATE_COST_INTERVAL';
 
 interface ServerChild {
   child: ChildProcess;
