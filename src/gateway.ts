@@ -5,14 +5,15 @@
  */
 import type { Logger } from 'pino';
 import { seriesCatalogue } from './config/catalogue.js';
-import type { Config, HostPort, ListenAddress, RelayConfig } from './config/types.js';
+import type { Config, HostPort, JournalConfig, ListenAddress, RelayConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { createStore, RoutingStore } from './store/create.js';
 import type { ManagedStore } from './store/types.js';
-import { Recorder } from './audit/recorder.js';
+import type { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
-import { SessionEngine } from './audit/session.js';
+import type { SessionEngine } from './audit/session.js';
+import { createEngine } from './audit/engine.js';
 import { GatewayEvents } from './events.js';
 import { createRelay } from './smtp/relay/create.js';
 import { NoRelay } from './smtp/relay/none.js';
@@ -25,6 +26,9 @@ import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
 import { SeriesPersister } from './history/persister.js';
 import { SeriesLogWriter } from './history/log-writer.js';
+import { Journal } from './journal/journal.js';
+import { formatLine } from './journal/line.js';
+import { JournalWriter, type JournalStats } from './journal/writer.js';
 import type { MtaListener } from './mta/listener.js';
 import { createMilterFront } from './milter/front.js';
 import { createPolicyFront } from './policy-service/front.js';
@@ -91,6 +95,9 @@ export class Gateway implements AdminView {
   readonly startedAt: number;
   persister: SeriesPersister | undefined;
   logWriter: SeriesLogWriter | undefined;
+  /** Every stage event, to `journal.dir` when the config has a journal (else it builds nothing). */
+  readonly journal: Journal;
+  journalWriter: JournalWriter | undefined;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -98,16 +105,18 @@ export class Gateway implements AdminView {
     this.logger = opts.logger ?? createLogger(opts.config.log.level);
     this.registry = new SeriesRegistry(this.clock);
     this.sessions = new SessionTracker(this.clock);
+    this.journal = new Journal(this.clock);
     this.startedAt = this.clock.now();
   }
 
   async start(): Promise<void> {
     for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
+    await this.configureJournal(this.config.journal);
     try {
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
-      this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
-      this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
+      const { config, store, sessions, clock, logger, journal } = this;
+      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, hostname: () => this.config.server.hostname }));
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({
         config: () => this.config,
@@ -194,6 +203,27 @@ export class Gateway implements AdminView {
     this.logWriter.start();
   }
 
+  /**
+   * Follows the config's journal: lines go to a writer on `journal.dir` (a new one when the
+   * directory changed; the old one writes what it holds and closes), or nowhere without one.
+   */
+  private async configureJournal(j: JournalConfig | undefined): Promise<void> {
+    const old = this.journalWriter;
+    if (old && j && old.dir === j.dir) {
+      old.setRetention(j.retention);
+      return;
+    }
+    const writer = j ? new JournalWriter({ dir: j.dir, retentionSec: j.retention, clock: this.clock, logger: this.logger }) : undefined;
+    writer?.start();
+    this.journalWriter = writer;
+    this.journal.setSink(writer ? (line) => writer.append(formatLine(line)) : undefined);
+    await old?.close();
+  }
+
+  journalStats(): JournalStats | undefined {
+    return this.journalWriter?.stats();
+  }
+
   smtpAddresses(): HostPort[] {
     return this.front.addresses();
   }
@@ -224,6 +254,7 @@ export class Gateway implements AdminView {
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.recorder.configure(config);
+    await this.configureJournal(config.journal);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
     if (relayChanged) {
@@ -254,6 +285,8 @@ export class Gateway implements AdminView {
     await this.front?.close(drainMs);
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
+    this.journal.setSink(undefined);
+    await this.journalWriter?.close();
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');

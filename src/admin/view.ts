@@ -14,6 +14,7 @@ import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
+import type { JournalStats } from '../journal/writer.js';
 import type { MtaFrontKind, MtaFrontStats } from '../mta/listener.js';
 
 export interface AdminView {
@@ -41,4 +42,6 @@ export interface AdminView {
   mtaFronts(): ReadonlyArray<{ readonly kind: MtaFrontKind; readonly stats: MtaFrontStats }>;
   /** Undefined before persistence started. */
   readonly persister: { stats(): PersistStats } | undefined;
+  /** The journal writer's figures; undefined while the config has no journal. */
+  journalStats?(): JournalStats | undefined;
 }
