@@ -175,6 +175,7 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       greet_delay: formatDuration(server.greet_delay),
       max_line_length: server.max_line_length,
       banner: server.banner,
+      workers: server.workers,
     },
     relay: { url: relay.url, timeout: formatDuration(relay.timeout), pool_size: relay.pool_size },
     state_dir: config.state_dir,
