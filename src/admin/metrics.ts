@@ -233,6 +233,8 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     },
   });
 
+  gateway.registerMetrics?.(registry);
+
   return {
     registry,
     contentType: registry.contentType,
