@@ -58,6 +58,9 @@ export class BatchApplier {
           }
           continue;
         }
+        case 'A':
+          results.push(await this.store.add(op[1], op[2], op[3]).then(() => 0, toWireError));
+          break;
         case 'r':
           results.push(await this.store.removeItem(op[1], op[2]).catch(toWireError));
           break;

@@ -118,11 +118,12 @@ export class IpcStore implements ManagedStore {
 
   constructor(private readonly batcher: IpcBatcher) {}
 
-  add(series: string, key: string, count = 1): Promise<void> {
-    this.batcher.push(['a', series, key, count]);
-    return RESOLVED;
+  /** One add (the admin API, the console): resolves once the primary applied it. */
+  async add(series: string, key: string, count = 1): Promise<void> {
+    await this.batcher.ask(['A', series, key, count]);
   }
 
+  /** The recorder's adds: resolve at once (the next count of this worker is applied after them). */
   addMany(ops: readonly AddOp[]): Promise<void> {
     for (const op of ops) this.batcher.push(['a', op.series, op.key, op.count]);
     return RESOLVED;

@@ -7,7 +7,7 @@
  * batch or of any later batch. Ops that answer (count, remove, top, gauge) get one result each,
  * in op order, in the `answer` with the batch's id; a batch with id 0 wants no answer.
  */
-import { AuditgateError, ERROR_CODES, type ErrorCode, InvalidKeyError, StoreError } from '../errors.js';
+import { AuditgateError, ERROR_CODES, type ErrorCode, InvalidKeyError, StoreError, UnknownSeriesError } from '../errors.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import type { HostPort } from '../config/types.js';
 import type { FiredRecord } from '../audit/recorder.js';
@@ -15,10 +15,11 @@ import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
 import type { RelayCommand } from '../events.js';
 
-/** One store or gauge call. Answered: c, r, t, g. */
+/** One store or gauge call. Answered: A, c, r, t, g. */
 export type Op =
-  /** add: series, key, count */
+  /** add: series, key, count ('a': the worker went on at once; 'A': answered with 0 once applied) */
   | ['a', string, string, number]
+  | ['A', string, string, number]
   /** count: series, key, startv, endv */
   | ['c', string, string, number, number]
   /** removeItem: series, key */
@@ -76,16 +77,17 @@ export type PrimaryMessage =
 /** True for the ops that get a result. */
 export function answered(op: Op): boolean {
   const k = op[0];
-  return k === 'c' || k === 'r' || k === 't' || k === 'g';
+  return k === 'A' || k === 'c' || k === 'r' || k === 't' || k === 'g';
 }
 
-const OP_ARITY: Record<Op[0], number> = { a: 4, c: 5, r: 3, t: 3, o: 2, x: 2, g: 3 };
+const OP_ARITY: Record<Op[0], number> = { a: 4, A: 4, c: 5, r: 3, t: 3, o: 2, x: 2, g: 3 };
 
 function isOp(v: unknown): v is Op {
   if (!Array.isArray(v) || typeof v[0] !== 'string' || !(v[0] in OP_ARITY)) return false;
   if (v.length !== OP_ARITY[v[0] as Op[0]]) return false;
   switch (v[0] as Op[0]) {
     case 'a':
+    case 'A':
       return typeof v[1] === 'string' && typeof v[2] === 'string' && Number.isFinite(v[3]);
     case 'c':
       return typeof v[1] === 'string' && typeof v[2] === 'string' && Number.isInteger(v[3]) && Number.isInteger(v[4]);
@@ -149,10 +151,11 @@ export function isWireError(r: OpResult | undefined): r is WireError {
   return typeof r === 'object' && r !== null && !Array.isArray(r) && 'error' in r;
 }
 
-/** The error a worker throws for a wire error: the same code, and InvalidKeyError's class (the recorder tells it apart). */
+/** The error a worker throws for a wire error: the same code, and the class callers tell apart (InvalidKeyError, UnknownSeriesError). */
 export function fromWireError(w: WireError): AuditgateError {
   const { code, message } = w.error;
   if (code === 'AG_KEY_INVALID') return new InvalidKeyError(message);
+  if (code === 'AG_SERIES_UNKNOWN') return Object.assign(new UnknownSeriesError(''), { message });
   if (code !== 'AG_STORE' && code in ERROR_CODES) return new AuditgateError(code as ErrorCode, message);
   return new StoreError(message);
 }
