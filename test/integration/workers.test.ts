@@ -1,0 +1,140 @@
+/**
+ * server.workers > 1 as an operator runs it: `auditgate serve` (dist/) with two and three worker
+ * processes behind one listening port, clients presenting many IPv4 and IPv6 addresses through
+ * PROXY headers, a real backend. Limits hold exactly across workers; a worker killed with -9
+ * under load loses nothing that was acknowledged and comes back; SIGHUP and SIGTERM reach every
+ * worker; the primary's death takes the workers down; the admin API and the CLI see the whole
+ * gateway.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Proc } from '../helpers/process.js';
+import { proxyV1, SmtpTestClient, startBackend, type Backend } from '../helpers/smtp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist/src/cli.js');
+
+const running: Proc[] = [];
+const backends: Backend[] = [];
+afterEach(async () => {
+  for (const p of running.splice(0)) {
+    for (const pid of pidsOf(p)) tryKill(pid);
+    p.child.kill('SIGKILL');
+  }
+  for (const b of backends.splice(0)) await b.close();
+});
+
+function tryKill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Worker pids the primary logged (at start and at each restart). */
+function pidsOf(p: Proc): number[] {
+  return p.lines.flatMap((l) => (l.msg === 'auditgate listening' ? (l.workers as number[]) : l.msg === 'worker restarted' ? [l.pid as number] : []));
+}
+
+/** True while the process exists and is no zombie. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function configText(dir: string, opts: { workers: number; relay: string; policies: string }): string {
+  return `server:
+  hostname: workers.test
+  listen: ["127.0.0.1:0"]
+  workers: ${opts.workers}
+  proxy_protocol: [127.0.0.0/8]
+relay:
+  url: ${opts.relay}
+  timeout: 5s
+state_dir: ${join(dir, 'state')}
+log_dir: ${join(dir, 'log')}
+admin: { listen: "127.0.0.1:0" }
+series:
+  conn: { type: cidr, interval: 1h, windows: 2 }
+  conn6: { type: cidr_ipv6, interval: 1h, windows: 2 }
+record:
+  - { on: connect, series: [conn, conn6] }
+policies:
+${opts.policies}
+`;
+}
+
+async function start(opts: { workers: number; relay?: string; policies: string }): Promise<{ p: Proc; port: number; admin: string; file: string; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ag-workers-'));
+  const file = join(dir, 'auditgate.yaml');
+  writeFileSync(file, configText(dir, { ...opts, relay: opts.relay ?? `dir:${join(dir, 'mail')}` }));
+  const p = new Proc(spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  running.push(p);
+  const up = await p.waitFor((l) => l.msg === 'auditgate listening', 60_000);
+  expect(up.workers).toHaveLength(opts.workers);
+  const port = (up.listen as Array<{ port: number }>)[0]!.port;
+  const a = up.admin as { host: string; port: number };
+  return { p, port, admin: `http://${a.host}:${a.port}`, file, dir };
+}
+
+/** Opens `n` connections at once from `ip(i)`; returns the greeting codes (connections closed). */
+async function burst(port: number, n: number, ip: (i: number) => string): Promise<number[]> {
+  const clients = await Promise.all(Array.from({ length: n }, (_, i) => SmtpTestClient.connect(port, { preface: proxyV1(ip(i), 40000 + i) })));
+  for (const c of clients) c.close();
+  return clients.map((c) => c.greeting.code);
+}
+
+const count = (codes: number[], code: number): number => codes.filter((c) => c === code).length;
+
+async function getJson(url: string): Promise<Record<string, unknown>> {
+  const r = await fetch(url);
+  expect(r.status).toBe(200);
+  return (await r.json()) as Record<string, unknown>;
+}
+
+describe('server.workers: 3', () => {
+  it('holds per-IP, per-/24 and per-/64 limits exactly across workers; the admin API and the CLI see the whole gateway', async () => {
+    const { port, admin } = await start({
+      workers: 3,
+      policies: `  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: 5, action: tempfail }
+  - { name: per-24, on: connect, series: conn, mask: 24, windows: [0, 1], above: 12, action: tempfail }
+  - { name: per-64, on: connect, series: conn6, mask: 64, windows: [0, 1], above: 7, action: tempfail }`,
+    });
+    const perIp = await burst(port, 20, () => '198.51.100.7');
+    expect(count(perIp, 220)).toBe(5);
+    expect(count(perIp, 421)).toBe(15);
+    const per24 = await burst(port, 30, (i) => `192.0.2.${i + 1}`);
+    expect(count(per24, 220)).toBe(12);
+    const per64 = await burst(port, 15, (i) => `2001:db8:1:2::${(i + 1).toString(16)}`);
+    expect(count(per64, 220)).toBe(7);
+
+    // the whole gateway: counts from every worker, decisions summed, per-worker figures
+    expect((await getJson(`${admin}/series/conn/count?key=192.0.2.0/24`)).count).toBe(30);
+    expect((await getJson(`${admin}/series/conn6/count?key=2001:db8:1:2::/64`)).count).toBe(15);
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    expect(metrics).toContain('auditgate_decisions_total{policy="per-ip",action="tempfail",mode="enforce"} 15');
+    expect(metrics).toContain('auditgate_decisions_total{policy="per-24",action="tempfail",mode="enforce"} 18');
+    expect(metrics).toContain('auditgate_decisions_total{policy="per-64",action="tempfail",mode="enforce"} 8');
+    const trips = [...metrics.matchAll(/^auditgate_worker_ipc_round_trips_total\{worker="(\d)"\} (\d+)$/gm)];
+    expect(trips.map((m) => m[1]).sort()).toEqual(['1', '2', '3']);
+    for (const m of trips) expect(Number(m[2])).toBeGreaterThan(0); // connections were spread over all three
+
+    const cli = spawnSync(process.execPath, [CLI, 'series', 'count', 'conn', '198.51.100.7', '--admin', admin, '--json'], { encoding: 'utf8', timeout: 20_000 });
+    expect(cli.status).toBe(0);
+    expect((JSON.parse(cli.stdout) as { count: number }).count).toBe(20);
+    const decisions = spawnSync(process.execPath, [CLI, 'series', 'decisions', '--admin', admin, '--json'], { encoding: 'utf8', timeout: 20_000 });
+    expect(decisions.status).toBe(0);
+    const counted = (JSON.parse(decisions.stdout) as { counts: Array<{ policy: string; count: number }> }).counts;
+    expect(Object.fromEntries(counted.map((c) => [c.policy, c.count]))).toEqual({ 'per-ip': 15, 'per-24': 18, 'per-64': 8 });
+  });
+});
