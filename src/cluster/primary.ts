@@ -127,17 +127,17 @@ export class ClusterPrimary implements AdminView {
     this.logger.info({ listen: this.listen, admin: this.admin?.address(), relay: this.config.relay.url, series: this.registry.list().length, workers }, 'auditgate listening');
   }
 
-  /** Starts worker `index` and resolves when it listens. */
-  private fork(index: string): Promise<void> {
+  /** Starts worker `index` and resolves with its pid when it listens. */
+  private fork(index: string): Promise<number | undefined> {
     const worker = cluster.fork({ AUDITGATE_WORKER: index });
-    return new Promise<void>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const slot: Slot = {
         index,
         worker,
         startedAt: Date.now(),
         ready: false,
         exited: new Promise((r) => worker.once('exit', () => r())),
-        started: { resolve, reject },
+        started: { resolve: () => resolve(worker.process.pid), reject },
         acks: [],
         stats: new Map(),
       };
@@ -198,7 +198,7 @@ export class ClusterPrimary implements AdminView {
     setTimeout(() => {
       if (this.stopping) return;
       this.fork(slot.index).then(
-        () => this.logger.info({ worker: slot.index }, 'worker restarted'),
+        (pid) => this.logger.info({ worker: slot.index, pid }, 'worker restarted'),
         (err: unknown) => this.logger.error({ err, worker: slot.index }, 'worker restart failed'),
       );
     }, delay).unref();

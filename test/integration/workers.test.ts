@@ -138,3 +138,56 @@ describe('server.workers: 3', () => {
     expect(Object.fromEntries(counted.map((c) => [c.policy, c.count]))).toEqual({ 'per-ip': 15, 'per-24': 18, 'per-64': 8 });
   });
 });
+
+/** One full session that delivers message `id`; true when the client got 250 for it. */
+async function deliver(port: number, id: string, ip: string): Promise<boolean> {
+  let c: SmtpTestClient | undefined;
+  try {
+    c = await SmtpTestClient.connect(port, { preface: proxyV1(ip) });
+    if (c.greeting.code !== 220) return false;
+    if ((await c.cmd('EHLO load.test')).code !== 250) return false;
+    if ((await c.cmd('MAIL FROM:<s@load.test>')).code !== 250) return false;
+    if ((await c.cmd('RCPT TO:<r@backend.test>')).code !== 250) return false;
+    return (await c.data(`X-Id: ${id}\r\nSubject: load\r\n\r\nbody\r\n`)).code === 250;
+  } catch {
+    return false; // reset by the killed worker, or refused while it was down
+  } finally {
+    c?.close();
+  }
+}
+
+describe('server.workers: 2', () => {
+  it('kill -9 of a worker under load: nothing acknowledged is lost, the worker comes back, the other keeps serving', async () => {
+    const backend = await startBackend();
+    backends.push(backend);
+    backend.server.on('error', () => undefined); // the killed worker's backend connections reset
+    const { p, port } = await start({ workers: 2, relay: `smtp://127.0.0.1:${backend.port}`, policies: '' });
+    const [victim, survivor] = pidsOf(p) as [number, number];
+    const acked: string[] = [];
+    let sent = 0;
+    let stop = false;
+    let killedAt = -1;
+    const loops = Array.from({ length: 6 }, async (_, l) => {
+      while (!stop) {
+        const id = `m${sent++}`;
+        if (await deliver(port, id, `10.0.${l}.${sent % 250}`)) acked.push(id);
+      }
+    });
+    await waitFor(() => acked.length >= 20, 60_000);
+    process.kill(victim, 'SIGKILL');
+    killedAt = acked.length;
+    const restarted = await p.waitFor((l) => l.msg === 'worker restarted', 30_000);
+    await waitFor(() => acked.length >= killedAt + 40, 60_000);
+    stop = true;
+    await Promise.all(loops);
+
+    const died = p.lines.find((l) => l.msg === 'worker died; starting it again')!;
+    expect(died).toMatchObject({ pid: victim, signal: 'SIGKILL' });
+    expect(restarted.pid).not.toBe(victim);
+    expect(alive(restarted.pid as number)).toBe(true);
+    expect(alive(survivor)).toBe(true);
+    const delivered = new Set(backend.messages.map((m) => /^X-Id: (m\d+)$/m.exec(m.raw.toString('latin1'))?.[1]));
+    expect(acked.filter((id) => !delivered.has(id))).toEqual([]);
+    expect(acked.length).toBeGreaterThanOrEqual(killedAt + 40);
+  }, 120_000);
+});
