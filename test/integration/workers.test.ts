@@ -191,3 +191,55 @@ describe('server.workers: 2', () => {
     expect(acked.length).toBeGreaterThanOrEqual(killedAt + 40);
   }, 120_000);
 });
+
+describe('server.workers: 2, signals', () => {
+  const limit = (above: number) => `  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: ${above}, action: tempfail }`;
+
+  it('SIGHUP reloads every worker, a refused config is refused for all; SIGTERM drains every worker, then the primary exits', async () => {
+    const backend = await startBackend();
+    backends.push(backend);
+    const relay = `smtp://127.0.0.1:${backend.port}`;
+    const { p, port, file, dir } = await start({ workers: 2, relay, policies: limit(1) });
+    const workers = pidsOf(p);
+    expect(count(await burst(port, 4, () => '203.0.113.1'), 220)).toBe(1);
+
+    writeFileSync(file, configText(dir, { workers: 2, relay, policies: limit(100) }));
+    p.child.kill('SIGHUP');
+    expect(await p.waitFor((l) => l.msg === 'configuration reloaded')).toMatchObject({ workers: 2 });
+    // both workers run the new limit (connections go round-robin over them)
+    expect(count(await burst(port, 6, () => '203.0.113.2'), 220)).toBe(6);
+
+    writeFileSync(file, configText(dir, { workers: 2, relay, policies: limit(100) }).replace('above: 100', 'above: -1'));
+    p.child.kill('SIGHUP');
+    await p.waitFor((l) => String(l.msg).startsWith('reload refused'));
+    writeFileSync(file, configText(dir, { workers: 3, relay, policies: limit(0) }));
+    p.child.kill('SIGHUP');
+    const failed = await p.waitFor((l) => l.msg === 'reload failed; the old configuration stays');
+    expect(JSON.stringify(failed.err)).toMatch(/server\.workers changed, which needs a restart/);
+    expect(p.lines.filter((l) => String(l.msg).startsWith('reload refused'))).toHaveLength(1); // one line, from the primary
+    expect(count(await burst(port, 6, () => '203.0.113.3'), 220)).toBe(6); // neither change was applied anywhere
+
+    // a session mid-transaction when SIGTERM arrives completes; then everyone exits
+    const open = await SmtpTestClient.connect(port, { preface: proxyV1('203.0.113.9') });
+    expect((await open.cmd('EHLO late.test')).code).toBe(250);
+    expect((await open.cmd('MAIL FROM:<a@late.test>')).code).toBe(250);
+    expect((await open.cmd('RCPT TO:<b@backend.test>')).code).toBe(250);
+    p.child.kill('SIGTERM');
+    await p.waitFor((l) => l.msg === 'draining sessions');
+    expect((await open.data('X-Id: late\r\n\r\nbody\r\n')).code).toBe(250);
+    await open.cmd('QUIT');
+    expect(await p.exit).toBe(0);
+    expect(p.lines.some((l) => l.msg === 'worker died; starting it again')).toBe(false);
+    expect(workers.filter(alive)).toEqual([]);
+    expect(backend.messages.some((m) => m.raw.toString('latin1').includes('X-Id: late'))).toBe(true);
+  }, 120_000);
+
+  it('the primary killed with -9 takes its workers down', async () => {
+    const { p } = await start({ workers: 2, policies: limit(10) });
+    const workers = pidsOf(p);
+    expect(workers.filter(alive)).toHaveLength(2);
+    p.child.kill('SIGKILL');
+    await p.exit;
+    await waitFor(() => workers.filter(alive).length === 0, 20_000);
+  }, 90_000);
+});
