@@ -74,11 +74,11 @@ ${opts.policies}
 `;
 }
 
-async function start(opts: { workers: number; relay?: string; policies: string }): Promise<{ p: Proc; port: number; admin: string; file: string; dir: string }> {
+async function start(opts: { workers: number; relay?: string; policies: string; env?: NodeJS.ProcessEnv }): Promise<{ p: Proc; port: number; admin: string; file: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ag-workers-'));
   const file = join(dir, 'auditgate.yaml');
   writeFileSync(file, configText(dir, { ...opts, relay: opts.relay ?? `dir:${join(dir, 'mail')}` }));
-  const p = new Proc(spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const p = new Proc(spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }));
   running.push(p);
   const up = await p.waitFor((l) => l.msg === 'auditgate listening', 60_000);
   expect(up.workers).toHaveLength(opts.workers);
@@ -106,6 +106,7 @@ describe('server.workers: 3', () => {
   it('holds per-IP, per-/24 and per-/64 limits exactly across workers; the admin API and the CLI see the whole gateway', async () => {
     const { port, admin } = await start({
       workers: 3,
+      env: { NODE_CLUSTER_SCHED_POLICY: 'rr' }, // the primary hands out connections in turn: every worker gets some
       policies: `  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: 5, action: tempfail }
   - { name: per-24, on: connect, series: conn, mask: 24, windows: [0, 1], above: 12, action: tempfail }
   - { name: per-64, on: connect, series: conn6, mask: 64, windows: [0, 1], above: 7, action: tempfail }`,
