@@ -27,10 +27,16 @@ export class BatchApplier {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * Every store call is made before anything is awaited: the memory store does its work when
+   * called, so the ops of this batch apply in order and no other batch (the next one from the
+   * same worker may arrive in the same read) runs in between. Results are collected after.
+   */
   async apply(worker: number, ops: readonly Op[]): Promise<OpResult[]> {
     this.batches++;
     this.ops += ops.length;
-    const results: OpResult[] = [];
+    const results: Array<Promise<OpResult[]>> = [];
+    const one = (p: Promise<OpResult>): number => results.push(p.then((r) => [r], (err: unknown) => [toWireError(err)]));
     let i = 0;
     while (i < ops.length) {
       const op = ops[i]!;
@@ -41,7 +47,7 @@ export class BatchApplier {
             const [, series, key, count] = ops[i] as Extract<Op, { 0: 'a' }>;
             adds.push({ series, key, count });
           }
-          await this.store.addMany(adds).catch((err: unknown) => this.addFailed(err, worker));
+          this.store.addMany(adds).catch((err: unknown) => this.addFailed(err, worker));
           continue;
         }
         case 'c': {
@@ -50,22 +56,17 @@ export class BatchApplier {
             const [, series, key, startv, endv] = ops[i] as Extract<Op, { 0: 'c' }>;
             queries.push({ series, key, startv, endv });
           }
-          try {
-            results.push(...(await this.store.countMany(queries)));
-          } catch (err) {
-            const e = toWireError(err);
-            for (let j = 0; j < queries.length; j++) results.push(e);
-          }
+          results.push(this.store.countMany(queries).catch((err: unknown) => queries.map(() => toWireError(err))));
           continue;
         }
         case 'A':
-          results.push(await this.store.add(op[1], op[2], op[3]).then(() => 0, toWireError));
+          one(this.store.add(op[1], op[2], op[3]).then(() => 0));
           break;
         case 'r':
-          results.push(await this.store.removeItem(op[1], op[2]).catch(toWireError));
+          one(this.store.removeItem(op[1], op[2]));
           break;
         case 't':
-          results.push(await this.store.top(op[1], op[2]).catch(toWireError));
+          one(this.store.top(op[1], op[2]));
           break;
         case 'o':
           this.opened(worker, op[1]);
@@ -75,13 +76,13 @@ export class BatchApplier {
           break;
         case 'g': {
           const client = parseClientAddress(op[1]);
-          results.push(client ? this.sessions.countAt(client, op[2] < 0 ? undefined : op[2]) : 0);
+          results.push(Promise.resolve([client ? this.sessions.countAt(client, op[2] < 0 ? undefined : op[2]) : 0]));
           break;
         }
       }
       i++;
     }
-    return results;
+    return (await Promise.all(results)).flat();
   }
 
   private opened(worker: number, ip: string): void {

@@ -98,6 +98,20 @@ describe('IpcStore', () => {
     expect(await p.memory.count('conn', '192.0.2.0/24')).toBe(30);
   });
 
+  it('applies batches in arrival order, also two that arrive in one read (no interleaving)', async () => {
+    const p = primary();
+    const batch = (): Parameters<BatchApplier['apply']>[1] => [
+      ['o', '192.0.2.1'],
+      ['a', 'conn', '192.0.2.1', 1],
+      ['c', 'conn', '192.0.2.1', 0, 0],
+      ['g', '192.0.2.1', -1],
+    ];
+    const first = p.applier.apply(1, batch());
+    const second = p.applier.apply(1, batch());
+    expect(await first).toEqual([1, 1]);
+    expect(await second).toEqual([2, 2]);
+  });
+
   it('fails a bad key with InvalidKeyError, and every call once the primary is gone', async () => {
     const p = primary();
     const w = worker(p);
