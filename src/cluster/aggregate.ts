@@ -6,7 +6,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FiredRecord } from '../audit/recorder.js';
 import type { ProxyStats } from '../smtp/proxy-session.js';
-import type { RelayStats } from '../smtp/relay/types.js';
+import type { RelayBackendStats, RelayStats } from '../smtp/relay/types.js';
 import type { WorkerStats } from './messages.js';
 
 /** The latest report of each live worker, by worker index ("1" … "N"). */
@@ -34,9 +34,19 @@ export function sumFront(reports: Reports): ProxyStats {
   return out;
 }
 
+/** The workers' relay figures summed; a backend is up when every worker finds it up. */
 export function sumRelay(reports: Reports, kind: RelayStats['kind']): RelayStats {
-  const out: RelayStats = { kind, idle: 0, active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
-  for (const r of reports.values()) for (const k of RELAY_FIGURES) out[k] += r.relay[k];
+  const out: RelayStats = { kind, backends: [], idle: 0, active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 };
+  const backends = new Map<string, RelayBackendStats>();
+  for (const r of reports.values()) {
+    for (const k of RELAY_FIGURES) out[k] += r.relay[k];
+    for (const b of r.relay.backends) {
+      const seen = backends.get(b.url);
+      if (seen) backends.set(b.url, { url: b.url, up: seen.up && b.up, idle: seen.idle + b.idle });
+      else backends.set(b.url, { ...b });
+    }
+  }
+  out.backends = [...backends.values()];
   return out;
 }
 

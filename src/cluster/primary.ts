@@ -16,7 +16,7 @@ import type { Registry } from 'prom-client';
 import type { Config, HostPort } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import { GatewayEvents } from '../events.js';
-import { applySeries, checkReload, rebindAdmin, startAdmin } from '../gateway.js';
+import { applySeries, checkReload, rebindAdmin, relayUrls, startAdmin } from '../gateway.js';
 import type { AdminServer } from '../admin/server.js';
 import type { AdminView } from '../admin/view.js';
 import { SessionTracker } from '../audit/sessions.js';
@@ -128,7 +128,7 @@ export class ClusterPrimary implements AdminView {
     }
     this.running = true;
     const workers = [...this.slots.values()].map((s) => s.worker.process.pid);
-    this.logger.info({ listen: this.listen, admin: this.admin?.address(), relay: this.config.relay.url, series: this.registry.list().length, workers }, 'auditgate listening');
+    this.logger.info({ listen: this.listen, admin: this.admin?.address(), relay: relayUrls(this.config), series: this.registry.list().length, workers }, 'auditgate listening');
   }
 
   /** Starts worker `index` and resolves with its pid when it listens. */
