@@ -44,8 +44,8 @@ export class BatchApplier {
         case 'a': {
           const adds: AddOp[] = [];
           for (; i < ops.length && ops[i]![0] === 'a'; i++) {
-            const [, series, key, count] = ops[i] as Extract<Op, { 0: 'a' }>;
-            adds.push({ series, key, count });
+            const [, series, key, count, value] = ops[i] as Extract<Op, { 0: 'a' }>;
+            adds.push(value === undefined ? { series, key, count } : { series, key, count, value });
           }
           this.store.addMany(adds).catch((err: unknown) => this.addFailed(err, worker));
           continue;

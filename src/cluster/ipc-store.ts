@@ -10,6 +10,8 @@
 import { StoreError } from '../errors.js';
 import type { ClientAddress } from '../series/address.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
+import { checkValue } from '../series/distinct-sets.js';
+import { notDistinct } from '../series/distinct-series.js';
 import type { SessionGauge } from '../audit/sessions.js';
 import type { AddOp, CountQuery, ManagedStore, StoreStatus } from '../store/types.js';
 import { fromWireError, isWireError, type Op, type OpResult, type WorkerMessage } from './messages.js';
@@ -116,7 +118,14 @@ export class IpcStore implements ManagedStore {
   readonly kind = 'cluster';
   private readonly since = Date.now();
 
-  constructor(private readonly batcher: IpcBatcher) {}
+  /**
+   * `distinct(series)`: whether a series counts distinct values (undefined when unknown), so an
+   * add with or without a value is refused here, at once, as the primary's store would.
+   */
+  constructor(
+    private readonly batcher: IpcBatcher,
+    private readonly distinct: (series: string) => boolean | undefined = () => undefined,
+  ) {}
 
   /** One add (the admin API, the console): resolves once the primary applied it. */
   async add(series: string, key: string, count = 1): Promise<void> {
@@ -125,7 +134,16 @@ export class IpcStore implements ManagedStore {
 
   /** The recorder's adds: resolve at once (the next count of this worker is applied after them). */
   addMany(ops: readonly AddOp[]): Promise<void> {
-    for (const op of ops) this.batcher.push(['a', op.series, op.key, op.count]);
+    for (const op of ops) {
+      const distinct = this.distinct(op.series);
+      try {
+        if (distinct === true) checkValue(op.series, op.value);
+        else if (distinct === false && op.value !== undefined) throw notDistinct(op.series);
+      } catch (err) {
+        return Promise.reject(err as Error); // the ops before it are queued, as a store applies them
+      }
+      this.batcher.push(op.value === undefined ? ['a', op.series, op.key, op.count] : ['a', op.series, op.key, op.count, op.value]);
+    }
     return RESOLVED;
   }
 

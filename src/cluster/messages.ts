@@ -7,7 +7,7 @@
  * batch or of any later batch. Ops that answer (count, remove, top, gauge) get one result each,
  * in op order, in the `answer` with the batch's id; a batch with id 0 wants no answer.
  */
-import { AuditgateError, ERROR_CODES, type ErrorCode, InvalidKeyError, StoreError, UnknownSeriesError } from '../errors.js';
+import { AuditgateError, ERROR_CODES, type ErrorCode, InvalidKeyError, InvalidValueError, StoreError, UnknownSeriesError } from '../errors.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import type { HostPort } from '../config/types.js';
 import type { FiredRecord } from '../audit/recorder.js';
@@ -17,8 +17,9 @@ import type { RelayCommand } from '../events.js';
 
 /** One store or gauge call. Answered: A, c, r, t, g. */
 export type Op =
-  /** add: series, key, count ('a': the worker went on at once; 'A': answered with 0 once applied) */
+  /** add: series, key, count ('a': the worker went on at once; 'A': answered with 0 once applied); a distinct series' value */
   | ['a', string, string, number]
+  | ['a', string, string, number, string]
   | ['A', string, string, number]
   /** count: series, key, startv, endv */
   | ['c', string, string, number, number]
@@ -84,7 +85,8 @@ const OP_ARITY: Record<Op[0], number> = { a: 4, A: 4, c: 5, r: 3, t: 3, o: 2, x:
 
 function isOp(v: unknown): v is Op {
   if (!Array.isArray(v) || typeof v[0] !== 'string' || !(v[0] in OP_ARITY)) return false;
-  if (v.length !== OP_ARITY[v[0] as Op[0]]) return false;
+  const arity = OP_ARITY[v[0] as Op[0]];
+  if (v.length !== arity && !(v[0] === 'a' && v.length === arity + 1 && typeof v[4] === 'string')) return false;
   switch (v[0] as Op[0]) {
     case 'a':
     case 'A':
@@ -151,10 +153,11 @@ export function isWireError(r: OpResult | undefined): r is WireError {
   return typeof r === 'object' && r !== null && !Array.isArray(r) && 'error' in r;
 }
 
-/** The error a worker throws for a wire error: the same code, and the class callers tell apart (InvalidKeyError, UnknownSeriesError). */
+/** The error a worker throws for a wire error: the same code, and the class callers tell apart (InvalidKeyError, InvalidValueError, UnknownSeriesError). */
 export function fromWireError(w: WireError): AuditgateError {
   const { code, message } = w.error;
   if (code === 'AG_KEY_INVALID') return new InvalidKeyError(message);
+  if (code === 'AG_VALUE_INVALID') return new InvalidValueError(message);
   if (code === 'AG_SERIES_UNKNOWN') return Object.assign(new UnknownSeriesError(''), { message });
   if (code !== 'AG_STORE' && code in ERROR_CODES) return new AuditgateError(code as ErrorCode, message);
   return new StoreError(message);

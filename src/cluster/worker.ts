@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { parseConfigText } from '../config/load.js';
+import { seriesCatalogue, type SeriesCatalogue } from '../config/catalogue.js';
 import type { Config } from '../config/types.js';
 import { systemClock } from '../series/clock.js';
 import { Recorder } from '../audit/recorder.js';
@@ -30,14 +31,17 @@ export class ClusterWorker {
   readonly front: SmtpFront;
   private relay: Relay;
   private latencies: Array<[RelayCommand, number]> = [];
+  /** The config's series types (which count distinct values). */
+  private distinct: SeriesCatalogue['types'];
 
   constructor(
     private config: Config,
     private readonly send: (m: WorkerMessage) => void,
     readonly logger: Logger,
   ) {
+    this.distinct = seriesCatalogue(config).types;
     this.batcher = new IpcBatcher(send);
-    this.store = new IpcStore(this.batcher);
+    this.store = new IpcStore(this.batcher, (series) => this.distinct.get(series)?.distinct);
     const sessions = new IpcSessions(this.batcher);
     this.recorder = new Recorder(config, this.store, sessions, logger, systemClock);
     this.engine = new SessionEngine({ recorder: this.recorder, sessions, hostname: () => this.config.server.hostname, logger });
@@ -57,6 +61,7 @@ export class ClusterWorker {
   configure(config: Config): void {
     const relayChanged = JSON.stringify(config.relay) !== JSON.stringify(this.config.relay);
     this.config = config;
+    this.distinct = seriesCatalogue(config).types;
     this.recorder.configure(config);
     this.front.build(config);
     if (relayChanged) {

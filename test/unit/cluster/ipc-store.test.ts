@@ -14,6 +14,7 @@ import { InvalidKeyError, StoreError } from '../../../src/errors.js';
 import { parseClientAddress, type ClientAddress } from '../../../src/series/address.js';
 import { ManualClock } from '../../../src/series/clock.js';
 import { SeriesRegistry } from '../../../src/series/registry.js';
+import { isDistinct } from '../../../src/series/index.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
 import { storeContract } from '../../helpers/store-contract.js';
 
@@ -29,6 +30,8 @@ function primary(): Primary {
   const reg = new SeriesRegistry(clock);
   reg.define({ name: 'conn', type: 'cidr', interval: 60, windows: 4 });
   reg.define({ name: 'helo', type: 'string', interval: 60, windows: 4 });
+  reg.define({ name: 'dest', type: 'cidr', interval: 60, windows: 4, options: { distinct: true, levels: [24] } });
+  reg.define({ name: 'users', type: 'string', interval: 60, windows: 4, options: { distinct: true } });
   const memory = new MemoryStore(reg);
   const sessions = new SessionTracker(clock);
   return { clock, memory, sessions, applier: new BatchApplier(memory, sessions, pino({ level: 'silent' })) };
@@ -47,7 +50,8 @@ function worker(p: Primary, id = 1): { batcher: IpcBatcher; store: IpcStore; ses
       });
     });
   });
-  return { batcher, store: new IpcStore(batcher), sessions: new IpcSessions(batcher), sent };
+  const distinct = (series: string): boolean | undefined => (p.memory.registry.has(series) ? isDistinct(p.memory.registry.get(series)) : undefined);
+  return { batcher, store: new IpcStore(batcher, distinct), sessions: new IpcSessions(batcher), sent };
 }
 
 const addr = (ip: string): ClientAddress => parseClientAddress(ip)!;

@@ -10,6 +10,7 @@ describe('cluster messages', () => {
     const ops: Op[] = [
       ['a', 'conn', '192.0.2.1', 1],
       ['A', 'conn', '192.0.2.1', -1],
+      ['a', 'rcpts', '192.0.2.1', 1, 'someone@example.net'],
       ['c', 'conn', '192.0.2.0/24', 0, 3],
       ['r', 'helo', 'x'],
       ['t', 'conn', { mask: 24, limit: 5 }],
@@ -38,6 +39,8 @@ describe('cluster messages', () => {
       { ag: 'batch', id: 1.5, ops: [] },
       { ag: 'batch', id: 1, ops: [['a', 'conn', '192.0.2.1']] },
       { ag: 'batch', id: 1, ops: [['a', 'conn', '192.0.2.1', 'one']] },
+      { ag: 'batch', id: 1, ops: [['a', 'conn', '192.0.2.1', 1, 2]] },
+      { ag: 'batch', id: 1, ops: [['c', 'conn', '192.0.2.1', 0, 0, 'x']] },
       { ag: 'batch', id: 1, ops: [['c', 'conn', 'k', 0, 0.5]] },
       { ag: 'batch', id: 1, ops: [['z', 'conn']] },
       { ag: 'batch', id: 1, ops: [['g', '192.0.2.1', null]] },
