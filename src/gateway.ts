@@ -4,14 +4,15 @@
  */
 import type { Logger } from 'pino';
 import { seriesCatalogue } from './config/catalogue.js';
-import type { Config, HostPort } from './config/types.js';
+import type { Config, HostPort, JournalConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { createStore, RoutingStore } from './store/create.js';
 import type { ManagedStore } from './store/types.js';
-import { Recorder } from './audit/recorder.js';
+import type { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
-import { SessionEngine } from './audit/session.js';
+import type { SessionEngine } from './audit/session.js';
+import { createEngine } from './audit/engine.js';
 import { GatewayEvents } from './events.js';
 import { createRelay } from './smtp/relay/create.js';
 import type { Relay, RelayOptions } from './smtp/relay/types.js';
@@ -23,6 +24,9 @@ import type { AdminView } from './admin/view.js';
 import type { SeriesPersister } from './history/persister.js';
 import type { SeriesLogWriter } from './history/log-writer.js';
 import { startPersistence } from './history/persistence.js';
+import { Journal } from './journal/journal.js';
+import { formatLine } from './journal/line.js';
+import { JournalWriter, type JournalStats } from './journal/writer.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -78,6 +82,9 @@ export class Gateway implements AdminView {
   readonly startedAt: number;
   persister: SeriesPersister | undefined;
   logWriter: SeriesLogWriter | undefined;
+  /** Every stage event, to `journal.dir` when the config has a journal (else it builds nothing). */
+  readonly journal: Journal;
+  journalWriter: JournalWriter | undefined;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -85,16 +92,18 @@ export class Gateway implements AdminView {
     this.logger = opts.logger ?? createLogger(opts.config.log.level);
     this.registry = new SeriesRegistry(this.clock);
     this.sessions = new SessionTracker(this.clock);
+    this.journal = new Journal(this.clock);
     this.startedAt = this.clock.now();
   }
 
   async start(): Promise<void> {
     for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
+    await this.configureJournal(this.config.journal);
     try {
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
-      this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
-      this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
+      const { config, store, sessions, clock, logger, journal } = this;
+      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, hostname: () => this.config.server.hostname }));
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({
         config: () => this.config,
@@ -123,6 +132,27 @@ export class Gateway implements AdminView {
     ({ persister: this.persister, logWriter: this.logWriter } = startPersistence({ registry: this.registry, config: () => this.config, logger: this.logger, clock: this.clock }));
   }
 
+  /**
+   * Follows the config's journal: lines go to a writer on `journal.dir` (a new one when the
+   * directory changed; the old one writes what it holds and closes), or nowhere without one.
+   */
+  private async configureJournal(j: JournalConfig | undefined): Promise<void> {
+    const old = this.journalWriter;
+    if (old && j && old.dir === j.dir) {
+      old.setRetention(j.retention);
+      return;
+    }
+    const writer = j ? new JournalWriter({ dir: j.dir, retentionSec: j.retention, clock: this.clock, logger: this.logger }) : undefined;
+    writer?.start();
+    this.journalWriter = writer;
+    this.journal.setSink(writer ? (line) => writer.append(formatLine(line)) : undefined);
+    await old?.close();
+  }
+
+  journalStats(): JournalStats | undefined {
+    return this.journalWriter?.stats();
+  }
+
   smtpAddresses(): HostPort[] {
     return this.front.addresses();
   }
@@ -141,6 +171,7 @@ export class Gateway implements AdminView {
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.recorder.configure(config);
+    await this.configureJournal(config.journal);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
     if (relayChanged) {
@@ -161,6 +192,8 @@ export class Gateway implements AdminView {
     await this.front?.close(drainMs);
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
+    this.journal.setSink(undefined);
+    await this.journalWriter?.close();
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');

@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PersistStats } from '../history/persister.js';
 import type { AuditSeries } from '../series/index.js';
 import type { AdminView } from './view.js';
+import { journalMetrics } from './journal-metrics.js';
 
 type SeriesLabel = 'series' | 'type';
 
@@ -244,6 +245,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     },
   });
 
+  journalMetrics(gateway, registers);
   gateway.registerMetrics?.(registry);
 
   return {

@@ -15,6 +15,7 @@ import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
+import type { JournalStats } from '../journal/writer.js';
 
 export interface AdminView {
   /** The current configuration (a reload replaces it). */
@@ -43,4 +44,6 @@ export interface AdminView {
   refresh?(): Promise<void>;
   /** More metrics on the /metrics registry (a multi-process gateway's per-worker figures). */
   registerMetrics?(registry: Registry): void;
+  /** The journal writer's figures; undefined while the config has no journal. */
+  journalStats?(): JournalStats | undefined;
 }

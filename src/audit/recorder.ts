@@ -34,6 +34,11 @@ export interface StageResult extends Decision {
   retryAfter?: number;
   /** True when the store failed and on_error: tempfail refused the event. */
   storeFailure?: boolean;
+  /** What the event did, for the journal: when it was recorded (epoch ms) and its adds. */
+  at?: number;
+  adds?: readonly AddOp[];
+  /** The policies that applied, with the count each saw (undefined: none), for the journal. */
+  seen?: { items: ReadonlyArray<{ policy: CompiledPolicy; key?: string }>; counts: ReadonlyArray<number | undefined> };
 }
 
 interface CompiledRecord {
@@ -116,12 +121,16 @@ export class Recorder {
 
   /** Records the event and evaluates the stage's policies. */
   async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean } = {}): Promise<StageResult> {
+    const at = this.clock.now();
     const ops: AddOp[] = [];
     this.collectAdds(ctx, ops);
     if (ops.length && !(await this.safeAdd(ops))) {
-      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
+      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true, at, adds: ops };
     }
-    return this.decide(ctx, cid, opts.skipPolicies === true);
+    const res = await this.decide(ctx, cid, opts.skipPolicies === true);
+    res.at = at;
+    res.adds = ops;
+    return res;
   }
 
   /**
@@ -218,6 +227,7 @@ export class Recorder {
       }
     }
     const decision: StageResult = evaluate(items, counts);
+    decision.seen = { items, counts };
     for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, 'shadow', f.key, f.count, f.policy.above);
     if (decision.fired) {
       const f = decision.fired;

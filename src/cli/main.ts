@@ -2,6 +2,8 @@
 import { AuditgateError } from '../errors.js';
 import { checkConfig } from './check-config.js';
 import { historyCommand } from './history.js';
+import { policyCommand } from './policy-test.js';
+import { replayCommand } from './replay.js';
 import { serve } from './serve.js';
 import { seriesCommand } from './series.js';
 
@@ -14,6 +16,10 @@ const USAGE = `usage:
                                              query serialized window logs (e.g. the ten /24s with most rejections yesterday)
   auditgate series VERB [options]            list, count, top, add, delete, show, sessions, decisions
                                              against a running gateway's admin listener
+  auditgate replay --config FILE [--baseline FILE] JOURNAL… [--from T] [--to T] [--json]
+                                             what a config would have done to the journal's traffic
+  auditgate policy test CASES.yaml [--config FILE]
+                                             scripted sessions with expected verdicts; exit 1 on a mismatch
 `;
 
 function option(args: string[], name: string): string | undefined {
@@ -23,6 +29,8 @@ function option(args: string[], name: string): string | undefined {
   args.splice(i, 2);
   return v;
 }
+
+const stdio = { out: (l: string) => void process.stdout.write(`${l}\n`), err: (l: string) => void process.stderr.write(`${l}\n`) };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
@@ -36,6 +44,10 @@ export async function main(argv: string[]): Promise<number> {
         return await historyCommand(args, (l) => process.stdout.write(`${l}\n`), { err: (l) => process.stderr.write(`${l}\n`) });
       case 'series':
         return await seriesCommand(args);
+      case 'replay':
+        return await replayCommand(args, stdio);
+      case 'policy':
+        return await policyCommand(args, stdio, DEFAULT_CONFIG);
       case undefined:
       case '-h':
       case '--help':

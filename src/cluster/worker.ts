@@ -10,8 +10,9 @@ import { parseConfigText } from '../config/load.js';
 import { seriesCatalogue, type SeriesCatalogue } from '../config/catalogue.js';
 import type { Config } from '../config/types.js';
 import { systemClock } from '../series/clock.js';
-import { Recorder } from '../audit/recorder.js';
-import { SessionEngine } from '../audit/session.js';
+import type { Recorder } from '../audit/recorder.js';
+import type { SessionEngine } from '../audit/session.js';
+import { createEngine } from '../audit/engine.js';
 import { GatewayEvents, type RelayCommand } from '../events.js';
 import { relayFor } from '../gateway.js';
 import { createLogger } from '../log.js';
@@ -43,8 +44,7 @@ export class ClusterWorker {
     this.batcher = new IpcBatcher(send);
     this.store = new IpcStore(this.batcher, (series) => this.distinct.get(series)?.distinct);
     const sessions = new IpcSessions(this.batcher);
-    this.recorder = new Recorder(config, this.store, sessions, logger, systemClock);
-    this.engine = new SessionEngine({ recorder: this.recorder, sessions, hostname: () => this.config.server.hostname, logger });
+    ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store: this.store, sessions, clock: systemClock, logger, hostname: () => this.config.server.hostname }));
     this.relay = relayFor(config, logger);
     this.front = new SmtpFront({ config: () => this.config, engine: this.engine, relay: () => this.relay, events: this.events, logger });
     this.events.on('relayLatency', (command, seconds) => {

@@ -109,4 +109,5 @@ export const DEFAULTS = {
   store_max_delay: 1,
   store_max_pending: 100,
   admin_listen: '127.0.0.1:8025',
+  journal_retention: 7 * 86_400,
 } as const;
