@@ -246,6 +246,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
   });
 
   journalMetrics(gateway, registers);
+  gateway.registerMetrics?.(registry);
 
   return {
     registry,
