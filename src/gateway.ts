@@ -24,8 +24,9 @@ import { AuditgateError } from './errors.js';
 import { formatListenAddress } from './config/values.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
-import { SeriesPersister } from './history/persister.js';
-import { SeriesLogWriter } from './history/log-writer.js';
+import type { SeriesPersister } from './history/persister.js';
+import type { SeriesLogWriter } from './history/log-writer.js';
+import { startPersistence } from './history/persistence.js';
 import { Journal } from './journal/journal.js';
 import { formatLine } from './journal/line.js';
 import { JournalWriter, type JournalStats } from './journal/writer.js';
@@ -39,7 +40,7 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-function relayUrls(config: Config): string | string[] | undefined {
+export function relayUrls(config: Config): string | string[] | undefined {
   const r = config.relay;
   if (!r) return undefined;
   return r.kind === 'dir' ? r.url : r.backends.map((b) => b.url);
@@ -127,11 +128,7 @@ export class Gateway implements AdminView {
       });
       await this.front.listen(this.config.server.listen);
       await this.startMtaFronts();
-      if (this.config.admin.listen) {
-        const admin = new AdminServer(this, this.config.admin.listen);
-        await admin.listen();
-        this.admin = admin;
-      }
+      this.admin = await startAdmin(this);
     } catch (err) {
       // E.g. a listener that cannot bind (a ListenError naming its key): release everything started so far.
       await this.close(0).catch(() => {});
@@ -179,28 +176,7 @@ export class Gateway implements AdminView {
 
   /** persist: true series are reloaded now and saved periodically; serialize: true series log closed windows. */
   private startPersistence(): void {
-    this.logWriter = new SeriesLogWriter({
-      registry: this.registry,
-      logDir: this.config.log_dir,
-      retentionSec: this.config.log_retention,
-      logger: this.logger,
-      clock: this.clock,
-      seriesNames: () => seriesCatalogue(this.config).serialized,
-    });
-    this.persister = new SeriesPersister({
-      registry: this.registry,
-      stateDir: this.config.state_dir,
-      intervalSec: this.config.persist_interval,
-      logger: this.logger,
-      clock: this.clock,
-      seriesNames: () => seriesCatalogue(this.config).persisted,
-    });
-    const writer = this.logWriter;
-    this.persister.onRestored = (snap) => writer.restoredWindow(snap);
-    const { restored, problems } = this.persister.loadAll();
-    if (Object.keys(restored).length || problems.length) this.logger.info({ restored, problems }, 'persisted series loaded');
-    this.persister.start();
-    this.logWriter.start();
+    ({ persister: this.persister, logWriter: this.logWriter } = startPersistence({ registry: this.registry, config: () => this.config, logger: this.logger, clock: this.clock }));
   }
 
   /**
@@ -235,20 +211,9 @@ export class Gateway implements AdminView {
    * store (Redis) are fixed at start: a reload that changes them is refused as a whole.
    */
   async reload(config: Config): Promise<void> {
-    const needsRestart: string[] = [];
-    if (JSON.stringify(config.server.listen) !== JSON.stringify(this.config.server.listen)) needsRestart.push('server.listen');
-    for (const key of ['milter', 'policy_service'] as const) {
-      if (JSON.stringify(config[key]?.listen ?? null) !== JSON.stringify(this.config[key]?.listen ?? null)) needsRestart.push(`${key}.listen`);
-    }
-    if (JSON.stringify(config.store.redis ?? null) !== JSON.stringify(this.config.store.redis ?? null)) needsRestart.push('store.redis');
-    const catalogue = seriesCatalogue(config);
-    if (catalogue.replicated.length > 0 && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
-    if (needsRestart.length) {
-      throw new AuditgateError('AG_CONFIG', `${config.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);
-    }
-    const defs = catalogue.definitions;
-    for (const d of defs) this.registry.define(d);
-    this.registry.retain(defs.map((d) => d.name));
+    const fronts = (['milter', 'policy_service'] as const).filter((key) => JSON.stringify(config[key]?.listen ?? null) !== JSON.stringify(this.config[key]?.listen ?? null));
+    checkReload(this.config, config, this.store, fronts.map((key) => `${key}.listen`));
+    const defs = applySeries(this.registry, config);
     const oldRelay = this.relay;
     const relayChanged = JSON.stringify(config.relay) !== JSON.stringify(this.config.relay);
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
@@ -266,16 +231,7 @@ export class Gateway implements AdminView {
   }
 
   private async restartAdmin(): Promise<void> {
-    await this.admin?.close().catch(() => {});
-    this.admin = undefined;
-    if (!this.config.admin.listen) return;
-    const admin = new AdminServer(this, this.config.admin.listen);
-    try {
-      await admin.listen();
-      this.admin = admin;
-    } catch (err) {
-      this.logger.error({ err, listen: this.config.admin.listen }, 'admin listener could not be rebound; admin API is off until the next reload');
-    }
+    this.admin = await rebindAdmin(this, this.admin);
   }
 
   /** Stops accepting, drains sessions, closes relay and store. */
@@ -290,6 +246,53 @@ export class Gateway implements AdminView {
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');
+  }
+}
+
+/**
+ * Refuses a reload that changes what is fixed at start (SMTP listen addresses, the shared
+ * store, series moving to Redis without one): an AG_CONFIG error naming the keys. `extra`:
+ * more such keys the caller found.
+ */
+export function checkReload(current: Config, next: Config, store: ManagedStore, extra: string[] = []): void {
+  const needsRestart: string[] = [];
+  if (JSON.stringify(next.server.listen) !== JSON.stringify(current.server.listen)) needsRestart.push('server.listen');
+  if (JSON.stringify(next.store.redis ?? null) !== JSON.stringify(current.store.redis ?? null)) needsRestart.push('store.redis');
+  if (seriesCatalogue(next).replicated.length > 0 && !(store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
+  needsRestart.push(...extra);
+  if (needsRestart.length) {
+    throw new AuditgateError('AG_CONFIG', `${next.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);
+  }
+}
+
+/** Defines the series of a (reloaded) config and drops the others; returns the definitions. */
+export function applySeries(registry: SeriesRegistry, config: Config): ReturnType<typeof seriesCatalogue>['definitions'] {
+  const defs = seriesCatalogue(config).definitions;
+  for (const d of defs) registry.define(d);
+  registry.retain(defs.map((d) => d.name));
+  return defs;
+}
+
+/** The admin listener of view.config (undefined when disabled); a ListenError when it cannot bind. */
+export async function startAdmin(view: AdminView): Promise<AdminServer | undefined> {
+  if (!view.config.admin.listen) return undefined;
+  const admin = new AdminServer(view, view.config.admin.listen);
+  await admin.listen();
+  return admin;
+}
+
+/** Closes the admin listener and binds it again from view.config (undefined when disabled or it cannot bind, logged). */
+export async function rebindAdmin(view: AdminView, old: AdminServer | undefined): Promise<AdminServer | undefined> {
+  await old?.close().catch(() => {});
+  const listen = view.config.admin.listen;
+  if (!listen) return undefined;
+  const admin = new AdminServer(view, listen);
+  try {
+    await admin.listen();
+    return admin;
+  } catch (err) {
+    view.logger.error({ err, listen }, 'admin listener could not be rebound; admin API is off until the next reload');
+    return undefined;
   }
 }
 

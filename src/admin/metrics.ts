@@ -248,6 +248,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
 
   journalMetrics(gateway, registers);
   registerFrontMetrics(registry, gateway);
+  gateway.registerMetrics?.(registry);
 
   return {
     registry,

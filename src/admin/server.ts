@@ -161,6 +161,7 @@ export class AdminServer {
         throw new AdminHttpError(404, 'AG_ADMIN_NOT_FOUND', `no admin endpoint ${req.method} ${url.pathname}`);
       }
       if (route.auth) this.authorize(req, res);
+      if (route.auth) await this.gateway.refresh?.();
       const result = await route.handler({ req, res, params, query: url.searchParams });
       if (result instanceof RawBody) this.send(res, 200, result.body, result.contentType);
       else this.sendJson(res, 200, result);

@@ -17,7 +17,7 @@ import type { Stage } from '../config/vocabulary.js';
 import type { ClientAddress } from '../series/address.js';
 import type { EventContext } from '../policy/evaluate.js';
 import type { Recorder, StageResult } from './recorder.js';
-import type { SessionTracker } from './sessions.js';
+import type { SessionGauge } from './sessions.js';
 import { refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
 
 export type FrontKind = 'smtp' | 'milter' | 'policy';
@@ -69,7 +69,7 @@ export interface AuthAttempt {
 
 export interface EngineDeps {
   recorder: Recorder;
-  sessions: SessionTracker;
+  sessions: SessionGauge;
   hostname: () => string;
   logger: Logger;
   /** Told every call a front makes and its outcome (the journal, src/journal/; replay's collector). */
