@@ -128,6 +128,7 @@ export type MilterProtocolReason =
   | 'unknown-command' // a command byte the protocol does not define
   | 'malformed' // a payload that does not fit its command (missing NUL, bad family, short port...)
   | 'unsupported-version' // option negotiation offered a protocol version below 2
+  | 'out-of-order' // a command the session is not ready for (before option negotiation, a stage before CONNECT)
   | 'truncated'; // the stream ended inside a packet
 
 /** A byte stream from an MTA that a codec refuses, and why; the front closes that MTA connection. */

@@ -1,10 +1,11 @@
 /**
- * Composition root: series registry from config, store, recorder, relay, SMTP front; reload
- * and drain. Persistence, serialized logs and the admin API hang off the same object.
+ * Composition root: series registry from config, store, recorder, relay, the fronts (SMTP
+ * proxy, milter, policy service: one engine for all); reload and drain. Persistence,
+ * serialized logs and the admin API hang off the same object.
  */
 import type { Logger } from 'pino';
 import { seriesCatalogue } from './config/catalogue.js';
-import type { Config, HostPort, JournalConfig } from './config/types.js';
+import type { Config, HostPort, JournalConfig, ListenAddress, RelayConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { createStore, RoutingStore } from './store/create.js';
@@ -15,10 +16,12 @@ import type { SessionEngine } from './audit/session.js';
 import { createEngine } from './audit/engine.js';
 import { GatewayEvents } from './events.js';
 import { createRelay } from './smtp/relay/create.js';
+import { NoRelay } from './smtp/relay/none.js';
 import type { Relay, RelayOptions } from './smtp/relay/types.js';
 import { SmtpFront } from './smtp/front.js';
 import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
+import { formatListenAddress } from './config/values.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
 import type { SeriesPersister } from './history/persister.js';
@@ -27,6 +30,9 @@ import { startPersistence } from './history/persistence.js';
 import { Journal } from './journal/journal.js';
 import { formatLine } from './journal/line.js';
 import { JournalWriter, type JournalStats } from './journal/writer.js';
+import type { MtaListener } from './mta/listener.js';
+import { createMilterFront } from './milter/front.js';
+import { createPolicyFront } from './policy-service/front.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -34,14 +40,14 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-export function relayUrls(config: Config): string | string[] {
+export function relayUrls(config: Config): string | string[] | undefined {
   const r = config.relay;
+  if (!r) return undefined;
   return r.kind === 'dir' ? r.url : r.backends.map((b) => b.url);
 }
 
 /** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
-export function relayOptions(config: Config, logger: Logger): RelayOptions {
-  const r = config.relay;
+export function relayOptions(r: RelayConfig, config: Config, logger: Logger): RelayOptions {
   const hostname = config.server.hostname;
   if (r.kind === 'dir') return { kind: 'dir', dir: r.dir, hostname, logger };
   const { mode, ca, servername, cert, key } = r.tls;
@@ -58,9 +64,13 @@ export function relayOptions(config: Config, logger: Logger): RelayOptions {
   };
 }
 
-/** The relay a config asks for, already connecting to its backends to learn what they offer. */
+/**
+ * The relay a config asks for, already connecting to its backends to learn what they offer;
+ * without one (server.listen: [], no SMTP proxy) a NoRelay that refuses with 451.
+ */
 export function relayFor(config: Config, logger: Logger): Relay {
-  const relay = createRelay(relayOptions(config, logger));
+  if (!config.relay) return new NoRelay();
+  const relay = createRelay(relayOptions(config.relay, config, logger));
   relay.start();
   return relay;
 }
@@ -77,6 +87,10 @@ export class Gateway implements AdminView {
   readonly events = new GatewayEvents();
   relay!: Relay;
   front!: SmtpFront;
+  /** The milter front, when config.milter is set. */
+  milter: MtaListener | undefined;
+  /** The policy-service front, when config.policy_service is set. */
+  policyService: MtaListener | undefined;
   /** The admin HTTP listener, when config.admin.listen is set. */
   admin: AdminServer | undefined;
   readonly startedAt: number;
@@ -113,13 +127,46 @@ export class Gateway implements AdminView {
         logger: this.logger,
       });
       await this.front.listen(this.config.server.listen);
+      await this.startMtaFronts();
       this.admin = await startAdmin(this);
     } catch (err) {
       // E.g. a listener that cannot bind (a ListenError naming its key): release everything started so far.
       await this.close(0).catch(() => {});
       throw err;
     }
-    this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: relayUrls(this.config), series: this.registry.list().length }, 'auditgate listening');
+    const mta = (f: MtaListener | undefined) => f?.addresses().map(formatListenAddress);
+    this.logger.info(
+      { listen: this.front.addresses(), milter: mta(this.milter), policy_service: mta(this.policyService), admin: this.admin?.address(), relay: relayUrls(this.config), series: this.registry.list().length },
+      'auditgate listening',
+    );
+  }
+
+  /** The milter and policy-service fronts the config asks for, on the same engine as the SMTP proxy. */
+  private async startMtaFronts(): Promise<void> {
+    const { milter, policy_service } = this.config;
+    const deps = { engine: this.engine, logger: this.logger, clock: this.clock };
+    if (milter) {
+      this.milter = createMilterFront({ ...deps, settings: () => this.config.milter });
+      await this.milter.listen(milter.listen);
+    }
+    if (policy_service) {
+      this.policyService = createPolicyFront({ ...deps, settings: () => this.config.policy_service });
+      await this.policyService.listen(policy_service.listen);
+    }
+  }
+
+  /** Where the milter listens (port 0 resolved), [] without a milter front. */
+  milterAddresses(): ListenAddress[] {
+    return this.milter?.addresses() ?? [];
+  }
+
+  /** Where the policy service listens (port 0 resolved), [] without one. */
+  policyAddresses(): ListenAddress[] {
+    return this.policyService?.addresses() ?? [];
+  }
+
+  mtaFronts(): MtaListener[] {
+    return [this.milter, this.policyService].filter((f): f is MtaListener => f !== undefined);
   }
 
   /** Where the admin listener is bound (port 0 resolved), or undefined when disabled. */
@@ -164,7 +211,8 @@ export class Gateway implements AdminView {
    * store (Redis) are fixed at start: a reload that changes them is refused as a whole.
    */
   async reload(config: Config): Promise<void> {
-    checkReload(this.config, config, this.store);
+    const fronts = (['milter', 'policy_service'] as const).filter((key) => JSON.stringify(config[key]?.listen ?? null) !== JSON.stringify(this.config[key]?.listen ?? null));
+    checkReload(this.config, config, this.store, fronts.map((key) => `${key}.listen`));
     const defs = applySeries(this.registry, config);
     const oldRelay = this.relay;
     const relayChanged = JSON.stringify(config.relay) !== JSON.stringify(this.config.relay);
@@ -189,6 +237,7 @@ export class Gateway implements AdminView {
   /** Stops accepting, drains sessions, closes relay and store. */
   async close(drainMs = 10_000): Promise<void> {
     await this.admin?.close().catch(() => {});
+    await Promise.all(this.mtaFronts().map((f) => f.close()));
     await this.front?.close(drainMs);
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));

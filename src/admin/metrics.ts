@@ -9,6 +9,7 @@ import type { PersistStats } from '../history/persister.js';
 import type { AuditSeries } from '../series/index.js';
 import type { AdminView } from './view.js';
 import { journalMetrics } from './journal-metrics.js';
+import { registerFrontMetrics } from './front-metrics.js';
 
 type SeriesLabel = 'series' | 'type';
 
@@ -246,6 +247,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
   });
 
   journalMetrics(gateway, registers);
+  registerFrontMetrics(registry, gateway);
   gateway.registerMetrics?.(registry);
 
   return {

@@ -16,6 +16,7 @@ import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
 import type { JournalStats } from '../journal/writer.js';
+import type { MtaFrontKind, MtaFrontStats } from '../mta/listener.js';
 
 export interface AdminView {
   /** The current configuration (a reload replaces it). */
@@ -38,6 +39,8 @@ export interface AdminView {
   readonly relay: { stats(): RelayStats };
   /** Relay latency and other gateway-wide events. */
   readonly events: GatewayEvents;
+  /** The milter and policy-service fronts that run, with their counters. */
+  mtaFronts(): ReadonlyArray<{ readonly kind: MtaFrontKind; readonly stats: MtaFrontStats }>;
   /** Undefined before persistence started. */
   readonly persister: { stats(): PersistStats } | undefined;
   /** Brings what the view reads up to date before a request (a multi-process gateway asks its workers). */

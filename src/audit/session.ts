@@ -41,7 +41,8 @@ export interface Session {
   rcpts: string[];
   /**
    * Size in bytes of the current transaction's message, once it has been received (fronts fill
-   * it when they know it; the SMTP proxy when the backend accepted it): `count: bytes`.
+   * it when they know it: the SMTP proxy when the backend accepted it, the policy service from
+   * `size`, the milter from a `{msg_size}` macro, which Postfix does not send): `count: bytes`.
    */
   messageSize?: number;
   /** The authenticated user, when there is one. */
@@ -107,6 +108,24 @@ export function setSender(s: Session, address: string): void {
   s.rcptDomain = undefined;
 }
 
+/** The transaction ended (milter ABORT, RSET): the session goes on without sender or recipients. */
+export function endTransaction(s: Session): void {
+  s.mailFrom = undefined;
+  s.mailFromDomain = undefined;
+  s.rcpt = undefined;
+  s.rcptDomain = undefined;
+  s.rcpts = [];
+  s.messageSize = undefined;
+}
+
+/**
+ * Fronts whose sessions count in the concurrent-sessions gauge (`sessions`, `sessions6`): those
+ * that see a session end (SMTP: the connection closes; milter: QUIT, QUIT_NC or a dropped MTA
+ * connection). Postfix's policy delegation never says that a session ended, so policy-service
+ * sessions are not counted there (they would only ever pile up).
+ */
+const GAUGED: Readonly<Record<FrontKind, boolean>> = { smtp: true, milter: true, policy: false };
+
 /** The recipient the next rcpt event is about. */
 export function setRecipient(s: Session, address: string): void {
   [s.rcpt, s.rcptDomain] = splitAddress(address);
@@ -142,7 +161,7 @@ export class SessionEngine {
   constructor(private readonly deps: EngineDeps) {}
 
   open(front: FrontKind, cid: string, client: ClientAddress | undefined): Session {
-    this.deps.sessions.opened(client);
+    if (GAUGED[front]) this.deps.sessions.opened(client);
     const s: Session = { cid, front, tag: `${cid}@${this.deps.hostname()}`, client, rcpts: [], trusted: false, closed: false };
     this.deps.journal?.session(s, 'open');
     return s;
@@ -162,7 +181,7 @@ export class SessionEngine {
   close(s: Session): void {
     if (s.closed) return;
     s.closed = true;
-    this.deps.sessions.closed(s.client);
+    if (GAUGED[s.front]) this.deps.sessions.closed(s.client);
     this.deps.journal?.session(s, 'close');
   }
 

@@ -97,7 +97,7 @@ export class ClusterPrimary implements AdminView {
     stats: agg.sumFront(this.reports),
     openSessions: () => agg.openSessions(this.reports),
   };
-  readonly relay = { stats: () => agg.sumRelay(this.reports, this.config.relay.kind) };
+  readonly relay = { stats: () => agg.sumRelay(this.reports, this.config.relay?.kind ?? 'none') };
 
   constructor(opts: PrimaryOptions) {
     this.config = opts.config;
@@ -230,6 +230,11 @@ export class ClusterPrimary implements AdminView {
     decisions.clear();
     for (const [k, n] of agg.sumDecisions(this.reports)) decisions.set(k, n);
     Object.assign(this.front.stats, agg.sumFront(this.reports));
+  }
+
+  /** The milter and policy-service fronts run in a one-process gateway only (check-config refuses them with workers). */
+  mtaFronts(): [] {
+    return [];
   }
 
   registerMetrics(registry: Registry): void {

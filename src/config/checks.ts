@@ -14,6 +14,8 @@ import { AMOUNT_STAGES, SESSION_GAUGES, STAGE_PLACEHOLDERS, isSessionGauge, type
 export interface SemanticInput {
   server: ServerConfig | undefined;
   relay: RelayConfig | undefined;
+  /** Which of these sections the file has (valid or not: an invalid one is reported on its own). */
+  fronts: { relay: boolean; milter: boolean; policy_service: boolean };
   series: Map<string, SeriesConfig | null>;
   record: Array<RecordRule | null>;
   policies: Array<PolicyConfig | null>;
@@ -179,7 +181,25 @@ export function checkSemantics(input: SemanticInput, problems: PathProblem[]): v
     }
   }
 
+  checkFronts(input, add);
+
   if (input.admin?.listen && !isLoopback(input.admin.listen.host) && input.admin.token === undefined) {
     add(['admin', 'listen'], `the admin listener on ${formatHostPort(input.admin.listen)} is not loopback: set admin.token`);
+  }
+}
+
+/** At least one front listens; the SMTP proxy has a relay to relay to. */
+function checkFronts(input: SemanticInput, add: (p: Array<string | number>, message: string) => void): void {
+  const { server, fronts } = input;
+  if (!server) return; // server itself invalid: already reported
+  const proxy = server.listen.length > 0;
+  if (!proxy && !fronts.milter && !fronts.policy_service) {
+    add(['server', 'listen'], 'no front is configured: server.listen is empty and neither milter.listen nor policy_service.listen is set');
+  }
+  if (server.workers !== 1 && (fronts.milter || fronts.policy_service)) {
+    add(['server', 'workers'], 'the milter and policy_service fronts run in a one-process gateway only: set server.workers: 1, or run them in a gateway of their own');
+  }
+  if (proxy && !fronts.relay) {
+    add(['relay'], 'required key is missing: the SMTP proxy (server.listen) relays accepted mail to it, e.g. relay: { url: "smtp://127.0.0.1:10025" }; leave it out only with server.listen: []');
   }
 }

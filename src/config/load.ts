@@ -12,8 +12,8 @@ import { Document, LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDo
 import { ConfigError } from '../errors.js';
 import { formatDuration, formatSize } from './duration.js';
 import { parseConfigObject } from './parse.js';
-import type { Config, PathProblem, RelayConfig } from './types.js';
-import { formatHostPort } from './values.js';
+import type { Config, MtaFrontConfig, PathProblem, RelayConfig } from './types.js';
+import { formatHostPort, formatListenAddress } from './values.js';
 import { configWarnings } from './warnings.js';
 
 interface Located {
@@ -149,6 +149,10 @@ function redactUrl(url: string): string {
   }
 }
 
+function formatMtaFront(f: MtaFrontConfig | undefined): Record<string, unknown> | undefined {
+  return f && { listen: f.listen.map(formatListenAddress), max_connections: f.max_connections, idle_timeout: formatDuration(f.idle_timeout) };
+}
+
 export interface FormatOptions {
   /** Print the admin token and Redis passwords instead of REDACTED. Default false. */
   showSecrets?: boolean;
@@ -194,7 +198,9 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       banner: server.banner,
       workers: server.workers,
     },
-    relay: formatRelay(relay),
+    relay: relay && formatRelay(relay),
+    milter: formatMtaFront(config.milter),
+    policy_service: formatMtaFront(config.policy_service),
     state_dir: config.state_dir,
     log_dir: config.log_dir,
     persist_interval: formatDuration(config.persist_interval),

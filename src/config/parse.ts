@@ -16,6 +16,8 @@ import { SERIES_NAME_RE } from './vocabulary.js';
 const TOP_LEVEL_KEYS = [
   'server',
   'relay',
+  'milter',
+  'policy_service',
   'state_dir',
   'log_dir',
   'persist_interval',
@@ -83,7 +85,7 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
   };
 
   const out: Partial<Omit<Config, 'file'>> = {};
-  for (const key of ['server', 'relay', 'state_dir', 'log_dir', 'persist_interval', 'log_retention', 'monitors', 'store', 'admin', 'log', 'journal'] as const) {
+  for (const key of ['server', 'relay', 'milter', 'policy_service', 'state_dir', 'log_dir', 'persist_interval', 'log_retention', 'monitors', 'store', 'admin', 'log', 'journal'] as const) {
     // `server:` with every child commented out is null in YAML: treat it as absent.
     const v = parse(sections[key], raw[key] ?? undefined, [key]);
     if (v !== undefined) (out as Record<string, unknown>)[key] = v;
@@ -116,7 +118,9 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
   const record = items('record', recordRuleSchema);
   const policies = items('policies', policySchema);
 
-  checkSemantics({ server: out.server, relay: out.relay, series, record, policies, monitors: out.monitors, store: out.store, admin: out.admin }, problems);
+  const written = (key: string) => raw[key] !== undefined && raw[key] !== null;
+  const fronts = { relay: written('relay'), milter: written('milter'), policy_service: written('policy_service') };
+  checkSemantics({ server: out.server, relay: out.relay, fronts, series, record, policies, monitors: out.monitors, store: out.store, admin: out.admin }, problems);
 
   if (problems.length > 0) return { problems };
   const config: Config = {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { SERIES_TYPES, type SeriesType } from '../series/types.js';
 import { certificateKeyProblem, readPemFile } from './pem.js';
-import type { AdminConfig, JournalConfig, PolicyConfig, RecordRule, RelayConfig, RelayTlsConfig, ServerConfig, StoreConfig } from './types.js';
+import type { AdminConfig, JournalConfig, MtaFrontConfig, PolicyConfig, RecordRule, RelayConfig, RelayTlsConfig, ServerConfig, StoreConfig } from './types.js';
 import {
   ValueProblem,
   parseAdminHost,
@@ -17,6 +17,7 @@ import {
   parseCidr,
   parseDurationValue,
   parseHostPort,
+  parseListenAddress,
   parseMonitor,
   parseRedisSetting,
   parseRelayUrl,
@@ -74,7 +75,8 @@ export function serverSchema(baseDir: string) {
       hostname: nonEmpty()
         .regex(/^\S+$/, { message: 'a host name has no spaces' })
         .default(() => os.hostname()),
-      listen: listOf(hostPort(), 1, 'needs at least one "host:port"').default(() => [parseHostPort(DEFAULTS.listen)]),
+      // [] runs no SMTP proxy (the milter or policy service front must then be configured)
+      listen: listOf(hostPort()).default(() => [parseHostPort(DEFAULTS.listen)]),
       proxy_protocol: cidrList().default(() => []),
       xclient: cidrList().default(() => []),
       tls: z.strictObject({ key: resolvePath(baseDir), cert: resolvePath(baseDir) }).optional(),
@@ -166,6 +168,18 @@ export function relaySchema(baseDir: string) {
     });
 }
 
+/** `milter:` and `policy_service:` — the fronts an MTA calls; absent when the section is. */
+export function mtaFrontSchema(baseDir: string) {
+  return z
+    .strictObject({
+      listen: listOf(custom((v) => parseListenAddress(v, baseDir)), 1, 'needs at least one "host:port" or "unix:/path" (leave the section out to run no such front)'),
+      max_connections: int(1).default(DEFAULTS.mta_max_connections),
+      idle_timeout: duration({ positive: true }).default(DEFAULTS.mta_idle_timeout),
+    })
+    .transform((f): MtaFrontConfig => f)
+    .optional();
+}
+
 export const monitorsSchema = z.array(custom(parseMonitor)).default(() => []);
 
 export const storeSchema = z
@@ -242,7 +256,9 @@ export const policySchema = z
 export function topLevelSchemas(baseDir: string) {
   return {
     server: serverSchema(baseDir),
-    relay: relaySchema(baseDir),
+    relay: relaySchema(baseDir).optional(),
+    milter: mtaFrontSchema(baseDir),
+    policy_service: mtaFrontSchema(baseDir),
     state_dir: resolvePath(baseDir).default(path.resolve(baseDir, DEFAULTS.state_dir)),
     log_dir: resolvePath(baseDir).default(path.resolve(baseDir, DEFAULTS.log_dir)),
     persist_interval: duration({ positive: true }).default(DEFAULTS.persist_interval),

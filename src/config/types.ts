@@ -11,6 +11,24 @@ export interface HostPort {
   port: number;
 }
 
+/** A unix-domain socket listener (`unix:/path` in the YAML). */
+export interface UnixSocketPath {
+  /** Absolute. */
+  path: string;
+}
+
+/** Where an MTA front listens: TCP `host:port` / `[v6]:port`, or `unix:/path`. */
+export type ListenAddress = HostPort | UnixSocketPath;
+
+/** A front the MTA calls (milter, policy service): its listeners and per-connection bounds. */
+export interface MtaFrontConfig {
+  listen: ListenAddress[];
+  /** Open MTA connections across this front's listeners; more are closed at once. */
+  max_connections: number;
+  /** Seconds an MTA connection may stay silent before it is closed. */
+  idle_timeout: number;
+}
+
 export interface ServerConfig {
   hostname: string;
   listen: HostPort[];
@@ -211,7 +229,12 @@ export interface Config {
   /** Valid but probably unintended settings, as `file:line:col key: message` (check-config prints them). */
   warnings: string[];
   server: ServerConfig;
-  relay: RelayConfig;
+  /** Absent only when there is no SMTP proxy (server.listen: []). */
+  relay?: RelayConfig;
+  /** The milter front (SPEC §5), when configured. */
+  milter?: MtaFrontConfig;
+  /** The Postfix policy-delegation front (SPEC §5), when configured. */
+  policy_service?: MtaFrontConfig;
   /** Absolute. */
   state_dir: string;
   /** Absolute. */

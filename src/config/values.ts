@@ -6,7 +6,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseDuration, parseSize } from './duration.js';
-import type { HostPort, MonitorConfig, RelayUrl } from './types.js';
+import type { HostPort, ListenAddress, MonitorConfig, RelayUrl } from './types.js';
 import { KEY_PLACEHOLDERS, RECORD_AMOUNTS, type KeyPlaceholder, type RecordAmount } from './vocabulary.js';
 
 export class ValueProblem extends Error {}
@@ -68,6 +68,33 @@ export function parseHostPort(v: unknown): HostPort {
     throw new ValueProblem(`port "${portText}" in ${describeValue(v)} is not a port number (0..65535)`);
   }
   return { host, port: Number(portText) };
+}
+
+/**
+ * An MTA front's listen address: "host:port", "[v6]:port", or "unix:PATH" (a relative path
+ * resolves against `baseDir`, the config file's directory).
+ */
+export function parseListenAddress(v: unknown, baseDir: string): ListenAddress {
+  if (typeof v === 'string' && v.trim().startsWith('unix:')) {
+    const p = v.trim().slice(5);
+    if (p === '') throw new ValueProblem('"unix:" needs a socket path, e.g. "unix:/run/auditgate/milter.sock"');
+    if (p.includes('\0')) throw new ValueProblem('a socket path must not contain NUL');
+    const abs = path.resolve(baseDir, p);
+    // sockaddr_un holds 108 bytes with the terminating NUL
+    if (Buffer.byteLength(abs) > 107) throw new ValueProblem(`socket path ${describeValue(abs)} is ${Buffer.byteLength(abs)} bytes: a unix socket path may have at most 107`);
+    return { path: abs };
+  }
+  try {
+    return parseHostPort(v);
+  } catch (e) {
+    if (typeof v === 'string' && e instanceof ValueProblem) throw new ValueProblem(`${e.message} (or "unix:/path" for a unix-domain socket)`);
+    throw new ValueProblem(`expected "host:port" such as "127.0.0.1:8891", "[::1]:8891" or "unix:/run/auditgate/milter.sock", got ${describeValue(v)}`);
+  }
+}
+
+/** "host:port" or "unix:/path" text for a listen address. */
+export function formatListenAddress(a: ListenAddress): string {
+  return 'path' in a ? `unix:${a.path}` : formatHostPort(a);
 }
 
 /** One `admin.hosts` entry: a host name, no port (any port is accepted), lower case. */

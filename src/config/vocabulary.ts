@@ -110,4 +110,8 @@ export const DEFAULTS = {
   store_max_pending: 100,
   admin_listen: '127.0.0.1:8025',
   journal_retention: 7 * 86_400,
+  /** Milter and policy service: open MTA connections per front. */
+  mta_max_connections: 1000,
+  /** Milter and policy service: above Postfix's smtpd_timeout (300 s) and smtpd_policy_service_max_idle (300 s). */
+  mta_idle_timeout: 600,
 } as const;

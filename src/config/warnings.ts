@@ -20,10 +20,13 @@ export function configWarnings(config: Config): PathProblem[] {
 function ipv4OnlyStages(config: Config): PathProblem[] {
   const v6Listener = config.server.listen.find((l) => l.host.includes(':'));
   const proxied = config.server.proxy_protocol.length > 0 || config.server.xclient.length > 0;
-  if (!v6Listener && !proxied) return [];
+  const mta = config.milter ? 'milter' : config.policy_service ? 'policy_service' : undefined;
+  if (!v6Listener && !proxied && !mta) return [];
   const how = v6Listener
     ? `server.listen ${formatHostPort(v6Listener)} accepts IPv6 clients`
-    : 'a PROXY header or XCLIENT can present IPv6 clients';
+    : proxied
+      ? 'a PROXY header or XCLIENT can present IPv6 clients'
+      : `the ${mta} front serves whatever clients the MTA has, IPv6 included`;
   const types = seriesCatalogue(config).types;
   const typeOf = (name: string): SeriesType | undefined => (isSessionGauge(name) ? SESSION_GAUGES[name] : types.get(name)?.type);
 

@@ -47,19 +47,34 @@ export type PolicyRequest = { readonly [K in PolicyTextAttribute]?: string } & {
   readonly extra: ReadonlyMap<string, string>;
 };
 
-const TEXT = new Set<string>(POLICY_TEXT_ATTRIBUTES);
-const NUMBER = new Set<string>(POLICY_NUMBER_ATTRIBUTES);
+const KIND = new Map<string, 'text' | 'number'>([...POLICY_TEXT_ATTRIBUTES.map((a) => [a, 'text'] as const), ...POLICY_NUMBER_ATTRIBUTES.map((a) => [a, 'number'] as const)]);
+
+/** A decimal of 1 to 15 digits (exact as a double), else NaN. */
+function decimal(value: string): number {
+  if (value.length === 0 || value.length > 15) return NaN;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 48 || c > 57) return NaN;
+  }
+  return Number(value);
+}
+
+/** The `extra` of a request with none (most of them): shared, never written. */
+const NO_EXTRA: ReadonlyMap<string, string> = new Map();
 
 export function toPolicyRequest(attributes: ReadonlyMap<string, string>): PolicyRequest {
-  const fields: Record<string, string | number> = {};
-  const extra = new Map<string, string>();
+  const req: Record<string, unknown> = { attributes, extra: NO_EXTRA };
+  let extra: Map<string, string> | undefined;
   for (const [name, value] of attributes) {
-    if (TEXT.has(name)) fields[name] = value;
-    else if (NUMBER.has(name)) {
-      if (/^\d{1,15}$/.test(value)) fields[name] = Number(value);
-    } else extra.set(name, value);
+    const kind = KIND.get(name);
+    if (kind === 'text') req[name] = value;
+    else if (kind === 'number') {
+      const n = decimal(value);
+      if (n === n) req[name] = n;
+    } else (extra ??= new Map()).set(name, value);
   }
-  return { ...(fields as Partial<Record<PolicyTextAttribute, string> & Record<PolicyNumberAttribute, number>>), attributes, extra };
+  if (extra) req.extra = extra;
+  return req as PolicyRequest;
 }
 
 /** Encodes a request as Postfix sends it (tests and fake MTAs). Throws on a name with "=", LF, CR or NUL, or a value with LF, CR or NUL. */

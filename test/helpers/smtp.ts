@@ -178,6 +178,12 @@ log: { level: debug }
 ${opts.store ?? ''}
 ${opts.body}
 `;
+  const { gateway, logs } = await startGatewayFromYaml(yaml, opts.clock);
+  return { gateway, port: gateway.smtpAddresses()[0]!.port, logs, close: () => gateway.close(500) };
+}
+
+/** A gateway from config text, its log lines captured (debug level). */
+export async function startGatewayFromYaml(yaml: string, clock?: Clock): Promise<{ gateway: Gateway; logs: Array<Record<string, unknown>> }> {
   const config = parseConfigText(yaml, 'test-gateway.yaml');
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -188,9 +194,8 @@ ${opts.body}
   });
   const logger = pino({ level: 'debug' }, sink);
   const gopts: { config: typeof config; logger: typeof logger; clock?: Clock } = { config, logger };
-  if (opts.clock) gopts.clock = opts.clock;
-  const gateway = await startGateway(gopts);
-  return { gateway, port: gateway.smtpAddresses()[0]!.port, logs, close: () => gateway.close(500) };
+  if (clock) gopts.clock = clock;
+  return { gateway: await startGateway(gopts), logs };
 }
 
 /** One full session: EHLO, MAIL, RCPTs, DATA, QUIT. Returns every reply. */

@@ -3,35 +3,13 @@
  * can be driven from a test: it talks to a tiny milter built on our codec that always answers
  * "continue", so both the codec and the harness are exercised.
  */
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SMFIP } from '../../src/milter/protocol.js';
 import { startStubMilter, type StubMilter } from '../helpers/milter-stub.js';
-import { programPath, requireProgram } from '../helpers/programs.js';
+import { miltertest } from '../helpers/miltertest.js';
+import { requireProgram } from '../helpers/programs.js';
 
 const ok = requireProgram('miltertest', { pkg: 'miltertest', purpose: 'the miltertest harness tests' });
-
-/** Runs miltertest on a script; bounded by a kill timer. */
-function miltertest(script: string, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-miltertest-'));
-  const file = path.join(dir, 'test.lua');
-  fs.writeFileSync(file, script);
-  return new Promise((resolve) => {
-    const p = spawn(programPath('miltertest'), ['-s', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    p.stdout.on('data', (d: Buffer) => (output += d.toString('utf8')));
-    p.stderr.on('data', (d: Buffer) => (output += d.toString('utf8')));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.once('close', (code) => {
-      clearTimeout(timer);
-      fs.rmSync(dir, { recursive: true, force: true });
-      resolve({ code, output });
-    });
-  });
-}
 
 // miltertest (1.6.0) prints nothing when a script raises an error, it only exits 1: say why on
 // stdout first.

@@ -76,8 +76,8 @@ export interface RelayBackendStats {
 }
 
 export interface RelayStats {
-  kind: 'smtp' | 'dir';
-  /** Per backend (none for dir). */
+  kind: 'smtp' | 'dir' | 'none';
+  /** Per backend (none for dir and none). */
   backends: RelayBackendStats[];
   /** Idle pooled connections (always 0 for dir). */
   idle: number;

@@ -31,6 +31,7 @@ function stub(registry: SeriesRegistry, clock: ManualClock, persister: SeriesPer
     sessions: { total: () => 0 },
     relay: { stats: () => ({ backends: [], messages: 0, bytes: 0, transactions: 0, opened: 0, active: 0, idle: 0 }) },
     store: { status: () => status },
+    mtaFronts: () => [],
   } as unknown as AdminView;
 }
 

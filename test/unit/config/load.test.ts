@@ -127,7 +127,7 @@ describe('the default config', () => {
     expect(config.server.max_message_size).toBe(26_214_400);
     expect(config.server.idle_timeout).toBe(300);
     expect(config.server.max_clients).toBe(2000);
-    expect(config.relay.timeout).toBe(60);
+    expect(config.relay?.timeout).toBe(60);
     expect(config.persist_interval).toBe(5);
     expect(config.log_retention).toBe(7 * 86_400);
     expect(config.store).toEqual({ on_error: 'local', max_delay: 1, max_pending: 100 });
@@ -426,7 +426,9 @@ describe('problems name the file, line, column and key', () => {
     expect(problems(`server:\n  hostname: mx.test\nrelay:\n  timeout: 5s\n  pool_size: 2\n`)).toEqual([
       `${FILE}:4:3 relay.url: required key is missing`,
     ]);
-    expect(problems(`server: {}\n`)).toEqual([`${FILE}:1:1 relay: required key is missing`]);
+    expect(problems(`server: {}\n`)).toEqual([
+      `${FILE}:1:1 relay: required key is missing: the SMTP proxy (server.listen) relays accepted mail to it, e.g. relay: { url: "smtp://127.0.0.1:10025" }; leave it out only with server.listen: []`,
+    ]);
     expect(problems(`${RELAY}series:\n  a:\n    type: cidr\n    windows: 2\n`)).toEqual([
       `${FILE}:5:5 series.a.interval: required key is missing`,
     ]);

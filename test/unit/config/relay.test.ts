@@ -92,7 +92,7 @@ describe('relay.tls', () => {
   url: smtp://mx.example.net:25
   tls: { mode: required, ca: ./ca.pem, servername: MX.Example.NET, cert: "${leaf.cert}", key: "${leaf.key}" }
 `);
-    expect(config.relay.kind === 'smtp' && config.relay.tls).toEqual({
+    expect(config.relay?.kind === 'smtp' && config.relay.tls).toEqual({
       mode: 'required',
       ca: { path: path.join(dir, 'ca.pem'), pem: fs.readFileSync(ca.cert, 'utf8') },
       servername: 'mx.example.net',
