@@ -86,4 +86,10 @@ export const DEFAULTS = {
   store_max_delay: 1,
   store_max_pending: 100,
   admin_listen: '127.0.0.1:8025',
+  /** `ban: { for, … }` without factor / max: doubles, up to a day (or `for`, when longer). */
+  ban_factor: 2,
+  ban_max: 86_400,
+  alert_min_interval: 300,
+  alert_timeout: 5,
+  alert_retries: 3,
 } as const;
