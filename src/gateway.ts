@@ -22,6 +22,8 @@ import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
 import { SeriesPersister } from './history/persister.js';
 import { SeriesLogWriter } from './history/log-writer.js';
+import { BanService } from './bans/ban-service.js';
+import { OperatorControls } from './audit/controls.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -58,6 +60,8 @@ export class Gateway implements AdminView {
   readonly startedAt: number;
   persister: SeriesPersister | undefined;
   logWriter: SeriesLogWriter | undefined;
+  bans!: BanService;
+  controls!: OperatorControls;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -71,10 +75,19 @@ export class Gateway implements AdminView {
   async start(): Promise<void> {
     for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
+    this.bans = new BanService({ clock: this.clock, logger: this.logger, stateDir: this.config.state_dir, node: this.config.server.hostname });
+    this.bans.start();
+    this.controls = new OperatorControls(this.bans, this.config);
     try {
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
       this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
-      this.engine = new SessionEngine({ recorder: this.recorder, sessions: this.sessions, hostname: () => this.config.server.hostname, logger: this.logger });
+      this.engine = new SessionEngine({
+        recorder: this.recorder,
+        sessions: this.sessions,
+        hostname: () => this.config.server.hostname,
+        logger: this.logger,
+        controls: this.controls,
+      });
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({
         config: () => this.config,
@@ -155,6 +168,7 @@ export class Gateway implements AdminView {
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.recorder.configure(config);
+    this.controls.configure(config);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
     if (relayChanged) {
@@ -184,6 +198,7 @@ export class Gateway implements AdminView {
     await this.front?.close(drainMs);
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
+    await this.bans?.close();
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');

@@ -23,10 +23,21 @@ export interface FiredRecord {
   stage: Stage;
   policy: string;
   action: string;
-  mode: 'enforce' | 'shadow';
+  /** protected: the policy would have refused or slowed a client in a protected network. */
+  mode: FiringMode;
   key?: string;
   count?: number;
   above?: number;
+}
+
+export type FiringMode = 'enforce' | 'shadow' | 'protected';
+
+/** What a stage may ask of the recorder besides the event. */
+export interface StageOptions {
+  /** The session is trusted (an accept at connect): record, evaluate nothing. */
+  skipPolicies?: boolean;
+  /** The client is in a protected network: only an accept policy may decide. */
+  protect?: boolean;
 }
 
 export interface StageResult extends Decision {
@@ -35,6 +46,12 @@ export interface StageResult extends Decision {
   /** True when the store failed and on_error: tempfail refused the event. */
   storeFailure?: boolean;
 }
+
+const FIRING_MESSAGES: Record<FiringMode, string> = {
+  enforce: 'policy fired',
+  shadow: 'policy would fire (shadow)',
+  protected: 'policy would fire (protected network: not enforced)',
+};
 
 interface CompiledRecord {
   series: string[];
@@ -84,6 +101,16 @@ export class Recorder {
     this.monitorNames = catalogue.monitors;
   }
 
+  /**
+   * Records the event's adds (record rules, monitors) and evaluates nothing: a banned client's
+   * connect, refused before any policy runs, still counts.
+   */
+  async record(ctx: EventContext): Promise<void> {
+    const ops: AddOp[] = [];
+    this.collectAdds(ctx, ops);
+    if (ops.length) await this.safeAdd(ops);
+  }
+
   /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */
   async monitor(event: MonitorEvent, client: ClientAddress | undefined): Promise<void> {
     if (!client) return;
@@ -103,13 +130,13 @@ export class Recorder {
   }
 
   /** Records the event and evaluates the stage's policies. */
-  async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean } = {}): Promise<StageResult> {
+  async stage(ctx: EventContext, cid: string, opts: StageOptions = {}): Promise<StageResult> {
     const ops: AddOp[] = [];
     this.collectAdds(ctx, ops);
     if (ops.length && !(await this.safeAdd(ops))) {
       if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
     }
-    return this.decide(ctx, cid, opts.skipPolicies === true);
+    return this.decide(ctx, cid, opts.skipPolicies === true, opts.protect === true);
   }
 
   /**
@@ -143,7 +170,7 @@ export class Recorder {
   }
 
   /** Reads the counts the stage's policies need and evaluates them. */
-  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean): Promise<StageResult> {
+  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean, protect: boolean): Promise<StageResult> {
     const rules = this.policies[ctx.stage];
     if (rules.length === 0 || skipPolicies) return { verdict: 'continue', shadow: [] };
     const items = applicable(rules, ctx);
@@ -168,8 +195,8 @@ export class Recorder {
         if (this.onError === 'tempfail' && !(err instanceof InvalidKeyError)) return { verdict: 'tempfail', shadow: [], storeFailure: true };
       }
     }
-    const decision: StageResult = evaluate(items, counts);
-    for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, 'shadow', f.key, f.count, f.policy.above);
+    const decision: StageResult = evaluate(items, counts, protect);
+    for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, f.policy.shadow ? 'shadow' : 'protected', f.key, f.count, f.policy.above);
     if (decision.fired) {
       const f = decision.fired;
       this.log(ctx, cid, f.policy.name, f.policy.action, 'enforce', f.key, f.count, f.policy.above);
@@ -205,7 +232,7 @@ export class Recorder {
     }
   }
 
-  private log(ctx: EventContext, cid: string, policy: string, action: string, mode: 'enforce' | 'shadow', key?: string, count?: number, above?: number): void {
+  private log(ctx: EventContext, cid: string, policy: string, action: string, mode: FiringMode, key?: string, count?: number, above?: number): void {
     const rec: FiredRecord = { at: this.clock.now(), cid, client: ctx.ip, stage: ctx.stage, policy, action, mode };
     if (key !== undefined) rec.key = key;
     if (count !== undefined) rec.count = count;
@@ -214,7 +241,12 @@ export class Recorder {
     if (this.recent.length > 200) this.recent.shift();
     const k = `${policy}\t${action}\t${mode}`;
     this.decisionCounts.set(k, (this.decisionCounts.get(k) ?? 0) + 1);
-    this.logger.info({ cid, client: ctx.ip, stage: ctx.stage, policy, action, mode, key, count, above }, mode === 'shadow' ? 'policy would fire (shadow)' : 'policy fired');
+    this.logger.info({ cid, client: ctx.ip, stage: ctx.stage, policy, action, mode, key, count, above }, FIRING_MESSAGES[mode]);
+  }
+
+  /** The recorder's clock (epoch ms). */
+  now(): number {
+    return this.clock.now();
   }
 
   recentFirings(limit = 50): FiredRecord[] {
