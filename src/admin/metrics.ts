@@ -142,17 +142,20 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     },
   });
 
-  const relayCounter = (name: string, help: string, pick: (s: ReturnType<AdminView['relay']['stats']>) => number): void => {
+  /** A counter read at scrape time from what the gateway keeps. */
+  const counter = (name: string, help: string, value: () => number): void => {
     new Counter({
       name,
       help,
       registers,
       collect() {
         this.reset();
-        this.inc(Math.max(0, pick(gateway.relay.stats())));
+        this.inc(value());
       },
     });
   };
+  const relayCounter = (name: string, help: string, pick: (s: ReturnType<AdminView['relay']['stats']>) => number): void =>
+    counter(name, help, () => Math.max(0, pick(gateway.relay.stats())));
   relayCounter('auditgate_relay_messages_total', 'Messages the backend accepted (since the current relay was built).', (s) => s.messages);
   relayCounter('auditgate_relay_bytes_total', 'Bytes of accepted messages (since the current relay was built).', (s) => s.bytes);
   relayCounter('auditgate_relay_transactions_total', 'Relay transactions begun (since the current relay was built).', (s) => s.transactions);
@@ -223,6 +226,29 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
       this.set(gateway.store.status().pending);
     },
   });
+
+  const banStat = (metric: 'lifted' | 'refused' | 'skipped', name: string, help: string): void => counter(name, help, () => gateway.controls.bans.stats()[metric]);
+  new Gauge({
+    name: 'auditgate_bans_active',
+    help: 'Prefixes banned now (issued by policies or by hand, here or on another node of the cluster).',
+    registers,
+    collect() {
+      this.set(gateway.controls.bans.stats().active);
+    },
+  });
+  new Counter({
+    name: 'auditgate_bans_issued_total',
+    help: 'Bans this node issued, per policy (policy="(manual)": added through the admin API or CLI).',
+    labelNames: ['policy'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [policy, n] of gateway.controls.bans.stats().issued) this.inc({ policy }, n);
+    },
+  });
+  banStat('lifted', 'auditgate_bans_lifted_total', 'Bans lifted through this node (admin API or CLI).');
+  banStat('refused', 'auditgate_bans_refused_total', 'Connections refused at connect because their client was banned.');
+  banStat('skipped', 'auditgate_bans_skipped_total', 'Bans not added because the ban list was full (policies still refuse).');
 
   new Gauge({
     name: 'auditgate_uptime_seconds',

@@ -14,6 +14,7 @@ import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
+import type { BansAdmin } from './bans.js';
 
 export interface AdminView {
   /** The current configuration (a reload replaces it). */
@@ -38,4 +39,6 @@ export interface AdminView {
   readonly events: GatewayEvents;
   /** Undefined before persistence started. */
   readonly persister: { stats(): PersistStats } | undefined;
+  /** Bans: listed, added and lifted through the admin API, counted in /metrics. */
+  readonly controls: BansAdmin;
 }

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { PRIVATE_DIR_MODE, createDurable, moveAside, removeStaleTemps } from '../fs/durable-file.js';
+import { PRIVATE_DIR_MODE, moveAside, removeStaleTemps, writeDurable } from '../fs/durable-file.js';
 import type { Clock } from '../series/clock.js';
 import { BAN_FILE, banFileHead, banLine, historyLine, parseBanFile } from './ban-file.js';
 import type { BanList } from './ban-list.js';
@@ -65,7 +65,10 @@ export class BanPersister {
     try {
       text = fs.readFileSync(this.file, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { restored: 0 };
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.savedChanges = list.changes; // nothing to write until the list changes
+        return { restored: 0 };
+      }
       const problem = `${this.file}: cannot read the ban file: ${errText(e)}`;
       logger.warn({ file: this.file }, problem);
       return { restored: 0, problem };
@@ -98,9 +101,7 @@ export class BanPersister {
 
   /** Writes the file when the list changed since it was last written or read (saves never overlap). */
   save(): Promise<void> {
-    const run = this.current.catch(() => undefined).then(() => this.saveNow());
-    this.current = run;
-    return run;
+    return (this.current = this.current.catch(() => undefined).then(() => this.saveNow()));
   }
 
   /** Stops the timer and writes a last save. */
@@ -117,24 +118,23 @@ export class BanPersister {
     if (changes === this.savedChanges) return;
     const { bans, history } = list.entries();
     const tmp = `${this.file}.tmp-${process.pid}-${++this.seq}`;
-    let file;
+    let bytes: number;
     try {
       await fsp.mkdir(this.opts.stateDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-      file = await createDurable(this.file, { temp: tmp });
-      await file.write(Buffer.from(banFileHead(clock.now()), 'utf8'));
-      await writeLines(file, bans, banLine);
-      await file.write(Buffer.from('\n],"history":[', 'utf8'));
-      await writeLines(file, history, historyLine);
-      await file.write(Buffer.from('\n]}\n', 'utf8'));
-      await file.commit();
+      bytes = await writeDurable(this.file, tmp, async (file) => {
+        await file.write(Buffer.from(banFileHead(clock.now()), 'utf8'));
+        await writeLines(file, bans, banLine);
+        await file.write(Buffer.from('\n],"history":[', 'utf8'));
+        await writeLines(file, history, historyLine);
+        await file.write(Buffer.from('\n]}\n', 'utf8'));
+      });
     } catch (e) {
-      await file?.abort();
       this.counts.failed++;
       throw e;
     }
     this.savedChanges = changes;
     this.counts.written++;
-    this.opts.logger.debug({ file: this.file, bans: bans.length, bytes: file.bytes }, 'bans saved');
+    this.opts.logger.debug({ file: this.file, bans: bans.length, bytes }, 'bans saved');
   }
 }
 

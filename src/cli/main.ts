@@ -4,6 +4,7 @@ import { checkConfig } from './check-config.js';
 import { historyCommand } from './history.js';
 import { serve } from './serve.js';
 import { seriesCommand } from './series.js';
+import { bansCommand } from './bans.js';
 
 const DEFAULT_CONFIG = 'config/auditgate.yaml';
 
@@ -14,6 +15,8 @@ const USAGE = `usage:
                                              query serialized window logs (e.g. the ten /24s with most rejections yesterday)
   auditgate series VERB [options]            list, count, top, add, delete, show, sessions, decisions
                                              against a running gateway's admin listener
+  auditgate bans list|lift PREFIX|add PREFIX --for DURATION
+                                             the ban list of a running gateway (every node of a cluster)
 `;
 
 function option(args: string[], name: string): string | undefined {
@@ -36,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
         return await historyCommand(args, (l) => process.stdout.write(`${l}\n`), { err: (l) => process.stderr.write(`${l}\n`) });
       case 'series':
         return await seriesCommand(args);
+      case 'bans':
+        return await bansCommand(args);
       case undefined:
       case '-h':
       case '--help':

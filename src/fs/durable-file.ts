@@ -104,6 +104,22 @@ export async function createDurable(target: string, opts: DurableOptions): Promi
 }
 
 /**
+ * Writes `target` durably in one go: `write` gets the temp file (in the target's directory) and
+ * writes it; the file is then committed, or removed when anything failed. Returns the bytes written.
+ */
+export async function writeDurable(target: string, temp: string, write: (file: DurableFile) => Promise<void>): Promise<number> {
+  const file = await createDurable(target, { temp });
+  try {
+    await write(file);
+    await file.commit();
+  } catch (e) {
+    await file.abort();
+    throw e;
+  }
+  return file.bytes;
+}
+
+/**
  * Appends one whole line (O_APPEND) to `file`, creating it and its directory privately. A last
  * line torn by a crash is ended first, so it cannot swallow this one (readers skip it).
  */
