@@ -75,7 +75,9 @@ export class Gateway implements AdminView {
   async start(): Promise<void> {
     for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
-    this.bans = new BanService({ clock: this.clock, logger: this.logger, stateDir: this.config.state_dir, node: this.config.server.hostname });
+    // A ban is on disk within a second of being issued, lifted or added (sooner with a shorter persist_interval).
+    const saveDelayMs = Math.min(1000, this.config.persist_interval * 1000);
+    this.bans = new BanService({ clock: this.clock, logger: this.logger, stateDir: this.config.state_dir, saveDelayMs, node: this.config.server.hostname });
     this.bans.start();
     this.controls = new OperatorControls(this.bans, this.config);
     try {
