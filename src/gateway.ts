@@ -23,12 +23,15 @@ import type { AdminView } from './admin/view.js';
 import { SeriesPersister } from './history/persister.js';
 import { SeriesLogWriter } from './history/log-writer.js';
 import { BanService } from './bans/ban-service.js';
+import { BanSync, type BanSyncOptions } from './bans/ban-sync.js';
 import { OperatorControls } from './audit/controls.js';
 
 export interface GatewayOptions {
   config: Config;
   clock?: Clock;
   logger?: Logger;
+  /** Shared ban list tuning the config does not carry (resync and probe periods; tests shorten them). */
+  banSync?: Pick<BanSyncOptions, 'resyncMs' | 'probeMs' | 'keyPrefix'>;
 }
 
 /** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
@@ -58,6 +61,7 @@ export class Gateway implements AdminView {
   /** The admin HTTP listener, when config.admin.listen is set. */
   admin: AdminServer | undefined;
   readonly startedAt: number;
+  private readonly banSync: GatewayOptions['banSync'];
   persister: SeriesPersister | undefined;
   logWriter: SeriesLogWriter | undefined;
   bans!: BanService;
@@ -70,6 +74,7 @@ export class Gateway implements AdminView {
     this.registry = new SeriesRegistry(this.clock);
     this.sessions = new SessionTracker(this.clock);
     this.startedAt = this.clock.now();
+    this.banSync = opts.banSync;
   }
 
   async start(): Promise<void> {
@@ -81,6 +86,9 @@ export class Gateway implements AdminView {
     this.bans.start();
     this.controls = new OperatorControls(this.bans, this.config);
     try {
+      if (this.config.store.redis !== undefined) {
+        this.bans.share = await BanSync.connect({ redis: this.config.store.redis, service: this.bans, clock: this.clock, logger: this.logger, ...this.banSync });
+      }
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
       this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
       this.engine = new SessionEngine({

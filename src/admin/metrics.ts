@@ -249,6 +249,14 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
   banStat('lifted', 'auditgate_bans_lifted_total', 'Bans lifted through this node (admin API or CLI).');
   banStat('refused', 'auditgate_bans_refused_total', 'Connections refused at connect because their client was banned.');
   banStat('skipped', 'auditgate_bans_skipped_total', 'Bans not added because the ban list was full (policies still refuse).');
+  new Gauge({
+    name: 'auditgate_bans_unshared',
+    help: 'Ban changes made on this node that wait for Redis (out of reach); merged back when it returns.',
+    registers,
+    collect() {
+      this.set(gateway.controls.bans.stats().unshared);
+    },
+  });
 
   new Gauge({
     name: 'auditgate_uptime_seconds',

@@ -11,10 +11,13 @@ import { BanPersister } from './ban-persister.js';
 
 /** What shares bans with the other nodes (ban-sync.ts); the service tells it every local change. */
 export interface BanShare {
-  /** A policy banned `ban` here (with `spec`, so the cluster can escalate it): returns the ban in force cluster-wide. */
+  /** A policy banned `ban` here (with `spec`, so the cluster escalates it with the history every node shares). */
   issued(ban: Ban, spec: BanSpec): void;
   added(ban: Ban): void;
-  lifted(prefix: string): void;
+  /** The ban on `prefix` was lifted here; `markerMs`: how long an older copy of it must not come back. */
+  lifted(prefix: string, markerMs: number): void;
+  /** Changes waiting for Redis (it is out of reach). */
+  status(): { pending: number };
   close(): Promise<void>;
 }
 
@@ -39,6 +42,8 @@ export interface BanStats {
   refused: number;
   /** Bans not added because the list was full. */
   skipped: number;
+  /** Ban changes made here that wait for Redis (0 without a cluster). */
+  unshared: number;
 }
 
 export class BanService {
@@ -87,7 +92,7 @@ export class BanService {
     }
     if (!r.created) return r.ban;
     this.count(policy);
-    this.opts.logger.info({ cid, prefix, policy, until: new Date(r.ban.until).toISOString(), seconds: Math.round((r.ban.until - r.ban.since) / 1000), level: r.ban.level }, 'client banned');
+    this.opts.logger.info({ cid, prefix, policy, until: new Date(r.ban.until).toISOString(), seconds: Math.round((r.ban.until - r.ban.since) / 1000), escalation: r.ban.level }, 'client banned');
     this.persister?.changed();
     this.share?.issued(r.ban, spec);
     return r.ban;
@@ -114,7 +119,7 @@ export class BanService {
       this.opts.logger.info({ prefix, policy: b!.policy }, 'ban lifted');
     }
     this.persister?.changed();
-    this.share?.lifted(prefix);
+    this.share?.lifted(prefix, active ? active.until - this.opts.clock.now() : 0);
     return active;
   }
 
@@ -130,7 +135,7 @@ export class BanService {
 
   stats(): BanStats {
     this.sweep();
-    return { active: this.list.size, issued: this.issuedBy, lifted: this.lifted, refused: this.refused, skipped: this.list.skipped };
+    return { active: this.list.size, issued: this.issuedBy, lifted: this.lifted, refused: this.refused, skipped: this.list.skipped, unshared: this.share?.status().pending ?? 0 };
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { pino } from 'pino';
 import { parseConfigText } from '../../src/config/load.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import type { Clock } from '../../src/series/clock.js';
 
 export interface Reply {
@@ -161,7 +161,16 @@ export interface TestGateway {
  * Starts a gateway from YAML (listen 127.0.0.1:0, PROXY trusted from loopback, the given
  * relay). `body` holds the series / record / policies sections.
  */
-export async function startTestGateway(opts: { relay: string; body: string; clock?: Clock; server?: string; store?: string; proxy?: string; admin?: string }): Promise<TestGateway> {
+export async function startTestGateway(opts: {
+  relay: string;
+  body: string;
+  clock?: Clock;
+  server?: string;
+  store?: string;
+  proxy?: string;
+  admin?: string;
+  banSync?: GatewayOptions['banSync'];
+}): Promise<TestGateway> {
   const yaml = `server:
   hostname: gw.test
   listen: ["127.0.0.1:0"]
@@ -185,8 +194,9 @@ ${opts.body}
     },
   });
   const logger = pino({ level: 'debug' }, sink);
-  const gopts: { config: typeof config; logger: typeof logger; clock?: Clock } = { config, logger };
+  const gopts: GatewayOptions = { config, logger };
   if (opts.clock) gopts.clock = opts.clock;
+  if (opts.banSync) gopts.banSync = opts.banSync;
   const gateway = await startGateway(gopts);
   return { gateway, port: gateway.smtpAddresses()[0]!.port, logs, close: () => gateway.close(500) };
 }
