@@ -24,6 +24,8 @@ import { SeriesPersister } from './history/persister.js';
 import { SeriesLogWriter } from './history/log-writer.js';
 import { BanService } from './bans/ban-service.js';
 import { BanSync, type BanSyncOptions } from './bans/ban-sync.js';
+import { AlertSender, type AlertSenderOptions } from './alerts/alert-sender.js';
+import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import { OperatorControls } from './audit/controls.js';
 
 export interface GatewayOptions {
@@ -32,6 +34,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Shared ban list tuning the config does not carry (resync and probe periods; tests shorten them). */
   banSync?: Pick<BanSyncOptions, 'resyncMs' | 'probeMs' | 'keyPrefix'>;
+  /** Alert delivery tuning the config does not carry (queue bound, concurrency, first retry delay). */
+  alertDelivery?: Pick<AlertSenderOptions, 'maxQueue' | 'concurrency' | 'backoffMs'>;
 }
 
 /** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
@@ -62,10 +66,13 @@ export class Gateway implements AdminView {
   admin: AdminServer | undefined;
   readonly startedAt: number;
   private readonly banSync: GatewayOptions['banSync'];
+  private readonly alertDelivery: GatewayOptions['alertDelivery'];
   persister: SeriesPersister | undefined;
   logWriter: SeriesLogWriter | undefined;
   bans!: BanService;
   controls!: OperatorControls;
+  alerts!: AlertSender;
+  private alertDispatcher!: AlertDispatcher;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -75,6 +82,7 @@ export class Gateway implements AdminView {
     this.sessions = new SessionTracker(this.clock);
     this.startedAt = this.clock.now();
     this.banSync = opts.banSync;
+    this.alertDelivery = opts.alertDelivery;
   }
 
   async start(): Promise<void> {
@@ -91,6 +99,7 @@ export class Gateway implements AdminView {
       }
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
       this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
+      this.startAlerts();
       this.engine = new SessionEngine({
         recorder: this.recorder,
         sessions: this.sessions,
@@ -151,6 +160,21 @@ export class Gateway implements AdminView {
     this.logWriter.start();
   }
 
+  /** Alerts: a firing the recorder logs is matched and deduplicated at once, sent later (never awaited). */
+  private startAlerts(): void {
+    this.alerts = new AlertSender({ logger: this.logger, ...this.alertDelivery });
+    const recorder = this.recorder;
+    this.alertDispatcher = new AlertDispatcher({
+      clock: this.clock,
+      logger: this.logger,
+      sender: this.alerts,
+      node: () => this.config.server.hostname,
+      windowCounts: (e) => recorder.windowCounts(e),
+    });
+    this.alertDispatcher.configure(this.config.alerts);
+    recorder.onFiring = (e) => this.alertDispatcher.fired(e);
+  }
+
   smtpAddresses(): HostPort[] {
     return this.front.addresses();
   }
@@ -179,6 +203,7 @@ export class Gateway implements AdminView {
     this.config = config;
     this.recorder.configure(config);
     this.controls.configure(config);
+    this.alertDispatcher.configure(config.alerts);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
     if (relayChanged) {
@@ -209,6 +234,7 @@ export class Gateway implements AdminView {
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
     await this.bans?.close();
+    this.alerts?.close();
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');

@@ -258,6 +258,17 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     },
   });
 
+  new Counter({
+    name: 'auditgate_alerts_total',
+    help: 'Alert POSTs per alert by result: sent (2xx), failed (after its retries), dropped (the queue was full, or shutdown).',
+    labelNames: ['alert', 'result'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [alert, c] of gateway.alerts.stats()) for (const result of ['sent', 'failed', 'dropped'] as const) this.inc({ alert, result }, c[result]);
+    },
+  });
+
   new Gauge({
     name: 'auditgate_uptime_seconds',
     help: 'Seconds since the gateway started.',

@@ -15,6 +15,7 @@ import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
 import type { BansAdmin } from './bans.js';
+import type { AlertCounts } from '../alerts/alert-sender.js';
 
 export interface AdminView {
   /** The current configuration (a reload replaces it). */
@@ -41,4 +42,6 @@ export interface AdminView {
   readonly persister: { stats(): PersistStats } | undefined;
   /** Bans: listed, added and lifted through the admin API, counted in /metrics. */
   readonly controls: BansAdmin;
+  /** Alert deliveries per alert: sent, failed, dropped. */
+  readonly alerts: { stats(): ReadonlyMap<string, AlertCounts> };
 }

@@ -11,7 +11,7 @@ import type { MonitorEvent, Stage } from '../config/vocabulary.js';
 import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
 import type { Clock } from '../series/clock.js';
 import { compilePolicies, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';
-import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext } from '../policy/evaluate.js';
+import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext, type Firing } from '../policy/evaluate.js';
 import type { SessionTracker } from './sessions.js';
 import { InvalidKeyError } from '../errors.js';
 import type { ClientAddress } from '../series/address.js';
@@ -31,6 +31,21 @@ export interface FiredRecord {
 }
 
 export type FiringMode = 'enforce' | 'shadow' | 'protected';
+
+/** A policy that fired, for whoever listens (alerts). */
+export interface FiringEvent {
+  /** Epoch ms (injected clock). */
+  at: number;
+  cid: string;
+  stage: Stage;
+  mode: FiringMode;
+  policy: CompiledPolicy;
+  /** The series key that crossed the threshold (`ip/mask` or a string key); none for client lists. */
+  key?: string;
+  count?: number;
+  client: ClientAddress | undefined;
+  ip: string;
+}
 
 /** What a stage may ask of the recorder besides the event. */
 export interface StageOptions {
@@ -72,6 +87,8 @@ export class Recorder {
   private lastInvalidLog = -Infinity;
   /** decisions[`${policy}\t${action}\t${mode}`] = n */
   readonly decisionCounts = new Map<string, number>();
+  /** Called with every firing (logged first); it must not block: the SMTP reply waits for the recorder. */
+  onFiring: ((e: FiringEvent) => void) | undefined;
 
   constructor(
     config: Config,
@@ -196,10 +213,10 @@ export class Recorder {
       }
     }
     const decision: StageResult = evaluate(items, counts, protect);
-    for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, f.policy.shadow ? 'shadow' : 'protected', f.key, f.count, f.policy.above);
+    for (const f of decision.shadow) this.fire(ctx, cid, f, f.policy.shadow ? 'shadow' : 'protected');
     if (decision.fired) {
       const f = decision.fired;
-      this.log(ctx, cid, f.policy.name, f.policy.action, 'enforce', f.key, f.count, f.policy.above);
+      this.fire(ctx, cid, f, 'enforce');
       if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && !f.policy.gauge) {
         decision.retryAfter = await this.retryAfter(f.policy, f.key, f.policy.above, ctx);
       }
@@ -219,12 +236,30 @@ export class Recorder {
     return q;
   }
 
+  /** A firing: logged and counted, then handed to onFiring (alerts). */
+  private fire(ctx: EventContext, cid: string, f: Firing, mode: FiringMode): void {
+    this.log(ctx, cid, f.policy.name, f.policy.action, mode, f.key, f.count, f.policy.above);
+    if (!this.onFiring) return;
+    const e: FiringEvent = { at: this.clock.now(), cid, stage: ctx.stage, mode, policy: f.policy, client: ctx.client, ip: ctx.ip };
+    if (f.key !== undefined) e.key = f.key;
+    if (f.count !== undefined) e.count = f.count;
+    this.onFiring(e);
+  }
+
+  /** A firing's key counted per window, 0 up to the policy's last window (none for client lists and the sessions gauge). */
+  async windowCounts(e: Pick<FiringEvent, 'policy' | 'key' | 'client' | 'ip' | 'stage'>): Promise<number[] | undefined> {
+    const p = e.policy;
+    if (p.series === undefined || p.gauge || e.key === undefined) return undefined;
+    const ctx: EventContext = { stage: e.stage, client: e.client, ip: e.ip };
+    const qs: CountQuery[] = [];
+    for (let v = 0; v <= p.endv; v++) qs.push(this.query(p.series, e.key, v, v, ctx, p));
+    return this.store.countMany(qs);
+  }
+
   private async retryAfter(p: CompiledPolicy, key: string, above: number, ctx: EventContext): Promise<number | undefined> {
     if (p.interval <= 0) return undefined;
     try {
-      const qs: CountQuery[] = [];
-      for (let v = 0; v <= p.endv; v++) qs.push(this.query(p.series!, key, v, v, ctx, p));
-      const per = await this.store.countMany(qs);
+      const per = (await this.windowCounts({ policy: p, key, client: ctx.client, ip: ctx.ip, stage: ctx.stage }))!;
       const ms = p.interval * 1000;
       return secondsUntilFree(per, p.startv, p.endv, above, p.interval, ms - (this.clock.now() % ms));
     } catch {

@@ -170,6 +170,7 @@ export async function startTestGateway(opts: {
   proxy?: string;
   admin?: string;
   banSync?: GatewayOptions['banSync'];
+  alertDelivery?: GatewayOptions['alertDelivery'];
 }): Promise<TestGateway> {
   const yaml = `server:
   hostname: gw.test
@@ -197,6 +198,7 @@ ${opts.body}
   const gopts: GatewayOptions = { config, logger };
   if (opts.clock) gopts.clock = opts.clock;
   if (opts.banSync) gopts.banSync = opts.banSync;
+  if (opts.alertDelivery) gopts.alertDelivery = opts.alertDelivery;
   const gateway = await startGateway(gopts);
   return { gateway, port: gateway.smtpAddresses()[0]!.port, logs, close: () => gateway.close(500) };
 }

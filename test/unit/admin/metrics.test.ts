@@ -31,6 +31,7 @@ function stub(registry: SeriesRegistry, clock: ManualClock, persister: SeriesPer
     sessions: { total: () => 0 },
     relay: { stats: () => ({ messages: 0, bytes: 0, transactions: 0, opened: 0, active: 0, idle: 0 }) },
     store: { status: () => status },
+    alerts: { stats: () => new Map() },
     controls: { bans: { stats: () => ({ active: 0, issued: new Map(), lifted: 0, refused: 0, skipped: 0, unshared: 0 }) } },
   } as unknown as AdminView;
 }
