@@ -7,7 +7,7 @@ import { seriesCatalogue } from './config/catalogue.js';
 import type { Config, HostPort } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
-import { createStore, RoutingStore } from './store/create.js';
+import { createStore, RoutingStore, type RedisTuning } from './store/create.js';
 import type { ManagedStore } from './store/types.js';
 import { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
@@ -34,6 +34,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Shared ban list tuning the config does not carry (resync and probe periods; tests shorten them). */
   banSync?: Pick<BanSyncOptions, 'resyncMs' | 'probeMs' | 'keyPrefix'>;
+  /** Redis store settings the config does not carry (see RedisTuning). */
+  redis?: RedisTuning;
   /** Alert delivery tuning the config does not carry (queue bound, concurrency, first retry delay). */
   alertDelivery?: Pick<AlertSenderOptions, 'maxQueue' | 'concurrency' | 'backoffMs'>;
 }
@@ -67,6 +69,7 @@ export class Gateway implements AdminView {
   readonly startedAt: number;
   private readonly banSync: GatewayOptions['banSync'];
   private readonly alertDelivery: GatewayOptions['alertDelivery'];
+  private readonly redisTuning: RedisTuning | undefined;
   persister: SeriesPersister | undefined;
   logWriter: SeriesLogWriter | undefined;
   bans!: BanService;
@@ -83,6 +86,7 @@ export class Gateway implements AdminView {
     this.startedAt = this.clock.now();
     this.banSync = opts.banSync;
     this.alertDelivery = opts.alertDelivery;
+    this.redisTuning = opts.redis;
   }
 
   async start(): Promise<void> {
@@ -97,7 +101,7 @@ export class Gateway implements AdminView {
       if (this.config.store.redis !== undefined) {
         this.bans.share = await BanSync.connect({ redis: this.config.store.redis, service: this.bans, clock: this.clock, logger: this.logger, ...this.banSync });
       }
-      this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
+      this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger, ...(this.redisTuning ? { redis: this.redisTuning } : {}) });
       this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
       this.startAlerts();
       this.engine = new SessionEngine({

@@ -200,7 +200,9 @@ export class Recorder {
       if (p.gauge) counts[i] = this.sessions.countAt(ctx.client!, p.mask);
       else {
         slot.push(i);
-        queries.push(this.query(p.series!, it.key, p.startv, p.endv, ctx, p));
+        const q = this.query(p.series!, it.key, p.startv, p.endv, ctx, p);
+        if (p.above !== undefined && !p.shadow) q.above = p.above; // a shared store makes a count near it exact
+        queries.push(q);
       }
     });
     if (queries.length) {

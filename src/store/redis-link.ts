@@ -48,6 +48,18 @@ export interface RedisStoreOptions {
   maxDelayMs?: number;
   /** Adds that trigger a flush. Default 100. */
   maxPending?: number;
+  /**
+   * cluster series, a count with a threshold (CountQuery.above): within this margin below it, this
+   * node ships its adds and reads the count again before answering. Default: maxPending.
+   */
+  nearMargin?: number;
+  /**
+   * cluster series, a count with a threshold: past this many unshipped adds of its own for the
+   * key, the node ships them and reads the count again before answering, however far below the
+   * threshold. Default: maxPending / 10 (at least 1). A limit of N across k nodes lets at most
+   * N + (k - 1) × this through (redis-store.ts, countHolding).
+   */
+  maxUnshipped?: number;
   /** Prefix of every key. Default "ag:". */
   keyPrefix?: string;
   /** Default 500 ms. */
@@ -78,6 +90,8 @@ export abstract class RedisLink {
   protected readonly onError: StoreOnError;
   private readonly maxDelayMs: number;
   private readonly maxPending: number;
+  protected readonly nearMargin: number;
+  protected readonly maxUnshipped: number;
   protected readonly commandTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly probeIntervalMs: number;
@@ -91,6 +105,9 @@ export abstract class RedisLink {
   private probeTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private flushAgain = false;
+  /** Flush rounds started and finished since start (shipNow: has a round taken my adds?). */
+  private roundsStarted = 0;
+  private roundsDone = 0;
   private probing: Promise<void> | undefined;
   /** Batches may be sent (Redis answered the last time we asked). */
   private sendable = true;
@@ -114,6 +131,8 @@ export abstract class RedisLink {
     this.onError = opts.onError ?? 'local';
     this.maxDelayMs = Math.max(0, opts.maxDelayMs ?? 1000);
     this.maxPending = Math.max(1, opts.maxPending ?? 100);
+    this.nearMargin = Math.max(0, opts.nearMargin ?? this.maxPending);
+    this.maxUnshipped = Math.max(1, opts.maxUnshipped ?? Math.ceil(this.maxPending / 10));
     this.commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.probeIntervalMs = opts.probeIntervalMs ?? 1000;
@@ -219,6 +238,20 @@ export abstract class RedisLink {
     return this.flushing;
   }
 
+  /**
+   * Ships every add made before the call and waits until Redis applied them: unlike flush(),
+   * also when a flush already under way hands the rest over to the next turn of the event loop.
+   * False when Redis failed (the adds wait for the merge).
+   */
+  protected async shipNow(): Promise<boolean> {
+    const mine = this.roundsStarted + 1; // the first round to start after this call takes the adds made so far
+    for (let tries = 0; tries < 4 && this.sendable; tries++) {
+      await this.flush();
+      if (this.roundsDone >= mine) return this.sendable && !this.adds.retrying();
+    }
+    return false;
+  }
+
   private async flushLoop(): Promise<void> {
     for (let round = 0; round < MAX_FLUSH_ROUNDS; round++) {
       this.flushAgain = false;
@@ -227,10 +260,11 @@ export abstract class RedisLink {
         clearTimeout(this.flushTimer);
         this.flushTimer = undefined;
       }
+      this.roundsStarted++;
       const batches = this.adds.take(this.runtimes, (rt) => this.windowNow(rt));
-      if (batches.length === 0) return;
-      await this.sendBatches(batches);
-      if (!this.flushAgain) return;
+      if (batches.length > 0) await this.sendBatches(batches);
+      this.roundsDone++;
+      if (batches.length === 0 || !this.flushAgain) return;
     }
     // Adds keep arriving: hand over to a fresh flush on the next turn of the event loop.
     setImmediate(() => {

@@ -86,7 +86,7 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     let counts: number[] | undefined;
     if (this.state === 'ok') {
       try {
-        counts = await this.countRemote(remote.map((r) => r.q));
+        counts = await this.countHolding(remote);
       } catch (err) {
         this.fail(err, 'count');
       }
@@ -100,10 +100,49 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
   }
 
   /**
-   * One Lua call per series (sent together: one round trip). A query at a mask some writer of
-   * a window did not keep is summed from the leaves instead (a second round trip).
+   * Counts from Redis that let a cluster-wide limit hold. Another node's adds reach Redis in
+   * batches, so this node cannot see them before they are shipped. A count asked with a
+   * threshold (`above`: an enforcing policy's; cluster series only) that is not already above
+   * it is read again after this node shipped its adds (shipNow) when
+   *
+   *   - it is near: more than `above - nearMargin` (default max_pending), or
+   *   - this node holds more than maxUnshipped (default max_pending / 10) adds of its own for
+   *     the key that Redis has not applied, however far below the threshold the count is.
+   *
+   * The bound: a limit of N (`above: N`) across k nodes lets at most N + (k - 1) × maxUnshipped
+   * clients through while the windows the policy sums hold their adds. Take the last count (in
+   * Redis order) that let a client through: it was at most N and holds every add Redis applied
+   * before it and every add of its own node. A client it does not hold was let through by
+   * another node on a first read (a re-read comes after the client's own add was applied), and
+   * the latest such client of each node saw all of its node's others among at most
+   * maxUnshipped unapplied adds. Far from every threshold nothing changes: one round trip.
+   * Undefined: shipping failed (Redis is out of reach; the caller falls back).
    */
-  private async countRemote(qs: Query[]): Promise<number[]> {
+  private async countHolding(remote: ReadonlyArray<{ q: Query; src: CountQuery }>): Promise<number[] | undefined> {
+    const { total, own } = await this.countRemote(remote.map((r) => r.q));
+    const again: number[] = [];
+    remote.forEach((r, j) => {
+      const above = r.src.above;
+      if (above === undefined || r.q.rt.spec.replicate !== 'cluster' || total[j]! > above) return;
+      if (total[j]! > above - this.nearMargin || own[j]! > this.maxUnshipped) again.push(j);
+    });
+    if (again.length === 0) return total;
+    this.holdingReads++;
+    if (!(await this.shipNow())) return undefined;
+    const second = await this.countRemote(again.map((j) => remote[j]!.q));
+    again.forEach((j, k) => (total[j] = second.total[k]!));
+    return total;
+  }
+
+  /** Counts read again after shipping this node's adds (see countHolding), since start. */
+  holdingReads = 0;
+
+  /**
+   * One Lua call per series (sent together: one round trip). A query at a mask some writer of
+   * a window did not keep is summed from the leaves instead (a second round trip). `own`: the
+   * part of each total that is this node's adds Redis had not applied.
+   */
+  private async countRemote(qs: Query[]): Promise<{ total: number[]; own: number[] }> {
     const groups = new Map<Runtime, number[]>();
     qs.forEach((q, i) => {
       const g = groups.get(q.rt);
@@ -111,6 +150,7 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
       else groups.set(q.rt, [i]);
     });
     const results = new Array<number>(qs.length).fill(0);
+    const own = new Array<number>(qs.length).fill(0);
     const scans: number[] = [];
     const calls: Array<Promise<void>> = [];
     for (const [rt, idx] of groups) {
@@ -135,7 +175,10 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
             idx.forEach((i, j) => {
               const [sum, scan] = reply[j] ?? [0, ''];
               if (scan) scans.push(i);
-              else results[i] = Number(sum) + this.adds.unapplied(qs[i]!, cur, Number(applied));
+              else {
+                own[i] = this.adds.unapplied(qs[i]!, cur, Number(applied));
+                results[i] = Number(sum) + own[i];
+              }
             });
           }),
       );
@@ -147,10 +190,11 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
         const { applied, hashes, cur } = await this.readLeaves(q.rt, q.startv, q.last);
         let sum = 0;
         for (const h of hashes) sum += sumMatching(h, q);
-        results[i] = sum + this.adds.unapplied(q, cur, applied);
+        own[i] = this.adds.unapplied(q, cur, applied);
+        results[i] = sum + own[i];
       }),
     );
-    return results;
+    return { total: results, own };
   }
 
   /**

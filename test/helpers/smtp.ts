@@ -171,6 +171,7 @@ export async function startTestGateway(opts: {
   admin?: string;
   banSync?: GatewayOptions['banSync'];
   alertDelivery?: GatewayOptions['alertDelivery'];
+  redis?: GatewayOptions['redis'];
 }): Promise<TestGateway> {
   const yaml = `server:
   hostname: gw.test
@@ -199,6 +200,7 @@ ${opts.body}
   if (opts.clock) gopts.clock = opts.clock;
   if (opts.banSync) gopts.banSync = opts.banSync;
   if (opts.alertDelivery) gopts.alertDelivery = opts.alertDelivery;
+  if (opts.redis) gopts.redis = opts.redis;
   const gateway = await startGateway(gopts);
   return { gateway, port: gateway.smtpAddresses()[0]!.port, logs, close: () => gateway.close(500) };
 }
