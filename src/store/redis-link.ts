@@ -33,8 +33,9 @@ import {
 import { KeyLayout, type ReplicatedSeries } from './redis-layout.js';
 import { type Batch, PendingAdds, batchCall } from './redis-pending.js';
 import { type Runtime, runtimeFor } from './redis-runtime.js';
+import type { HoldingOptions } from './redis-holding.js';
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends HoldingOptions {
   /** A Redis URL, or a list of Redis Cluster node URLs. */
   redis: string | readonly string[];
   series: readonly ReplicatedSeries[];
@@ -48,18 +49,6 @@ export interface RedisStoreOptions {
   maxDelayMs?: number;
   /** Adds that trigger a flush. Default 100. */
   maxPending?: number;
-  /**
-   * cluster series, a count with a threshold (CountQuery.above): within this margin below it, this
-   * node ships its adds and reads the count again before answering. Default: maxPending.
-   */
-  nearMargin?: number;
-  /**
-   * cluster series, a count with a threshold: past this many unshipped adds of its own for the
-   * key, the node ships them and reads the count again before answering, however far below the
-   * threshold. Default: maxPending / 10 (at least 1). A limit of N across k nodes lets at most
-   * N + (k - 1) × this through (redis-store.ts, countHolding).
-   */
-  maxUnshipped?: number;
   /** Prefix of every key. Default "ag:". */
   keyPrefix?: string;
   /** Default 500 ms. */
@@ -89,9 +78,7 @@ export abstract class RedisLink {
   protected readonly registry: SeriesRegistry | undefined;
   protected readonly onError: StoreOnError;
   private readonly maxDelayMs: number;
-  private readonly maxPending: number;
-  protected readonly nearMargin: number;
-  protected readonly maxUnshipped: number;
+  protected readonly maxPending: number;
   protected readonly commandTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly probeIntervalMs: number;
@@ -131,8 +118,6 @@ export abstract class RedisLink {
     this.onError = opts.onError ?? 'local';
     this.maxDelayMs = Math.max(0, opts.maxDelayMs ?? 1000);
     this.maxPending = Math.max(1, opts.maxPending ?? 100);
-    this.nearMargin = Math.max(0, opts.nearMargin ?? this.maxPending);
-    this.maxUnshipped = Math.max(1, opts.maxUnshipped ?? Math.ceil(this.maxPending / 10));
     this.commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.probeIntervalMs = opts.probeIntervalMs ?? 1000;
@@ -238,11 +223,7 @@ export abstract class RedisLink {
     return this.flushing;
   }
 
-  /**
-   * Ships every add made before the call and waits until Redis applied them: unlike flush(),
-   * also when a flush already under way hands the rest over to the next turn of the event loop.
-   * False when Redis failed (the adds wait for the merge).
-   */
+  /** Ships the adds made so far and waits until Redis applied them (also past a flush's hand-over); false: Redis failed. */
   protected async shipNow(): Promise<boolean> {
     const mine = this.roundsStarted + 1; // the first round to start after this call takes the adds made so far
     for (let tries = 0; tries < 4 && this.sendable; tries++) {

@@ -10,7 +10,8 @@
  *   Redis; what an admin tool or CLI pointed at Redis uses.
  *
  * Batching, the at-most-once sequence numbers and what happens while Redis is unreachable:
- * redis-link.ts. Key layout and TTLs: redis-layout.ts. Scripts: redis-scripts.ts.
+ * redis-link.ts. Counts near a policy's threshold, read again so that a cluster-wide limit
+ * holds: redis-holding.ts. Key layout and TTLs: redis-layout.ts. Scripts: redis-scripts.ts.
  */
 import { InvalidKeyError } from '../errors.js';
 import type { AuditSeries } from '../series/index.js';
@@ -18,6 +19,7 @@ import { FAMILY_BITS, applyMask, formatPrefix, parsePrefix, prefixContains } fro
 import { TopK } from '../series/topk.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import { scripts } from './redis-connect.js';
+import { HoldingReads, type RemoteCounts } from './redis-holding.js';
 import { RedisLink, type RedisStoreOptions } from './redis-link.js';
 import { type Query, type Runtime, checkCount, checkRange, checkStringKey, compileQuery, leafOf, sumMatching } from './redis-runtime.js';
 import type { AddOp, CountQuery, ManagedStore } from './types.js';
@@ -30,6 +32,14 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     const s = new RedisSeriesStore(opts);
     await s.start();
     return s;
+  }
+
+  /** Counts near a threshold read again (cluster limits that hold). */
+  private readonly holding: HoldingReads;
+
+  private constructor(opts: RedisStoreOptions) {
+    super(opts);
+    this.holding = new HoldingReads({ ...opts, maxPending: this.maxPending }, (qs) => this.countRemote(qs), () => this.shipNow());
   }
   // ---- adds ------------------------------------------------------------------------------
 
@@ -86,7 +96,7 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     let counts: number[] | undefined;
     if (this.state === 'ok') {
       try {
-        counts = await this.countHolding(remote);
+        counts = await this.holding.counts(remote);
       } catch (err) {
         this.fail(err, 'count');
       }
@@ -99,50 +109,17 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     return out;
   }
 
-  /**
-   * Counts from Redis that let a cluster-wide limit hold. Another node's adds reach Redis in
-   * batches, so this node cannot see them before they are shipped. A count asked with a
-   * threshold (`above`: an enforcing policy's; cluster series only) that is not already above
-   * it is read again after this node shipped its adds (shipNow) when
-   *
-   *   - it is near: more than `above - nearMargin` (default max_pending), or
-   *   - this node holds more than maxUnshipped (default max_pending / 10) adds of its own for
-   *     the key that Redis has not applied, however far below the threshold the count is.
-   *
-   * The bound: a limit of N (`above: N`) across k nodes lets at most N + (k - 1) × maxUnshipped
-   * clients through while the windows the policy sums hold their adds. Take the last count (in
-   * Redis order) that let a client through: it was at most N and holds every add Redis applied
-   * before it and every add of its own node. A client it does not hold was let through by
-   * another node on a first read (a re-read comes after the client's own add was applied), and
-   * the latest such client of each node saw all of its node's others among at most
-   * maxUnshipped unapplied adds. Far from every threshold nothing changes: one round trip.
-   * Undefined: shipping failed (Redis is out of reach; the caller falls back).
-   */
-  private async countHolding(remote: ReadonlyArray<{ q: Query; src: CountQuery }>): Promise<number[] | undefined> {
-    const { total, own } = await this.countRemote(remote.map((r) => r.q));
-    const again: number[] = [];
-    remote.forEach((r, j) => {
-      const above = r.src.above;
-      if (above === undefined || r.q.rt.spec.replicate !== 'cluster' || total[j]! > above) return;
-      if (total[j]! > above - this.nearMargin || own[j]! > this.maxUnshipped) again.push(j);
-    });
-    if (again.length === 0) return total;
-    this.holdingReads++;
-    if (!(await this.shipNow())) return undefined;
-    const second = await this.countRemote(again.map((j) => remote[j]!.q));
-    again.forEach((j, k) => (total[j] = second.total[k]!));
-    return total;
+  /** Counts read again after shipping this node's adds (redis-holding.ts), since start. */
+  get holdingReads(): number {
+    return this.holding.reads;
   }
-
-  /** Counts read again after shipping this node's adds (see countHolding), since start. */
-  holdingReads = 0;
 
   /**
    * One Lua call per series (sent together: one round trip). A query at a mask some writer of
    * a window did not keep is summed from the leaves instead (a second round trip). `own`: the
    * part of each total that is this node's adds Redis had not applied.
    */
-  private async countRemote(qs: Query[]): Promise<{ total: number[]; own: number[] }> {
+  private async countRemote(qs: Query[]): Promise<RemoteCounts> {
     const groups = new Map<Runtime, number[]>();
     qs.forEach((q, i) => {
       const g = groups.get(q.rt);
