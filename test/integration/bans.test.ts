@@ -28,6 +28,7 @@ record:
 policies:
   - { name: flood, on: connect, series: conn, mask: 24, windows: [0, 3], above: 3, action: tempfail, ban: { for: 10m, factor: 2, max: 25m } }
   - { name: flood6, on: connect, series: conn6, mask: 64, windows: [0, 3], above: 3, action: tempfail, ban: 10m }
+  - { name: watch, on: helo, series: conn, mask: 32, windows: [0, 3], above: 0, action: tempfail, mode: shadow, ban: 10m }
 `;
 
 describe('bans and protected networks', () => {
@@ -129,6 +130,13 @@ describe('bans and protected networks', () => {
     expect((await api('GET', '/metrics')).text).toMatch(/^auditgate_decisions_total\{policy="flood",action="tempfail",mode="protected"\} \d+$/m);
     // mail flows too
     expect((await sendMail(gw.port, { preface: proxyV1('203.0.113.5') }))[4]!.code).toBe(250);
+  });
+
+  it('a shadow policy with ban bans nothing: it only logs', async () => {
+    expect((await sendMail(gw.port, { preface: proxyV1('198.18.5.1') }))[4]!.code).toBe(250);
+    expect(gw.logs.some((l) => l.policy === 'watch' && l.mode === 'shadow' && l.client === '198.18.5.1')).toBe(true);
+    expect(gw.gateway.controls.list().some((b) => b.prefix.startsWith('198.18.5.'))).toBe(false);
+    expect((await connect('198.18.5.1')).code).toBe(220);
   });
 
   it('the admin API lists, adds and lifts bans; a ban over a protected network and bad input are clear errors', async () => {
