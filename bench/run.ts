@@ -1,7 +1,8 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|controls|cost|soak]` (cost and soak run only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|controls|cost|soak]` (cost and soak run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
+import { benchRelay } from './relay.js';
 import { benchControls } from './controls.js';
 import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   persist: benchPersist,
   distinct: benchDistinct,
   gateway: benchGateway,
+  relay: benchRelay,
   controls: benchControls,
   cost: benchCost,
   soak: benchSoak,

@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   AG_CONFIG: 'The configuration file is invalid; the message lists every problem with file:line and key.',
   AG_KEY_INVALID: 'A series key is not valid for the series type (garbage address, bad mask, empty string).',
+  AG_VALUE_INVALID: 'A distinct series was given an add without a value, or a value that is not 1-1024 characters; or a value was given to a series that is not distinct.',
   AG_SERIES_UNKNOWN: 'No series with that name is defined.',
   AG_SERIES_DEFINITION: 'A series definition is invalid (type, interval, windows or options).',
   AG_WINDOW_RANGE: 'A window range is invalid (negative, or start after end).',
@@ -54,6 +55,12 @@ export class InvalidKeyError extends AuditgateError {
   }
 }
 
+export class InvalidValueError extends AuditgateError {
+  constructor(message: string) {
+    super('AG_VALUE_INVALID', message);
+  }
+}
+
 export class UnknownSeriesError extends AuditgateError {
   constructor(name: string) {
     super('AG_SERIES_UNKNOWN', `unknown series "${name}"`);
@@ -95,6 +102,12 @@ export class RelayError extends AuditgateError {
 
 /** The client's message broke off (it vanished mid-DATA): the transfer stopped, not the backend's fault. */
 export class MessageAbortedError extends RelayError {}
+
+/**
+ * No relay backend could be reached (each is down, or failed just now). Each backend logged its
+ * going down once, with the reason; the transactions refused meanwhile are not logged again.
+ */
+export class BackendsUnavailableError extends RelayError {}
 
 export class PersistError extends AuditgateError {
   constructor(message: string, options?: { cause?: unknown }) {

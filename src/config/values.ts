@@ -6,8 +6,8 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseDuration, parseSize } from './duration.js';
-import type { HostPort, MonitorConfig, RelayTarget } from './types.js';
-import { KEY_PLACEHOLDERS, type KeyPlaceholder } from './vocabulary.js';
+import type { HostPort, MonitorConfig, RelayUrl } from './types.js';
+import { KEY_PLACEHOLDERS, RECORD_AMOUNTS, type KeyPlaceholder, type RecordAmount } from './vocabulary.js';
 
 export class ValueProblem extends Error {}
 
@@ -82,6 +82,15 @@ export function parseAdminHost(v: unknown): string {
   return name;
 }
 
+/** A TLS server name (SNI, and the name a certificate is checked for): a host name, not an address. */
+export function parseServerName(v: unknown): string {
+  if (typeof v !== 'string') throw new ValueProblem(`expected a host name such as "mx.example.net", got ${describeValue(v)}`);
+  const name = v.trim().toLowerCase().replace(/\.$/, '');
+  if (isIPv4(name) || isIPv6(name)) throw new ValueProblem(`${describeValue(v)} is an IP address: a server name is a host name (an address is checked as the URL's host)`);
+  if (!HOSTNAME_RE.test(name)) throw new ValueProblem(`${describeValue(v)} is not a host name such as "mx.example.net"`);
+  return name;
+}
+
 /** "host:port" text for a HostPort (IPv6 hosts in brackets). */
 export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
@@ -152,6 +161,13 @@ export function parseTemplate(v: unknown): string {
   return v;
 }
 
+/** A record rule's `count`: a non-zero integer (within ±2^31), or what the message says (rcpts, bytes). */
+export function parseAmount(v: unknown): number | RecordAmount {
+  if ((RECORD_AMOUNTS as readonly unknown[]).includes(v)) return v as RecordAmount;
+  if (typeof v === 'number' && Number.isInteger(v) && v !== 0 && Math.abs(v) < 2 ** 31) return v;
+  throw new ValueProblem(`count is a non-zero integer (up to 2147483647 either way), ${RECORD_AMOUNTS.map((a) => `"${a}"`).join(' or ')}; got ${describeValue(v)}`);
+}
+
 export function parseDurationValue(v: unknown, positive: boolean): number {
   if (typeof v !== 'number' && typeof v !== 'string') {
     throw new ValueProblem(`expected a duration such as 30, "30s", "5m", "1h", got ${describeValue(v)}`);
@@ -194,8 +210,9 @@ export function parseMonitor(v: unknown): MonitorConfig {
   return { interval, windows, text: `${interval},${windows}` };
 }
 
-export function parseRelayUrl(v: unknown, baseDir: string): RelayTarget {
-  const help = 'expected "smtp://host:port" (IPv6 host in brackets) or "dir:PATH"';
+/** One relay URL: `smtp://host:port`, `smtps://host:port` (implicit TLS) or `dir:PATH`. */
+export function parseRelayUrl(v: unknown, baseDir: string): RelayUrl {
+  const help = 'expected "smtp://host:port", "smtps://host:port" (IPv6 host in brackets) or "dir:PATH"';
   if (typeof v !== 'string') throw new ValueProblem(`${help}, got ${describeValue(v)}`);
   if (v.startsWith('dir:')) {
     const p = v.slice(4).trim();
@@ -203,16 +220,17 @@ export function parseRelayUrl(v: unknown, baseDir: string): RelayTarget {
     const dir = path.resolve(baseDir, p);
     return { url: `dir:${dir}`, kind: 'dir', dir };
   }
-  const m = /^smtp:\/\/(.*?)\/?$/.exec(v.trim());
+  const m = /^(smtps?):\/\/(.*?)\/?$/.exec(v.trim());
   if (!m) throw new ValueProblem(`${help}, got ${describeValue(v)}`);
   let hp: HostPort;
   try {
-    hp = parseHostPort(m[1]!);
+    hp = parseHostPort(m[2]!);
   } catch (e) {
     throw new ValueProblem(`relay ${describeValue(v)}: ${(e as Error).message}`);
   }
   if (hp.port === 0) throw new ValueProblem(`relay ${describeValue(v)}: port 0 is not a backend port`);
-  return { url: `smtp://${formatHostPort(hp)}`, kind: 'smtp', host: hp.host, port: hp.port };
+  const scheme = m[1]!;
+  return { url: `${scheme}://${formatHostPort(hp)}`, kind: 'smtp', host: hp.host, port: hp.port, implicit_tls: scheme === 'smtps' };
 }
 
 export function parseRedisUrl(v: unknown): string {
