@@ -9,10 +9,13 @@
  *
  *   - it is near: more than `above - nearMargin` (default max_pending), or
  *   - this node holds more than `maxUnshipped` (default max_pending / 10) adds of its own for
- *     the key that Redis has not applied, however far below the threshold the count is.
+ *     the key that Redis has not applied (adds, whatever each one's count), however far below
+ *     the threshold the count is.
  *
  * The bound: a limit of N (`above: N`) across k nodes lets at most N + (k - 1) × maxUnshipped
- * clients through while the windows the policy sums hold their adds. Take the last count (in
+ * clients through while the windows the policy sums hold their adds (with `count: rcpts | bytes`,
+ * (k - 1) × maxUnshipped adds beyond N, each of its own size). Distinct series have `own` 0:
+ * only the near-threshold re-read applies to them. Take the last count (in
  * Redis order) that let a client through: it was at most N, and holds every add Redis applied
  * before it and every add of its own node. A client it does not hold was let through by another
  * node on a first read (a re-read comes after that client's own add was applied), and the
@@ -33,7 +36,7 @@ export interface HoldingOptions {
   maxUnshipped?: number;
 }
 
-/** Counts of queries read from Redis; `own`: the part of each that is this node's adds Redis had not applied. */
+/** Counts of queries read from Redis; `own`: how many of this node's adds within each Redis had not applied. */
 export type RemoteCounts = { total: number[]; own: number[] };
 
 interface Waiting {

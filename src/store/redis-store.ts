@@ -155,8 +155,8 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
 
   /**
    * One Lua call per series (sent together: one round trip). A query at a mask some writer of
-   * a window did not keep is summed from the leaves instead (a second round trip). `own`: the
-   * part of each total that is this node's adds Redis had not applied.
+   * a window did not keep is summed from the leaves instead (a second round trip). `own`: how
+   * many of this node's adds within each total Redis had not applied.
    */
   private async countSums(qs: Query[]): Promise<RemoteCounts> {
     const groups = new Map<Runtime, number[]>();
@@ -192,8 +192,8 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
               const [sum, scan] = reply[j] ?? [0, ''];
               if (scan) scans.push(i);
               else {
-                own[i] = this.adds.unapplied(qs[i]!, cur, Number(applied));
-                results[i] = Number(sum) + own[i];
+                results[i] = Number(sum) + this.adds.unapplied(qs[i]!, cur, Number(applied));
+                own[i] = this.adds.unapplied(qs[i]!, cur, Number(applied), 'ops');
               }
             });
           }),
@@ -206,8 +206,8 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
         const { applied, hashes, cur } = await this.readLeaves(q.rt, q.startv, q.last);
         let sum = 0;
         for (const h of hashes) sum += sumMatching(h, q);
-        own[i] = this.adds.unapplied(q, cur, applied);
-        results[i] = sum + own[i];
+        results[i] = sum + this.adds.unapplied(q, cur, applied);
+        own[i] = this.adds.unapplied(q, cur, applied, 'ops');
       }),
     );
     return { total: results, own };

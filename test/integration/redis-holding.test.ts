@@ -92,6 +92,17 @@ describe.skipIf(!HAVE_REDIS)('counts near a threshold are exact across nodes', (
     expect(b!.store.redis.holdingReads).toBe(0);
   });
 
+  it('counts unshipped adds, not their size (count: rcpts | bytes): one add of 500 is not read again, a fourth add is', async () => {
+    const [a] = await cluster(1, { nearMargin: 0, maxUnshipped: 3 });
+    await a!.store.add('conn', '198.51.100.1', 500);
+    expect(await a!.store.countMany([q24(1_000_000)])).toEqual([500]);
+    expect(a!.store.redis.holdingReads).toBe(0);
+    for (let i = 2; i <= 4; i++) await a!.store.add('conn', `198.51.100.${i}`);
+    expect(await a!.store.countMany([q24(1_000_000)])).toEqual([503]);
+    expect(a!.store.redis.holdingReads).toBe(1);
+    expect(a!.store.status().pending).toBe(0);
+  });
+
   it('a count without a threshold, or of a manager series, is never read again', async () => {
     const [a] = await cluster(1, { nearMargin: 1_000, maxUnshipped: 1 }, 'manager');
     for (let i = 0; i < 5; i++) await a!.store.add('conn', `198.51.100.${i}`);
