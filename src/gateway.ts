@@ -4,14 +4,15 @@
  */
 import type { Logger } from 'pino';
 import { seriesCatalogue } from './config/catalogue.js';
-import type { Config, HostPort } from './config/types.js';
+import type { Config, HostPort, JournalConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { createStore, RoutingStore, type RedisTuning } from './store/create.js';
 import type { ManagedStore } from './store/types.js';
-import { Recorder } from './audit/recorder.js';
+import type { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
-import { SessionEngine } from './audit/session.js';
+import type { SessionEngine } from './audit/session.js';
+import { createEngine } from './audit/engine.js';
 import { GatewayEvents } from './events.js';
 import { createRelay } from './smtp/relay/create.js';
 import type { Relay, RelayOptions } from './smtp/relay/types.js';
@@ -27,6 +28,9 @@ import { BanSync, type BanSyncOptions } from './bans/ban-sync.js';
 import { AlertSender, type AlertSenderOptions } from './alerts/alert-sender.js';
 import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import { OperatorControls } from './audit/controls.js';
+import { Journal } from './journal/journal.js';
+import { formatLine } from './journal/line.js';
+import { JournalWriter, type JournalStats } from './journal/writer.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -95,6 +99,9 @@ export class Gateway implements AdminView {
   controls!: OperatorControls;
   alerts!: AlertSender;
   private alertDispatcher!: AlertDispatcher;
+  /** Every stage event, to `journal.dir` when the config has a journal (else it builds nothing). */
+  readonly journal: Journal;
+  journalWriter: JournalWriter | undefined;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -102,6 +109,7 @@ export class Gateway implements AdminView {
     this.logger = opts.logger ?? createLogger(opts.config.log.level);
     this.registry = new SeriesRegistry(this.clock);
     this.sessions = new SessionTracker(this.clock);
+    this.journal = new Journal(this.clock);
     this.startedAt = this.clock.now();
     this.banSync = opts.banSync;
     this.alertDelivery = opts.alertDelivery;
@@ -111,6 +119,7 @@ export class Gateway implements AdminView {
   async start(): Promise<void> {
     for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
+    await this.configureJournal(this.config.journal);
     // A ban is on disk within a second of being issued, lifted or added (sooner with a shorter persist_interval).
     const saveDelayMs = Math.min(1000, this.config.persist_interval * 1000);
     this.bans = new BanService({ clock: this.clock, logger: this.logger, stateDir: this.config.state_dir, saveDelayMs, node: this.config.server.hostname });
@@ -121,15 +130,9 @@ export class Gateway implements AdminView {
         this.bans.share = await BanSync.connect({ redis: this.config.store.redis, service: this.bans, clock: this.clock, logger: this.logger, ...this.banSync });
       }
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger, ...(this.redisTuning ? { redis: this.redisTuning } : {}) });
-      this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
+      const { config, store, sessions, clock, logger, journal, controls } = this;
+      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, controls, hostname: () => this.config.server.hostname }));
       this.startAlerts();
-      this.engine = new SessionEngine({
-        recorder: this.recorder,
-        sessions: this.sessions,
-        hostname: () => this.config.server.hostname,
-        logger: this.logger,
-        controls: this.controls,
-      });
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({
         config: () => this.config,
@@ -198,6 +201,27 @@ export class Gateway implements AdminView {
     recorder.onFiring = (e) => this.alertDispatcher.fired(e);
   }
 
+  /**
+   * Follows the config's journal: lines go to a writer on `journal.dir` (a new one when the
+   * directory changed; the old one writes what it holds and closes), or nowhere without one.
+   */
+  private async configureJournal(j: JournalConfig | undefined): Promise<void> {
+    const old = this.journalWriter;
+    if (old && j && old.dir === j.dir) {
+      old.setRetention(j.retention);
+      return;
+    }
+    const writer = j ? new JournalWriter({ dir: j.dir, retentionSec: j.retention, clock: this.clock, logger: this.logger }) : undefined;
+    writer?.start();
+    this.journalWriter = writer;
+    this.journal.setSink(writer ? (line) => writer.append(formatLine(line)) : undefined);
+    await old?.close();
+  }
+
+  journalStats(): JournalStats | undefined {
+    return this.journalWriter?.stats();
+  }
+
   smtpAddresses(): HostPort[] {
     return this.front.addresses();
   }
@@ -227,6 +251,7 @@ export class Gateway implements AdminView {
     this.recorder.configure(config);
     this.controls.configure(config);
     this.alertDispatcher.configure(config.alerts);
+    await this.configureJournal(config.journal);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
     if (relayChanged) {
@@ -258,6 +283,8 @@ export class Gateway implements AdminView {
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
     await this.bans?.close();
     this.alerts?.close();
+    this.journal.setSink(undefined);
+    await this.journalWriter?.close();
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');
