@@ -1,4 +1,4 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|replay|controls|cost|soak]` (cost and soak run only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|replay|controls|cost|soak|workers]` (cost, soak and workers run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
@@ -8,6 +8,7 @@ import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
 import { benchSoak } from './soak.js';
 import { benchReplay } from './replay.js';
+import { benchWorkers } from './workers.js';
 import { report, type Figure } from './harness.js';
 
 const args = process.argv.slice(2);
@@ -26,9 +27,10 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   controls: benchControls,
   cost: benchCost,
   soak: benchSoak,
+  workers: benchWorkers,
 };
-/** Suites a plain `npm run bench` leaves out: cost needs perf and the machine to itself; soak takes minutes. */
-const OPT_IN = new Set(['cost', 'soak']);
+/** Suites a plain `npm run bench` leaves out: cost needs perf and the machine to itself; soak takes minutes; workers runs gateways as processes. */
+const OPT_IN = new Set(['cost', 'soak', 'workers']);
 
 if (only !== undefined && !(only in suites)) {
   console.error(`unknown suite "${only}"; known: ${Object.keys(suites).join(', ')}`);

@@ -21,8 +21,9 @@ import { createLogger } from './log.js';
 import { AuditgateError } from './errors.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminView } from './admin/view.js';
-import { SeriesPersister } from './history/persister.js';
-import { SeriesLogWriter } from './history/log-writer.js';
+import type { SeriesPersister } from './history/persister.js';
+import type { SeriesLogWriter } from './history/log-writer.js';
+import { startPersistence } from './history/persistence.js';
 import { BanService } from './bans/ban-service.js';
 import { BanSync, type BanSyncOptions } from './bans/ban-sync.js';
 import { AlertSender, type AlertSenderOptions } from './alerts/alert-sender.js';
@@ -44,7 +45,7 @@ export interface GatewayOptions {
   alertDelivery?: Pick<AlertSenderOptions, 'maxQueue' | 'concurrency' | 'backoffMs'>;
 }
 
-function relayUrls(config: Config): string | string[] {
+export function relayUrls(config: Config): string | string[] {
   const r = config.relay;
   return r.kind === 'dir' ? r.url : r.backends.map((b) => b.url);
 }
@@ -142,11 +143,7 @@ export class Gateway implements AdminView {
         logger: this.logger,
       });
       await this.front.listen(this.config.server.listen);
-      if (this.config.admin.listen) {
-        const admin = new AdminServer(this, this.config.admin.listen);
-        await admin.listen();
-        this.admin = admin;
-      }
+      this.admin = await startAdmin(this);
     } catch (err) {
       // E.g. a listener that cannot bind (a ListenError naming its key): release everything started so far.
       await this.close(0).catch(() => {});
@@ -162,28 +159,7 @@ export class Gateway implements AdminView {
 
   /** persist: true series are reloaded now and saved periodically; serialize: true series log closed windows. */
   private startPersistence(): void {
-    this.logWriter = new SeriesLogWriter({
-      registry: this.registry,
-      logDir: this.config.log_dir,
-      retentionSec: this.config.log_retention,
-      logger: this.logger,
-      clock: this.clock,
-      seriesNames: () => seriesCatalogue(this.config).serialized,
-    });
-    this.persister = new SeriesPersister({
-      registry: this.registry,
-      stateDir: this.config.state_dir,
-      intervalSec: this.config.persist_interval,
-      logger: this.logger,
-      clock: this.clock,
-      seriesNames: () => seriesCatalogue(this.config).persisted,
-    });
-    const writer = this.logWriter;
-    this.persister.onRestored = (snap) => writer.restoredWindow(snap);
-    const { restored, problems } = this.persister.loadAll();
-    if (Object.keys(restored).length || problems.length) this.logger.info({ restored, problems }, 'persisted series loaded');
-    this.persister.start();
-    this.logWriter.start();
+    ({ persister: this.persister, logWriter: this.logWriter } = startPersistence({ registry: this.registry, config: () => this.config, logger: this.logger, clock: this.clock }));
   }
 
   /** Alerts: a firing the recorder logs is matched and deduplicated at once, sent later (never awaited). */
@@ -233,17 +209,8 @@ export class Gateway implements AdminView {
    * store (Redis) are fixed at start: a reload that changes them is refused as a whole.
    */
   async reload(config: Config): Promise<void> {
-    const needsRestart: string[] = [];
-    if (JSON.stringify(config.server.listen) !== JSON.stringify(this.config.server.listen)) needsRestart.push('server.listen');
-    if (JSON.stringify(config.store.redis ?? null) !== JSON.stringify(this.config.store.redis ?? null)) needsRestart.push('store.redis');
-    const catalogue = seriesCatalogue(config);
-    if (catalogue.replicated.length > 0 && !(this.store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
-    if (needsRestart.length) {
-      throw new AuditgateError('AG_CONFIG', `${config.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);
-    }
-    const defs = catalogue.definitions;
-    for (const d of defs) this.registry.define(d);
-    this.registry.retain(defs.map((d) => d.name));
+    checkReload(this.config, config, this.store);
+    const defs = applySeries(this.registry, config);
     const oldRelay = this.relay;
     const relayChanged = JSON.stringify(config.relay) !== JSON.stringify(this.config.relay);
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
@@ -263,16 +230,7 @@ export class Gateway implements AdminView {
   }
 
   private async restartAdmin(): Promise<void> {
-    await this.admin?.close().catch(() => {});
-    this.admin = undefined;
-    if (!this.config.admin.listen) return;
-    const admin = new AdminServer(this, this.config.admin.listen);
-    try {
-      await admin.listen();
-      this.admin = admin;
-    } catch (err) {
-      this.logger.error({ err, listen: this.config.admin.listen }, 'admin listener could not be rebound; admin API is off until the next reload');
-    }
+    this.admin = await rebindAdmin(this, this.admin);
   }
 
   /** Stops accepting, drains sessions, closes relay and store. */
@@ -288,6 +246,53 @@ export class Gateway implements AdminView {
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');
+  }
+}
+
+/**
+ * Refuses a reload that changes what is fixed at start (SMTP listen addresses, the shared
+ * store, series moving to Redis without one): an AG_CONFIG error naming the keys. `extra`:
+ * more such keys the caller found.
+ */
+export function checkReload(current: Config, next: Config, store: ManagedStore, extra: string[] = []): void {
+  const needsRestart: string[] = [];
+  if (JSON.stringify(next.server.listen) !== JSON.stringify(current.server.listen)) needsRestart.push('server.listen');
+  if (JSON.stringify(next.store.redis ?? null) !== JSON.stringify(current.store.redis ?? null)) needsRestart.push('store.redis');
+  if (seriesCatalogue(next).replicated.length > 0 && !(store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
+  needsRestart.push(...extra);
+  if (needsRestart.length) {
+    throw new AuditgateError('AG_CONFIG', `${next.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);
+  }
+}
+
+/** Defines the series of a (reloaded) config and drops the others; returns the definitions. */
+export function applySeries(registry: SeriesRegistry, config: Config): ReturnType<typeof seriesCatalogue>['definitions'] {
+  const defs = seriesCatalogue(config).definitions;
+  for (const d of defs) registry.define(d);
+  registry.retain(defs.map((d) => d.name));
+  return defs;
+}
+
+/** The admin listener of view.config (undefined when disabled); a ListenError when it cannot bind. */
+export async function startAdmin(view: AdminView): Promise<AdminServer | undefined> {
+  if (!view.config.admin.listen) return undefined;
+  const admin = new AdminServer(view, view.config.admin.listen);
+  await admin.listen();
+  return admin;
+}
+
+/** Closes the admin listener and binds it again from view.config (undefined when disabled or it cannot bind, logged). */
+export async function rebindAdmin(view: AdminView, old: AdminServer | undefined): Promise<AdminServer | undefined> {
+  await old?.close().catch(() => {});
+  const listen = view.config.admin.listen;
+  if (!listen) return undefined;
+  const admin = new AdminServer(view, listen);
+  try {
+    await admin.listen();
+    return admin;
+  } catch (err) {
+    view.logger.error({ err, listen }, 'admin listener could not be rebound; admin API is off until the next reload');
+    return undefined;
   }
 }
 

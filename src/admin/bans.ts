@@ -11,7 +11,7 @@ import type http from 'node:http';
 import { parseDuration } from '../config/duration.js';
 import type { Ban } from '../bans/ban-list.js';
 import type { BanStats } from '../bans/ban-service.js';
-import { bad, readJsonBody } from './http.js';
+import { AdminHttpError, bad, readJsonBody } from './http.js';
 import { parseIntParam } from './params.js';
 
 /** What the admin API and /metrics see of the bans. */
@@ -23,6 +23,12 @@ export interface BansAdmin {
 }
 
 const MAX_LIST = 100_000;
+
+/** The gateway's bans; a 404 where there are none (server.workers > 1: not wired into the workers yet). */
+export function bansOf(gateway: { controls?: BansAdmin }): BansAdmin {
+  if (gateway.controls) return gateway.controls;
+  throw new AdminHttpError(404, 'AG_BAN_NOT_FOUND', 'bans are not available with server.workers > 1 yet');
+}
 
 /** A ban as the API shows it: times as ISO text, and the seconds it has left. */
 export function banJson(b: Ban, now: number): Record<string, unknown> {

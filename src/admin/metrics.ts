@@ -4,6 +4,7 @@
  * read at scrape time from what the gateway already keeps (recorder, sessions, store, relay,
  * registry): the SMTP path does no extra work for metrics.
  */
+import type { BanStats } from '../bans/ban-service.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PersistStats } from '../history/persister.js';
 import type { AuditSeries } from '../series/index.js';
@@ -239,13 +240,15 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     },
   });
 
-  const banStat = (metric: 'lifted' | 'refused' | 'skipped', name: string, help: string): void => counter(name, help, () => gateway.controls.bans.stats()[metric]);
+  const noBans: BanStats = { active: 0, issued: new Map(), lifted: 0, refused: 0, skipped: 0, unshared: 0 };
+  const banStats = (): BanStats => gateway.controls?.bans.stats() ?? noBans;
+  const banStat = (metric: 'lifted' | 'refused' | 'skipped', name: string, help: string): void => counter(name, help, () => banStats()[metric]);
   new Gauge({
     name: 'auditgate_bans_active',
     help: 'Prefixes banned now (issued by policies or by hand, here or on another node of the cluster).',
     registers,
     collect() {
-      this.set(gateway.controls.bans.stats().active);
+      this.set(banStats().active);
     },
   });
   new Counter({
@@ -255,7 +258,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     registers,
     collect() {
       this.reset();
-      for (const [policy, n] of gateway.controls.bans.stats().issued) this.inc({ policy }, n);
+      for (const [policy, n] of banStats().issued) this.inc({ policy }, n);
     },
   });
   banStat('lifted', 'auditgate_bans_lifted_total', 'Bans lifted through this node (admin API or CLI).');
@@ -266,7 +269,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     help: 'Ban changes made on this node that wait for Redis (out of reach); merged back when it returns.',
     registers,
     collect() {
-      this.set(gateway.controls.bans.stats().unshared);
+      this.set(banStats().unshared);
     },
   });
 
@@ -277,7 +280,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     registers,
     collect() {
       this.reset();
-      for (const [alert, c] of gateway.alerts.stats()) for (const result of ['sent', 'failed', 'dropped'] as const) this.inc({ alert, result }, c[result]);
+      for (const [alert, c] of gateway.alerts?.stats() ?? []) for (const result of ['sent', 'failed', 'dropped'] as const) this.inc({ alert, result }, c[result]);
     },
   });
 
@@ -291,6 +294,7 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
   });
 
   journalMetrics(gateway, registers);
+  gateway.registerMetrics?.(registry);
 
   return {
     registry,

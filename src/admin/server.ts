@@ -18,7 +18,7 @@ import { isDistinct, type AuditSeries } from '../series/index.js';
 import type { CountQuery } from '../store/types.js';
 import { AdminHttpError, bad, readJsonBody } from './http.js';
 import { checkKey, parseIntParam, parseWindows } from './params.js';
-import { addBan, liftBan, listBans } from './bans.js';
+import { addBan, bansOf, liftBan, listBans } from './bans.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { guardRequest } from './request-guard.js';
 import type { AdminView } from './view.js';
@@ -95,9 +95,9 @@ export class AdminServer {
       { method: 'GET', parts: ['series', ':name', 'top'], auth: true, handler: (c) => this.top(c) },
       { method: 'GET', parts: ['sessions'], auth: true, handler: (c) => this.sessionsTop(c) },
       { method: 'GET', parts: ['decisions'], auth: true, handler: (c) => this.decisions(c) },
-      { method: 'GET', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(listBans(gateway.controls, c.query, gateway.clock.now())) },
-      { method: 'POST', parts: ['bans'], auth: true, handler: (c) => addBan(gateway.controls, c.req, c.res, gateway.clock.now()) },
-      { method: 'DELETE', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(liftBan(gateway.controls, c.query, gateway.clock.now())) },
+      { method: 'GET', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(listBans(bansOf(gateway), c.query, gateway.clock.now())) },
+      { method: 'POST', parts: ['bans'], auth: true, handler: (c) => addBan(bansOf(gateway), c.req, c.res, gateway.clock.now()) },
+      { method: 'DELETE', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(liftBan(bansOf(gateway), c.query, gateway.clock.now())) },
     ];
   }
 
@@ -169,6 +169,7 @@ export class AdminServer {
         throw new AdminHttpError(404, 'AG_ADMIN_NOT_FOUND', `no admin endpoint ${req.method} ${url.pathname}`);
       }
       if (route.auth) this.authorize(req, res);
+      if (route.auth) await this.gateway.refresh?.();
       const result = await route.handler({ req, res, params, query: url.searchParams });
       if (result instanceof RawBody) this.send(res, 200, result.body, result.contentType);
       else this.sendJson(res, 200, result);

@@ -4,6 +4,7 @@
  * implements it; nothing in admin/ imports the gateway itself.
  */
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config/types.js';
 import type { FiredRecord } from '../audit/recorder.js';
 import type { SessionTracker } from '../audit/sessions.js';
@@ -41,10 +42,14 @@ export interface AdminView {
   readonly events: GatewayEvents;
   /** Undefined before persistence started. */
   readonly persister: { stats(): PersistStats } | undefined;
-  /** Bans: listed, added and lifted through the admin API, counted in /metrics. */
-  readonly controls: BansAdmin;
-  /** Alert deliveries per alert: sent, failed, dropped. */
-  readonly alerts: { stats(): ReadonlyMap<string, AlertCounts> };
+  /** Bans: listed, added and lifted through the admin API, counted in /metrics (none with server.workers > 1 yet). */
+  readonly controls?: BansAdmin;
+  /** Alert deliveries per alert: sent, failed, dropped (none with server.workers > 1 yet). */
+  readonly alerts?: { stats(): ReadonlyMap<string, AlertCounts> };
+  /** Brings what the view reads up to date before a request (a multi-process gateway asks its workers). */
+  refresh?(): Promise<void>;
+  /** More metrics on the /metrics registry (a multi-process gateway's per-worker figures). */
+  registerMetrics?(registry: Registry): void;
   /** The journal writer's figures; undefined while the config has no journal. */
   journalStats?(): JournalStats | undefined;
 }

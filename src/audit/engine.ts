@@ -11,12 +11,12 @@ import type { SeriesStore } from '../store/types.js';
 import { Recorder } from './recorder.js';
 import { SessionEngine, type EngineJournal } from './session.js';
 import type { Controls } from './controls.js';
-import type { SessionTracker } from './sessions.js';
+import type { SessionGauge } from './sessions.js';
 
 export interface EngineInputs {
   config: Config;
   store: SeriesStore;
-  sessions: SessionTracker;
+  sessions: SessionGauge;
   clock: Clock;
   logger: Logger;
   /** The name in refusals (`[cid@hostname]`); asked each session, so a reload applies. */

@@ -12,7 +12,7 @@ import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
 import type { Clock } from '../series/clock.js';
 import { compilePolicies, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';
 import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext, type Firing } from '../policy/evaluate.js';
-import type { SessionTracker } from './sessions.js';
+import type { SessionGauge } from './sessions.js';
 import { InvalidKeyError } from '../errors.js';
 import type { ClientAddress } from '../series/address.js';
 
@@ -103,7 +103,7 @@ export class Recorder {
   constructor(
     config: Config,
     private readonly store: SeriesStore,
-    private readonly sessions: SessionTracker,
+    private readonly sessions: SessionGauge,
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
@@ -247,20 +247,25 @@ export class Recorder {
     const queries: CountQuery[] = [];
     const slot: number[] = [];
     const counts: Array<number | undefined> = new Array(items.length);
+    // A gauge kept in another process (a cluster's primary) answers later, in the counts' batch.
+    let gauges: Array<Promise<void>> | undefined;
     items.forEach((it, i) => {
       if (it.key === undefined) return;
       const p = it.policy;
-      if (p.gauge) counts[i] = this.sessions.countAt(ctx.client!, p.mask);
-      else {
+      if (p.gauge) {
+        const n = this.sessions.countAt(ctx.client!, p.mask);
+        if (typeof n === 'number') counts[i] = n;
+        else (gauges ??= []).push(n.then((v) => void (counts[i] = v)));
+      } else {
         slot.push(i);
         const q = this.query(p.series!, it.key, p.startv, p.endv, ctx, p);
         if (p.above !== undefined && !p.shadow) q.above = p.above; // a shared store makes a count near it exact
         queries.push(q);
       }
     });
-    if (queries.length) {
+    if (queries.length || gauges) {
       try {
-        const res = await this.store.countMany(queries);
+        const res = gauges ? (await Promise.all([this.store.countMany(queries), ...gauges]))[0] : await this.store.countMany(queries);
         res.forEach((c, j) => (counts[slot[j]!] = c));
       } catch (err) {
         this.noteStoreFailure(err);

@@ -23,7 +23,7 @@ import type { Stage } from '../config/vocabulary.js';
 import type { ClientAddress } from '../series/address.js';
 import type { EventContext } from '../policy/evaluate.js';
 import type { Recorder, StageOptions, StageResult } from './recorder.js';
-import type { SessionTracker } from './sessions.js';
+import type { SessionGauge } from './sessions.js';
 import type { Controls } from './controls.js';
 import { banReply, refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
 
@@ -75,7 +75,7 @@ export interface AuthAttempt {
 
 export interface EngineDeps {
   recorder: Recorder;
-  sessions: SessionTracker;
+  sessions: SessionGauge;
   hostname: () => string;
   logger: Logger;
   /** Bans and protected networks; none when absent. */

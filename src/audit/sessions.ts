@@ -14,7 +14,18 @@ import { parseClientAddress, type ClientAddress } from '../series/address.js';
 /** ~317 years: the gauge's one window does not close in practice. */
 const FOREVER = 1e10;
 
-export class SessionTracker {
+/**
+ * The gauge as the engine and the recorder use it: in process (SessionTracker), or kept by the
+ * primary of a multi-process gateway (src/cluster/), whose answer then arrives asynchronously.
+ */
+export interface SessionGauge {
+  opened(client: ClientAddress | undefined): void;
+  closed(client: ClientAddress | undefined): void;
+  /** Open sessions from the client's prefix at `mask` (the exact address without one). */
+  countAt(client: ClientAddress, mask: number | undefined): number | Promise<number>;
+}
+
+export class SessionTracker implements SessionGauge {
   /** Open sessions per client address (normalized text). */
   private readonly perAddress = new Map<string, number>();
   private prefixes: { 4: CidrSeries; 6: CidrSeries } | undefined;

@@ -24,6 +24,11 @@ interface Located {
 
 /** Reads and validates a config file. Throws ConfigError listing every problem. */
 export function loadConfig(file: string): Config {
+  return loadConfigFile(file).config;
+}
+
+/** loadConfig, with the text it read (what a multi-process gateway hands its workers). */
+export function loadConfigFile(file: string): { config: Config; text: string } {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -31,7 +36,7 @@ export function loadConfig(file: string): Config {
     const err = e as NodeJS.ErrnoException;
     throw new ConfigError(file, [`${file}: cannot read the configuration: ${err.code ?? err.message}`]);
   }
-  return parseConfigText(text, file);
+  return { config: parseConfigText(text, file), text };
 }
 
 /**
@@ -187,6 +192,7 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       greet_delay: formatDuration(server.greet_delay),
       max_line_length: server.max_line_length,
       banner: server.banner,
+      workers: server.workers,
     },
     relay: formatRelay(relay),
     state_dir: config.state_dir,

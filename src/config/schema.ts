@@ -96,6 +96,7 @@ export function serverSchema(baseDir: string) {
       auth: z
         .strictObject({ enabled: z.boolean().default(false), allow_plaintext: z.boolean().default(false) })
         .prefault({}),
+      workers: z.union([int(1, 1024), z.literal('auto')], { error: 'a number of processes from 1 to 1024, or "auto" (one per core)' }).default(1),
     })
     .transform((s): ServerConfig => dropUndefined(s))
     .prefault({});

@@ -56,6 +56,11 @@ export interface ServerConfig {
    * authenticates keeps its own backend connection, authenticated as that user.
    */
   auth: { enabled: boolean; allow_plaintext: boolean };
+  /**
+   * Processes serving clients: 1 (one process, no IPC), N worker processes behind one primary
+   * that owns the series, or 'auto' (one per core).
+   */
+  workers: number | 'auto';
 }
 
 /** Where accepted mail goes: backend MTAs (`smtp://`, `smtps://`), or a directory of .eml files (`dir:`). */

@@ -354,6 +354,16 @@ policies:
 });
 
 describe('problems name the file, line, column and key', () => {
+  it('reads server.workers: a number of processes or auto, 1 by default', () => {
+    expect(parseConfigText(RELAY, FILE).server.workers).toBe(1);
+    expect(parseConfigText(`server:\n  workers: 3\n${RELAY}`, FILE).server.workers).toBe(3);
+    expect(parseConfigText(`server:\n  workers: auto\n${RELAY}`, FILE).server.workers).toBe('auto');
+    expect(problemsOf(() => parseConfigText(`server:\n  workers: many\n${RELAY}`, FILE))).toEqual([
+      `${FILE}:2:3 server.workers: a number of processes from 1 to 1024, or "auto" (one per core)`,
+    ]);
+    expect(problemsOf(() => parseConfigText(`server:\n  workers: 0\n${RELAY}`, FILE))[0]).toMatch(/:2:3 server\.workers: /);
+  });
+
   it('reports a mask out of range for the series type', () => {
     expect(problemsOf(() => loadConfig(fixture('bad-mask.yaml')))).toEqual([
       `${fixture('bad-mask.yaml')}:14:5 policies[2].mask: mask 40 is out of range 0..32 for cidr series "connections"`,

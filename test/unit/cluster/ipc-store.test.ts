@@ -1,0 +1,157 @@
+/**
+ * The worker's IpcStore and IpcSessions against the primary's BatchApplier, wired in process
+ * through a JSON round trip (what node:cluster's channel does): the store contract, batching of
+ * one event-loop turn into one message, order (an add counts before a later count), the
+ * sessions gauge and a dead worker's sessions.
+ */
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { SessionTracker } from '../../../src/audit/sessions.js';
+import { BatchApplier } from '../../../src/cluster/apply.js';
+import { IpcBatcher, IpcSessions, IpcStore } from '../../../src/cluster/ipc-store.js';
+import { readWorkerMessage, type WorkerMessage } from '../../../src/cluster/messages.js';
+import { InvalidKeyError, StoreError } from '../../../src/errors.js';
+import { parseClientAddress, type ClientAddress } from '../../../src/series/address.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { SeriesRegistry } from '../../../src/series/registry.js';
+import { isDistinct } from '../../../src/series/index.js';
+import { MemoryStore } from '../../../src/store/memory-store.js';
+import { storeContract } from '../../helpers/store-contract.js';
+
+interface Primary {
+  clock: ManualClock;
+  memory: MemoryStore;
+  sessions: SessionTracker;
+  applier: BatchApplier;
+}
+
+function primary(): Primary {
+  const clock = new ManualClock(1_800_000_000_000);
+  const reg = new SeriesRegistry(clock);
+  reg.define({ name: 'conn', type: 'cidr', interval: 60, windows: 4 });
+  reg.define({ name: 'helo', type: 'string', interval: 60, windows: 4 });
+  reg.define({ name: 'dest', type: 'cidr', interval: 60, windows: 4, options: { distinct: true, levels: [24] } });
+  reg.define({ name: 'users', type: 'string', interval: 60, windows: 4, options: { distinct: true } });
+  const memory = new MemoryStore(reg);
+  const sessions = new SessionTracker(clock);
+  return { clock, memory, sessions, applier: new BatchApplier(memory, sessions, pino({ level: 'silent' })) };
+}
+
+/** A worker's batcher whose batches reach `p` (as worker `id`) through JSON, answered a turn later. */
+function worker(p: Primary, id = 1): { batcher: IpcBatcher; store: IpcStore; sessions: IpcSessions; sent: WorkerMessage[] } {
+  const sent: WorkerMessage[] = [];
+  const batcher: IpcBatcher = new IpcBatcher((m) => {
+    sent.push(m);
+    const msg = readWorkerMessage(JSON.parse(JSON.stringify(m)));
+    if (msg?.ag !== 'batch') throw new Error('not a batch');
+    setImmediate(() => {
+      void p.applier.apply(id, msg.ops).then((results) => {
+        if (msg.id) batcher.answer(msg.id, JSON.parse(JSON.stringify(results)) as typeof results);
+      });
+    });
+  });
+  const distinct = (series: string): boolean | undefined => (p.memory.registry.has(series) ? isDistinct(p.memory.registry.get(series)) : undefined);
+  return { batcher, store: new IpcStore(batcher, distinct), sessions: new IpcSessions(batcher), sent };
+}
+
+const addr = (ip: string): ClientAddress => parseClientAddress(ip)!;
+
+storeContract('cluster IPC (worker → primary memory store)', async () => {
+  const p = primary();
+  const w = worker(p);
+  return { store: w.store, clock: p.clock, done: () => w.store.close() };
+});
+
+describe('IpcStore', () => {
+  it('sends the adds and counts of one event-loop turn as one batch, adds first', async () => {
+    const p = primary();
+    const w = worker(p);
+    // what the recorder does at a stage: addMany, await it, then countMany
+    await w.store.addMany([
+      { series: 'conn', key: '192.0.2.1', count: 1 },
+      { series: 'helo', key: 'mx.example', count: 1 },
+    ]);
+    const counts = await w.store.countMany([
+      { series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 0 },
+      { series: 'helo', key: 'mx.example', startv: 0, endv: 3 },
+    ]);
+    expect(counts).toEqual([1, 1]);
+    expect(w.sent).toHaveLength(1);
+    expect(w.batcher.roundTrips).toBe(1);
+    // the recorder's adds alone want no answer
+    await w.store.addMany([{ series: 'conn', key: '192.0.2.2', count: 1 }]);
+    await new Promise((r) => setImmediate(r));
+    expect(w.sent[1]).toMatchObject({ ag: 'batch', id: 0 });
+    expect(w.batcher.roundTrips).toBe(1);
+  });
+
+  it('is exact across workers: adds and counts of each turn apply in order, as one', async () => {
+    const p = primary();
+    const workers = [worker(p, 1), worker(p, 2), worker(p, 3)];
+    const limit = 10;
+    // 30 "connects" from one /24, spread over three workers, all in flight at once
+    const admitted = await Promise.all(
+      Array.from({ length: 30 }, async (_, i) => {
+        const w = workers[i % 3]!;
+        await w.store.addMany([{ series: 'conn', key: `192.0.2.${i}`, count: 1 }]);
+        const [n] = await w.store.countMany([{ series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 0 }]);
+        return n! <= limit;
+      }),
+    );
+    expect(admitted.filter(Boolean)).toHaveLength(limit);
+    expect(await p.memory.count('conn', '192.0.2.0/24')).toBe(30);
+  });
+
+  it('applies batches in arrival order, also two that arrive in one read (no interleaving)', async () => {
+    const p = primary();
+    const batch = (): Parameters<BatchApplier['apply']>[1] => [
+      ['o', '192.0.2.1'],
+      ['a', 'conn', '192.0.2.1', 1],
+      ['c', 'conn', '192.0.2.1', 0, 0],
+      ['g', '192.0.2.1', -1],
+    ];
+    const first = p.applier.apply(1, batch());
+    const second = p.applier.apply(1, batch());
+    expect(await first).toEqual([1, 1]);
+    expect(await second).toEqual([2, 2]);
+  });
+
+  it('fails a bad key with InvalidKeyError, and every call once the primary is gone', async () => {
+    const p = primary();
+    const w = worker(p);
+    await expect(w.store.count('conn', 'not-an-ip')).rejects.toBeInstanceOf(InvalidKeyError);
+    expect(await w.store.count('conn', '192.0.2.1')).toBe(0);
+    const pending = w.store.count('conn', '192.0.2.1');
+    w.batcher.fail('the primary process is gone');
+    await expect(pending).rejects.toBeInstanceOf(StoreError);
+    await expect(w.store.count('conn', '192.0.2.1')).rejects.toThrow('the primary process is gone');
+  });
+
+  it('fails the waiting calls when the channel refuses a send', async () => {
+    const dead = new IpcBatcher(() => {
+      throw new Error('channel closed');
+    });
+    await expect(new IpcStore(dead).count('conn', '192.0.2.1')).rejects.toThrow(/primary process is unreachable: channel closed/);
+  });
+});
+
+describe('IpcSessions', () => {
+  it('keeps the gauge in the primary: every worker sees every session; a dead worker’s sessions leave it', async () => {
+    const p = primary();
+    const a = worker(p, 1);
+    const b = worker(p, 2);
+    a.sessions.opened(addr('192.0.2.1'));
+    a.sessions.opened(addr('192.0.2.1'));
+    b.sessions.opened(addr('192.0.2.9'));
+    b.sessions.opened(addr('2001:db8::1'));
+    expect(await a.sessions.countAt(addr('192.0.2.1'), undefined)).toBe(2);
+    expect(await b.sessions.countAt(addr('192.0.2.1'), 24)).toBe(3);
+    expect(await b.sessions.countAt(addr('2001:db8::2'), 64)).toBe(1);
+    b.sessions.closed(addr('192.0.2.9'));
+    a.sessions.closed(addr('192.0.2.9')); // not opened through worker 1: ignored
+    expect(await a.sessions.countAt(addr('192.0.2.1'), 24)).toBe(2);
+    expect(p.applier.releaseWorker(1)).toBe(2);
+    expect(p.sessions.total()).toBe(1);
+    expect(await b.sessions.countAt(addr('192.0.2.1'), 24)).toBe(0);
+  });
+});
