@@ -23,13 +23,13 @@ import { RoutingStore } from '../src/store/create.js';
 import { Redis } from 'ioredis';
 import type { Figure } from './harness.js';
 
-const CONCURRENCY = 64;
+export const CONCURRENCY = 64;
 const WARMUP_MS = 1_000;
 const DURATION_MS = 5_000;
 /** Full-session figures: responder and gateway alternate this many times, ROUND_MS measured each (the median ratio is reported). */
-const ROUNDS = 5;
-const ROUND_WARMUP_MS = 500;
-const ROUND_MS = 2_000;
+export const ROUNDS = 5;
+export const ROUND_WARMUP_MS = 500;
+export const ROUND_MS = 2_000;
 /** 4,096 distinct client addresses: 198.18.0.0 – 198.18.15.255 (16 /24s of the benchmarking range). */
 const SOURCES = 4_096;
 const BODY_BYTES = 1_024;
@@ -475,7 +475,7 @@ function ping(port: number, ms: number): Promise<boolean> {
 }
 
 /** Starts redis-server on a free loopback port; undefined (with a line on stderr) when it is not on PATH. */
-async function startRedisServer(): Promise<RedisServer | undefined> {
+export async function startRedisServer(): Promise<RedisServer | undefined> {
   const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (probe.error) {
     console.error(`redis-server not found on PATH (${(probe.error as NodeJS.ErrnoException).code ?? probe.error.message}): skipping the replicate: cluster vs memory figure`);
@@ -701,7 +701,7 @@ export function checkFull(what: string, r: RunResult): void {
   if (total === 0 || r.failures > total * 0.01) throw new Error(`${what}: ${r.failures} of ${total} sessions failed (> 1%): ${r.reasons.join(' | ')}`);
 }
 
-function checkConnect(what: string, r: RunResult): void {
+export function checkConnect(what: string, r: RunResult): void {
   const total = r.sessions + r.failures;
   if (r.failures > 0) console.error(`${what} connect-only: ${r.failures} of ${total} failed; first failures: ${r.reasons.join(' | ')}`);
   if (total === 0 || r.failures > total * 0.01) throw new Error(`${what}: ${r.failures} of ${total} connect-only sessions failed (> 1%): ${r.reasons.join(' | ')}`);

@@ -1,9 +1,10 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|replay|fronts|cost|soak|workers]` (cost, soak and workers run only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|replay|fronts|controls|cost|soak|workers]` (cost, soak and workers run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
 import { benchRelay } from './relay.js';
 import { benchFronts } from './fronts.js';
+import { benchControls } from './controls.js';
 import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
 import { benchSoak } from './soak.js';
@@ -25,6 +26,7 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   relay: benchRelay,
   replay: benchReplay,
   fronts: benchFronts,
+  controls: benchControls,
   cost: benchCost,
   soak: benchSoak,
   workers: benchWorkers,

@@ -8,7 +8,7 @@ import { seriesCatalogue } from './config/catalogue.js';
 import type { Config, HostPort, JournalConfig, ListenAddress, RelayConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
-import { createStore, RoutingStore } from './store/create.js';
+import { createStore, RoutingStore, type RedisTuning } from './store/create.js';
 import type { ManagedStore } from './store/types.js';
 import type { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
@@ -27,6 +27,11 @@ import type { AdminView } from './admin/view.js';
 import type { SeriesPersister } from './history/persister.js';
 import type { SeriesLogWriter } from './history/log-writer.js';
 import { startPersistence } from './history/persistence.js';
+import { BanService } from './bans/ban-service.js';
+import { BanSync, type BanSyncOptions } from './bans/ban-sync.js';
+import { AlertSender, type AlertSenderOptions } from './alerts/alert-sender.js';
+import { AlertDispatcher } from './alerts/alert-dispatcher.js';
+import { OperatorControls } from './audit/controls.js';
 import { Journal } from './journal/journal.js';
 import { formatLine } from './journal/line.js';
 import { JournalWriter, type JournalStats } from './journal/writer.js';
@@ -38,6 +43,12 @@ export interface GatewayOptions {
   config: Config;
   clock?: Clock;
   logger?: Logger;
+  /** Shared ban list tuning the config does not carry (resync and probe periods; tests shorten them). */
+  banSync?: Pick<BanSyncOptions, 'resyncMs' | 'probeMs' | 'keyPrefix'>;
+  /** Redis store settings the config does not carry (see RedisTuning). */
+  redis?: RedisTuning;
+  /** Alert delivery tuning the config does not carry (queue bound, concurrency, first retry delay). */
+  alertDelivery?: Pick<AlertSenderOptions, 'maxQueue' | 'concurrency' | 'backoffMs'>;
 }
 
 export function relayUrls(config: Config): string | string[] | undefined {
@@ -94,8 +105,15 @@ export class Gateway implements AdminView {
   /** The admin HTTP listener, when config.admin.listen is set. */
   admin: AdminServer | undefined;
   readonly startedAt: number;
+  private readonly banSync: GatewayOptions['banSync'];
+  private readonly alertDelivery: GatewayOptions['alertDelivery'];
+  private readonly redisTuning: RedisTuning | undefined;
   persister: SeriesPersister | undefined;
   logWriter: SeriesLogWriter | undefined;
+  bans!: BanService;
+  controls!: OperatorControls;
+  alerts!: AlertSender;
+  private alertDispatcher!: AlertDispatcher;
   /** Every stage event, to `journal.dir` when the config has a journal (else it builds nothing). */
   readonly journal: Journal;
   journalWriter: JournalWriter | undefined;
@@ -108,16 +126,28 @@ export class Gateway implements AdminView {
     this.sessions = new SessionTracker(this.clock);
     this.journal = new Journal(this.clock);
     this.startedAt = this.clock.now();
+    this.banSync = opts.banSync;
+    this.alertDelivery = opts.alertDelivery;
+    this.redisTuning = opts.redis;
   }
 
   async start(): Promise<void> {
     for (const d of seriesCatalogue(this.config).definitions) this.registry.define(d);
     this.startPersistence();
     await this.configureJournal(this.config.journal);
+    // A ban is on disk within a second of being issued, lifted or added (sooner with a shorter persist_interval).
+    const saveDelayMs = Math.min(1000, this.config.persist_interval * 1000);
+    this.bans = new BanService({ clock: this.clock, logger: this.logger, stateDir: this.config.state_dir, saveDelayMs, node: this.config.server.hostname });
+    this.bans.start();
+    this.controls = new OperatorControls(this.bans, this.config);
     try {
-      this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
-      const { config, store, sessions, clock, logger, journal } = this;
-      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, hostname: () => this.config.server.hostname }));
+      if (this.config.store.redis !== undefined) {
+        this.bans.share = await BanSync.connect({ redis: this.config.store.redis, service: this.bans, clock: this.clock, logger: this.logger, ...this.banSync });
+      }
+      this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger, ...(this.redisTuning ? { redis: this.redisTuning } : {}) });
+      const { config, store, sessions, clock, logger, journal, controls } = this;
+      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, controls, hostname: () => this.config.server.hostname }));
+      this.startAlerts();
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({
         config: () => this.config,
@@ -179,6 +209,21 @@ export class Gateway implements AdminView {
     ({ persister: this.persister, logWriter: this.logWriter } = startPersistence({ registry: this.registry, config: () => this.config, logger: this.logger, clock: this.clock }));
   }
 
+  /** Alerts: a firing the recorder logs is matched and deduplicated at once, sent later (never awaited). */
+  private startAlerts(): void {
+    this.alerts = new AlertSender({ logger: this.logger, ...this.alertDelivery });
+    const recorder = this.recorder;
+    this.alertDispatcher = new AlertDispatcher({
+      clock: this.clock,
+      logger: this.logger,
+      sender: this.alerts,
+      node: () => this.config.server.hostname,
+      windowCounts: (e) => recorder.windowCounts(e),
+    });
+    this.alertDispatcher.configure(this.config.alerts);
+    recorder.onFiring = (e) => this.alertDispatcher.fired(e);
+  }
+
   /**
    * Follows the config's journal: lines go to a writer on `journal.dir` (a new one when the
    * directory changed; the old one writes what it holds and closes), or nowhere without one.
@@ -219,6 +264,8 @@ export class Gateway implements AdminView {
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.recorder.configure(config);
+    this.controls.configure(config);
+    this.alertDispatcher.configure(config.alerts);
     await this.configureJournal(config.journal);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
@@ -241,6 +288,8 @@ export class Gateway implements AdminView {
     await this.front?.close(drainMs);
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
+    await this.bans?.close();
+    this.alerts?.close();
     this.journal.setSink(undefined);
     await this.journalWriter?.close();
     await this.relay?.close().catch(() => {});

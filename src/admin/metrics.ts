@@ -4,6 +4,7 @@
  * read at scrape time from what the gateway already keeps (recorder, sessions, store, relay,
  * registry): the SMTP path does no extra work for metrics.
  */
+import type { BanStats } from '../bans/ban-service.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PersistStats } from '../history/persister.js';
 import type { AuditSeries } from '../series/index.js';
@@ -144,17 +145,20 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     },
   });
 
-  const relayCounter = (name: string, help: string, pick: (s: ReturnType<AdminView['relay']['stats']>) => number): void => {
+  /** A counter read at scrape time from what the gateway keeps. */
+  const counter = (name: string, help: string, value: () => number): void => {
     new Counter({
       name,
       help,
       registers,
       collect() {
         this.reset();
-        this.inc(Math.max(0, pick(gateway.relay.stats())));
+        this.inc(value());
       },
     });
   };
+  const relayCounter = (name: string, help: string, pick: (s: ReturnType<AdminView['relay']['stats']>) => number): void =>
+    counter(name, help, () => Math.max(0, pick(gateway.relay.stats())));
   relayCounter('auditgate_relay_messages_total', 'Messages the backend accepted (since the current relay was built).', (s) => s.messages);
   relayCounter('auditgate_relay_bytes_total', 'Bytes of accepted messages (since the current relay was built).', (s) => s.bytes);
   relayCounter('auditgate_relay_transactions_total', 'Relay transactions begun (since the current relay was built).', (s) => s.transactions);
@@ -234,6 +238,50 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     registers,
     collect() {
       this.set(gateway.store.status().pending);
+    },
+  });
+
+  const noBans: BanStats = { active: 0, issued: new Map(), lifted: 0, refused: 0, skipped: 0, unshared: 0 };
+  const banStats = (): BanStats => gateway.controls?.bans.stats() ?? noBans;
+  const banStat = (metric: 'lifted' | 'refused' | 'skipped', name: string, help: string): void => counter(name, help, () => banStats()[metric]);
+  new Gauge({
+    name: 'auditgate_bans_active',
+    help: 'Prefixes banned now (issued by policies or by hand, here or on another node of the cluster).',
+    registers,
+    collect() {
+      this.set(banStats().active);
+    },
+  });
+  new Counter({
+    name: 'auditgate_bans_issued_total',
+    help: 'Bans this node issued, per policy (policy="(manual)": added through the admin API or CLI).',
+    labelNames: ['policy'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [policy, n] of banStats().issued) this.inc({ policy }, n);
+    },
+  });
+  banStat('lifted', 'auditgate_bans_lifted_total', 'Bans lifted through this node (admin API or CLI).');
+  banStat('refused', 'auditgate_bans_refused_total', 'Connections refused at connect because their client was banned.');
+  banStat('skipped', 'auditgate_bans_skipped_total', 'Bans not added because the ban list was full (policies still refuse).');
+  new Gauge({
+    name: 'auditgate_bans_unshared',
+    help: 'Ban changes made on this node that wait for Redis (out of reach); merged back when it returns.',
+    registers,
+    collect() {
+      this.set(banStats().unshared);
+    },
+  });
+
+  new Counter({
+    name: 'auditgate_alerts_total',
+    help: 'Alert POSTs per alert by result: sent (2xx), failed (after its retries), dropped (the queue was full, or shutdown).',
+    labelNames: ['alert', 'result'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [alert, c] of gateway.alerts?.stats() ?? []) for (const result of ['sent', 'failed', 'dropped'] as const) this.inc({ alert, result }, c[result]);
     },
   });
 

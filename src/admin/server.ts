@@ -18,6 +18,7 @@ import { isDistinct, type AuditSeries } from '../series/index.js';
 import type { CountQuery } from '../store/types.js';
 import { AdminHttpError, bad, readJsonBody } from './http.js';
 import { checkKey, parseIntParam, parseWindows } from './params.js';
+import { addBan, bansOf, liftBan, listBans } from './bans.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { guardRequest } from './request-guard.js';
 import type { AdminView } from './view.js';
@@ -35,6 +36,10 @@ function statusFor(err: AuditgateError): number {
       return 400;
     case 'AG_STORE':
       return 503;
+    case 'AG_BAN':
+      return 409;
+    case 'AG_BAN_NOT_FOUND':
+      return 404;
     default:
       return 500;
   }
@@ -90,6 +95,9 @@ export class AdminServer {
       { method: 'GET', parts: ['series', ':name', 'top'], auth: true, handler: (c) => this.top(c) },
       { method: 'GET', parts: ['sessions'], auth: true, handler: (c) => this.sessionsTop(c) },
       { method: 'GET', parts: ['decisions'], auth: true, handler: (c) => this.decisions(c) },
+      { method: 'GET', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(listBans(bansOf(gateway), c.query, gateway.clock.now())) },
+      { method: 'POST', parts: ['bans'], auth: true, handler: (c) => addBan(bansOf(gateway), c.req, c.res, gateway.clock.now()) },
+      { method: 'DELETE', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(liftBan(bansOf(gateway), c.query, gateway.clock.now())) },
     ];
   }
 

@@ -15,6 +15,8 @@ import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
 import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
+import type { BansAdmin } from './bans.js';
+import type { AlertCounts } from '../alerts/alert-sender.js';
 import type { JournalStats } from '../journal/writer.js';
 import type { MtaFrontKind, MtaFrontStats } from '../mta/listener.js';
 
@@ -43,6 +45,10 @@ export interface AdminView {
   mtaFronts(): ReadonlyArray<{ readonly kind: MtaFrontKind; readonly stats: MtaFrontStats }>;
   /** Undefined before persistence started. */
   readonly persister: { stats(): PersistStats } | undefined;
+  /** Bans: listed, added and lifted through the admin API, counted in /metrics (none with server.workers > 1 yet). */
+  readonly controls?: BansAdmin;
+  /** Alert deliveries per alert: sent, failed, dropped (none with server.workers > 1 yet). */
+  readonly alerts?: { stats(): ReadonlyMap<string, AlertCounts> };
   /** Brings what the view reads up to date before a request (a multi-process gateway asks its workers). */
   refresh?(): Promise<void>;
   /** More metrics on the /metrics registry (a multi-process gateway's per-worker figures). */

@@ -10,6 +10,7 @@ import type { Clock } from '../series/clock.js';
 import type { SeriesStore } from '../store/types.js';
 import { Recorder } from './recorder.js';
 import { SessionEngine, type EngineJournal } from './session.js';
+import type { Controls } from './controls.js';
 import type { SessionGauge } from './sessions.js';
 
 export interface EngineInputs {
@@ -21,6 +22,8 @@ export interface EngineInputs {
   /** The name in refusals (`[cid@hostname]`); asked each session, so a reload applies. */
   hostname: () => string;
   journal?: EngineJournal;
+  /** Bans and protected networks (the gateway's; replay has none yet). */
+  controls?: Controls;
 }
 
 export interface EngineParts {
@@ -30,6 +33,6 @@ export interface EngineParts {
 
 export function createEngine(i: EngineInputs): EngineParts {
   const recorder = new Recorder(i.config, i.store, i.sessions, i.logger, i.clock);
-  const engine = new SessionEngine({ recorder, sessions: i.sessions, hostname: i.hostname, logger: i.logger, ...(i.journal ? { journal: i.journal } : {}) });
+  const engine = new SessionEngine({ recorder, sessions: i.sessions, hostname: i.hostname, logger: i.logger, ...(i.journal ? { journal: i.journal } : {}), ...(i.controls ? { controls: i.controls } : {}) });
   return { recorder, engine };
 }

@@ -11,7 +11,7 @@ import type { MonitorEvent, Stage } from '../config/vocabulary.js';
 import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
 import type { Clock } from '../series/clock.js';
 import { compilePolicies, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';
-import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext } from '../policy/evaluate.js';
+import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext, type Firing } from '../policy/evaluate.js';
 import type { SessionGauge } from './sessions.js';
 import { InvalidKeyError } from '../errors.js';
 import type { ClientAddress } from '../series/address.js';
@@ -23,10 +23,36 @@ export interface FiredRecord {
   stage: Stage;
   policy: string;
   action: string;
-  mode: 'enforce' | 'shadow';
+  /** protected: the policy would have refused or slowed a client in a protected network. */
+  mode: FiringMode;
   key?: string;
   count?: number;
   above?: number;
+}
+
+export type FiringMode = 'enforce' | 'shadow' | 'protected';
+
+/** A policy that fired, for whoever listens (alerts). */
+export interface FiringEvent {
+  /** Epoch ms (injected clock). */
+  at: number;
+  cid: string;
+  stage: Stage;
+  mode: FiringMode;
+  policy: CompiledPolicy;
+  /** The series key that crossed the threshold (`ip/mask` or a string key); none for client lists. */
+  key?: string;
+  count?: number;
+  client: ClientAddress | undefined;
+  ip: string;
+}
+
+/** What a stage may ask of the recorder besides the event. */
+export interface StageOptions {
+  /** The session is trusted (an accept at connect): record, evaluate nothing. */
+  skipPolicies?: boolean;
+  /** The client is in a protected network: only an accept policy may decide. */
+  protect?: boolean;
 }
 
 export interface StageResult extends Decision {
@@ -40,6 +66,12 @@ export interface StageResult extends Decision {
   /** The policies that applied, with the count each saw (undefined: none), for the journal. */
   seen?: { items: ReadonlyArray<{ policy: CompiledPolicy; key?: string }>; counts: ReadonlyArray<number | undefined> };
 }
+
+const FIRING_MESSAGES: Record<FiringMode, string> = {
+  enforce: 'policy fired',
+  shadow: 'policy would fire (shadow)',
+  protected: 'policy would fire (protected network: not enforced)',
+};
 
 interface CompiledRecord {
   series: string[];
@@ -65,6 +97,8 @@ export class Recorder {
   private lastInvalidLog = -Infinity;
   /** decisions[`${policy}\t${action}\t${mode}`] = n */
   readonly decisionCounts = new Map<string, number>();
+  /** Called with every firing (logged first); it must not block: the SMTP reply waits for the recorder. */
+  onFiring: ((e: FiringEvent) => void) | undefined;
 
   constructor(
     config: Config,
@@ -101,6 +135,16 @@ export class Recorder {
     this.monitorNames = catalogue.monitors;
   }
 
+  /**
+   * Records the event's adds (record rules, monitors) and evaluates nothing: a banned client's
+   * connect, refused before any policy runs, still counts.
+   */
+  async record(ctx: EventContext): Promise<void> {
+    const ops: AddOp[] = [];
+    this.collectAdds(ctx, ops);
+    if (ops.length) await this.safeAdd(ops);
+  }
+
   /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */
   async monitor(event: MonitorEvent, client: ClientAddress | undefined): Promise<void> {
     if (!client) return;
@@ -120,14 +164,14 @@ export class Recorder {
   }
 
   /** Records the event and evaluates the stage's policies. */
-  async stage(ctx: EventContext, cid: string, opts: { skipPolicies?: boolean } = {}): Promise<StageResult> {
+  async stage(ctx: EventContext, cid: string, opts: StageOptions = {}): Promise<StageResult> {
     const at = this.clock.now();
     const ops: AddOp[] = [];
     this.collectAdds(ctx, ops);
     if (ops.length && !(await this.safeAdd(ops))) {
       if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true, at, adds: ops };
     }
-    const res = await this.decide(ctx, cid, opts.skipPolicies === true);
+    const res = await this.decide(ctx, cid, opts.skipPolicies === true, opts.protect === true);
     res.at = at;
     res.adds = ops;
     return res;
@@ -196,7 +240,7 @@ export class Recorder {
   }
 
   /** Reads the counts the stage's policies need and evaluates them. */
-  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean): Promise<StageResult> {
+  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean, protect: boolean): Promise<StageResult> {
     const rules = this.policies[ctx.stage];
     if (rules.length === 0 || skipPolicies) return { verdict: 'continue', shadow: [] };
     const items = applicable(rules, ctx);
@@ -214,7 +258,9 @@ export class Recorder {
         else (gauges ??= []).push(n.then((v) => void (counts[i] = v)));
       } else {
         slot.push(i);
-        queries.push(this.query(p.series!, it.key, p.startv, p.endv, ctx, p));
+        const q = this.query(p.series!, it.key, p.startv, p.endv, ctx, p);
+        if (p.above !== undefined && !p.shadow) q.above = p.above; // a shared store makes a count near it exact
+        queries.push(q);
       }
     });
     if (queries.length || gauges) {
@@ -226,12 +272,12 @@ export class Recorder {
         if (this.onError === 'tempfail' && !(err instanceof InvalidKeyError)) return { verdict: 'tempfail', shadow: [], storeFailure: true };
       }
     }
-    const decision: StageResult = evaluate(items, counts);
+    const decision: StageResult = evaluate(items, counts, protect);
     decision.seen = { items, counts };
-    for (const f of decision.shadow) this.log(ctx, cid, f.policy.name, f.policy.action, 'shadow', f.key, f.count, f.policy.above);
+    for (const f of decision.shadow) this.fire(ctx, cid, f, f.policy.shadow ? 'shadow' : 'protected');
     if (decision.fired) {
       const f = decision.fired;
-      this.log(ctx, cid, f.policy.name, f.policy.action, 'enforce', f.key, f.count, f.policy.above);
+      this.fire(ctx, cid, f, 'enforce');
       if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && !f.policy.gauge) {
         decision.retryAfter = await this.retryAfter(f.policy, f.key, f.policy.above, ctx);
       }
@@ -251,12 +297,30 @@ export class Recorder {
     return q;
   }
 
+  /** A firing: logged and counted, then handed to onFiring (alerts). */
+  private fire(ctx: EventContext, cid: string, f: Firing, mode: FiringMode): void {
+    this.log(ctx, cid, f.policy.name, f.policy.action, mode, f.key, f.count, f.policy.above);
+    if (!this.onFiring) return;
+    const e: FiringEvent = { at: this.clock.now(), cid, stage: ctx.stage, mode, policy: f.policy, client: ctx.client, ip: ctx.ip };
+    if (f.key !== undefined) e.key = f.key;
+    if (f.count !== undefined) e.count = f.count;
+    this.onFiring(e);
+  }
+
+  /** A firing's key counted per window, 0 up to the policy's last window (none for client lists and the sessions gauge). */
+  async windowCounts(e: Pick<FiringEvent, 'policy' | 'key' | 'client' | 'ip' | 'stage'>): Promise<number[] | undefined> {
+    const p = e.policy;
+    if (p.series === undefined || p.gauge || e.key === undefined) return undefined;
+    const ctx: EventContext = { stage: e.stage, client: e.client, ip: e.ip };
+    const qs: CountQuery[] = [];
+    for (let v = 0; v <= p.endv; v++) qs.push(this.query(p.series, e.key, v, v, ctx, p));
+    return this.store.countMany(qs);
+  }
+
   private async retryAfter(p: CompiledPolicy, key: string, above: number, ctx: EventContext): Promise<number | undefined> {
     if (p.interval <= 0) return undefined;
     try {
-      const qs: CountQuery[] = [];
-      for (let v = 0; v <= p.endv; v++) qs.push(this.query(p.series!, key, v, v, ctx, p));
-      const per = await this.store.countMany(qs);
+      const per = (await this.windowCounts({ policy: p, key, client: ctx.client, ip: ctx.ip, stage: ctx.stage }))!;
       const ms = p.interval * 1000;
       return secondsUntilFree(per, p.startv, p.endv, above, p.interval, ms - (this.clock.now() % ms));
     } catch {
@@ -264,7 +328,7 @@ export class Recorder {
     }
   }
 
-  private log(ctx: EventContext, cid: string, policy: string, action: string, mode: 'enforce' | 'shadow', key?: string, count?: number, above?: number): void {
+  private log(ctx: EventContext, cid: string, policy: string, action: string, mode: FiringMode, key?: string, count?: number, above?: number): void {
     const rec: FiredRecord = { at: this.clock.now(), cid, client: ctx.ip, stage: ctx.stage, policy, action, mode };
     if (key !== undefined) rec.key = key;
     if (count !== undefined) rec.count = count;
@@ -273,7 +337,12 @@ export class Recorder {
     if (this.recent.length > 200) this.recent.shift();
     const k = `${policy}\t${action}\t${mode}`;
     this.decisionCounts.set(k, (this.decisionCounts.get(k) ?? 0) + 1);
-    this.logger.info({ cid, client: ctx.ip, stage: ctx.stage, policy, action, mode, key, count, above }, mode === 'shadow' ? 'policy would fire (shadow)' : 'policy fired');
+    this.logger.info({ cid, client: ctx.ip, stage: ctx.stage, policy, action, mode, key, count, above }, FIRING_MESSAGES[mode]);
+  }
+
+  /** The recorder's clock (epoch ms). */
+  now(): number {
+    return this.clock.now();
   }
 
   recentFirings(limit = 50): FiredRecord[] {

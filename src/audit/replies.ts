@@ -52,6 +52,11 @@ export function refusalReply(kind: Refusal, stage: Stage, tag: string, policyRep
   return { code, enhanced, text: `${text}${kind === 'tempfail' ? formatRetry(retryAfter) : ''} [${tag}]` };
 }
 
+/** A banned client at connect: 421 (the connection closes), naming the banned prefix and the time left. */
+export function banReply(tag: string, prefix: string, secondsLeft: number): Reply {
+  return { code: 421, enhanced: '4.7.0', text: `Your network ${prefix} is banned${formatRetry(Math.max(1, Math.ceil(secondsLeft)))} [${tag}]` };
+}
+
 /** `421 4.7.0 text [cid@host]`: the reply as one line. */
 export function replyLine(r: Reply): string {
   return `${r.code} ${r.enhanced} ${r.text}`;

@@ -11,14 +11,21 @@
  *
  * A refusal records the `reject` event itself. An `accept` at connect trusts the session: later
  * stages record but skip policies.
+ *
+ * Operator controls (controls.ts): a banned client is refused at its connect stage before any
+ * policy runs (421 with the time left; its connect and reject events are still counted); a
+ * client in a protected network is never refused, tarpitted or banned (its events are counted,
+ * the policies that would have refused it are logged as mode "protected"); an enforcing policy
+ * with `ban` that refuses or slows a client bans its prefix.
  */
 import type { Logger } from 'pino';
 import type { Stage } from '../config/vocabulary.js';
 import type { ClientAddress } from '../series/address.js';
 import type { EventContext } from '../policy/evaluate.js';
-import type { Recorder, StageResult } from './recorder.js';
+import type { Recorder, StageOptions, StageResult } from './recorder.js';
 import type { SessionGauge } from './sessions.js';
-import { refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
+import type { Controls } from './controls.js';
+import { banReply, refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
 
 export type FrontKind = 'smtp' | 'milter' | 'policy';
 
@@ -72,6 +79,8 @@ export interface EngineDeps {
   sessions: SessionGauge;
   hostname: () => string;
   logger: Logger;
+  /** Bans and protected networks; none when absent. */
+  controls?: Controls;
   /** Told every call a front makes and its outcome (the journal, src/journal/; replay's collector). */
   journal?: EngineJournal;
 }
@@ -190,11 +199,39 @@ export class SessionEngine {
    * Synchronous (CONTINUE) when the stage has nothing to record or evaluate.
    */
   stage(s: Session, stage: Stage): Verdict | Promise<Verdict> {
+    if (stage === 'connect') {
+      const banned = this.refuseBanned(s);
+      if (banned) return banned;
+    }
     if (this.deps.recorder.passes(stage, s.trusted)) {
       this.deps.journal?.stage(s, contextOf(s, stage), CONTINUE);
       return CONTINUE;
     }
     return this.run(s, stage, contextOf(s, stage));
+  }
+
+  /**
+   * A banned client at connect: refused at once (421, the time left), before any policy runs.
+   * Its connect is still recorded (monitors, record rules) and counted as a rejection, so a
+   * client hammering while banned keeps its counts up for when the ban ends.
+   */
+  private refuseBanned(s: Session): Verdict | undefined {
+    const ban = this.deps.controls?.banned(s.client);
+    if (!ban) return undefined;
+    const ctx = contextOf(s, 'connect');
+    void this.deps.recorder.record(ctx).catch(() => undefined);
+    const left = (ban.until - this.deps.recorder.now()) / 1000;
+    this.deps.logger.info({ cid: s.cid, client: ctx.ip, stage: 'connect', ban: ban.prefix, policy: ban.policy, seconds_left: Math.ceil(left) }, 'banned client refused');
+    const v: Verdict = { action: 'tempfail', reply: banReply(s.tag, ban.prefix, left), close: true, policy: ban.policy };
+    this.deps.journal?.stage(s, ctx, v);
+    void this.rejectEvent(s, ctx, true);
+    return v;
+  }
+
+  /** What the recorder is told about the session besides the event. */
+  private options(s: Session): StageOptions {
+    const protect = this.deps.controls?.isProtected(s.client) ?? false;
+    return protect ? { skipPolicies: s.trusted, protect } : { skipPolicies: s.trusted };
   }
 
   /** The backend (or the MTA) refused what the client sent: the `reject` event. */
@@ -211,7 +248,7 @@ export class SessionEngine {
     const ctx = contextOf(s, 'rcpt_rejected');
     let v: Verdict = CONTINUE;
     if (!this.deps.recorder.passes('rcpt_rejected', s.trusted)) {
-      const res = await this.deps.recorder.stage(ctx, s.cid, { skipPolicies: s.trusted });
+      const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
       v = this.verdict(s, 'rcpt', res);
       this.deps.journal?.stage(s, ctx, v, res);
     } else this.deps.journal?.stage(s, ctx, v);
@@ -233,7 +270,7 @@ export class SessionEngine {
       journal?.stage(s, ctx, CONTINUE);
       return { verdict: CONTINUE, undo: () => journal?.session(s, 'auth_ok') };
     }
-    const res = await this.deps.recorder.stage(ctx, s.cid, { skipPolicies: s.trusted });
+    const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
     const verdict = s.closed ? CONTINUE : this.verdict(s, 'auth_fail', res);
     journal?.stage(s, ctx, verdict, res);
     if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx, true).catch(() => undefined);
@@ -259,7 +296,7 @@ export class SessionEngine {
   }
 
   private async run(s: Session, stage: Stage, ctx: EventContext): Promise<Verdict> {
-    const res = await this.deps.recorder.stage(ctx, s.cid, { skipPolicies: s.trusted });
+    const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
     if (s.closed) {
       this.deps.journal?.stage(s, ctx, CONTINUE, res);
       return CONTINUE;
@@ -271,8 +308,17 @@ export class SessionEngine {
     return v;
   }
 
-  /** A recorder decision as a verdict, with the reply from the one table. */
+  /**
+   * A recorder decision as a verdict, with the reply from the one table. A policy with `ban`
+   * that refuses or slows the client bans its prefix; a protected client is never refused
+   * (the policies were evaluated as shadow for it; this also covers a store-failure tempfail).
+   */
   private verdict(s: Session, stage: Stage, res: StageResult): Verdict {
+    if (res.verdict !== 'continue' && res.verdict !== 'accept') {
+      const controls = this.deps.controls;
+      if (controls?.isProtected(s.client)) return CONTINUE;
+      if (controls && res.fired?.policy.ban && s.client) controls.ban(s.client, res.fired.policy, s.cid);
+    }
     switch (res.verdict) {
       case 'tempfail':
       case 'reject': {

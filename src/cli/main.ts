@@ -6,6 +6,7 @@ import { policyCommand } from './policy-test.js';
 import { replayCommand } from './replay.js';
 import { serve } from './serve.js';
 import { seriesCommand } from './series.js';
+import { bansCommand } from './bans.js';
 
 const DEFAULT_CONFIG = 'config/auditgate.yaml';
 
@@ -16,6 +17,8 @@ const USAGE = `usage:
                                              query serialized window logs (e.g. the ten /24s with most rejections yesterday)
   auditgate series VERB [options]            list, count, top, add, delete, show, sessions, decisions
                                              against a running gateway's admin listener
+  auditgate bans list|lift PREFIX|add PREFIX --for DURATION
+                                             the ban list of a running gateway (every node of a cluster)
   auditgate replay --config FILE [--baseline FILE] JOURNAL… [--from T] [--to T] [--json]
                                              what a config would have done to the journal's traffic
   auditgate policy test CASES.yaml [--config FILE]
@@ -44,6 +47,8 @@ export async function main(argv: string[]): Promise<number> {
         return await historyCommand(args, (l) => process.stdout.write(`${l}\n`), { err: (l) => process.stderr.write(`${l}\n`) });
       case 'series':
         return await seriesCommand(args);
+      case 'bans':
+        return await bansCommand(args);
       case 'replay':
         return await replayCommand(args, stdio);
       case 'policy':

@@ -8,8 +8,10 @@
  * Options: --admin URL, --config FILE, --token T (or $AUDITGATE_TOKEN), --json.
  * Exit codes: 0 ok, 1 the gateway refused or could not be reached, 2 usage error.
  */
-import { AuditgateError } from '../errors.js';
-import { AdminClientError, adminRequest, resolveTarget, type AdminTarget } from '../admin/client.js';
+import { adminRequest, type AdminTarget } from '../admin/client.js';
+import { type CliIo, type Parsed, UsageError, defaultIo, expectArgs, formatTable, intOption, printer, query, runAdminCommand, seg, verbError, windowsOption } from './admin-args.js';
+
+export type { CliIo } from './admin-args.js';
 
 export const SERIES_USAGE = `usage: auditgate series VERB [options]
   list                                      every series: type, interval, windows, keys, memory
@@ -29,102 +31,6 @@ options:
   --token T        bearer token (default: $AUDITGATE_TOKEN, else --config's admin.token)
   --json           print the raw JSON answer
 `;
-
-export interface CliIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  env: NodeJS.ProcessEnv;
-}
-
-const defaultIo = (): CliIo => ({
-  out: (s) => void process.stdout.write(s),
-  err: (s) => void process.stderr.write(s),
-  env: process.env,
-});
-
-class UsageError extends Error {}
-
-const VALUE_OPTIONS = new Set(['--admin', '--config', '--token', '--windows', '--mask', '--limit', '--count', '--value', '--family']);
-const FLAG_OPTIONS = new Set(['--json']);
-
-interface Parsed {
-  positional: string[];
-  opts: Map<string, string>;
-  flags: Set<string>;
-}
-
-function parseArgs(args: readonly string[]): Parsed {
-  const positional: string[] = [];
-  const opts = new Map<string, string>();
-  const flags = new Set<string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--') {
-      positional.push(...args.slice(i + 1));
-      break;
-    }
-    // "-5" as a count (subtract) is a value, not an option.
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = eq < 0 ? a : a.slice(0, eq);
-      if (FLAG_OPTIONS.has(name)) {
-        if (eq >= 0) throw new UsageError(`${name} takes no value`);
-        flags.add(name);
-        continue;
-      }
-      if (!VALUE_OPTIONS.has(name)) throw new UsageError(`unknown option ${name}`);
-      const value = eq >= 0 ? a.slice(eq + 1) : args[++i];
-      if (value === undefined) throw new UsageError(`${name} needs a value`);
-      opts.set(name, value);
-      continue;
-    }
-    positional.push(a);
-  }
-  return { positional, opts, flags };
-}
-
-function intOption(p: Parsed, name: string, opts: { min?: number } = {}): number | undefined {
-  const v = p.opts.get(name);
-  if (v === undefined) return undefined;
-  if (!/^-?\d+$/.test(v) || (opts.min !== undefined && Number(v) < opts.min)) {
-    throw new UsageError(`${name} "${v}" must be an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}`);
-  }
-  return Number(v);
-}
-
-function windowsOption(p: Parsed): string | undefined {
-  const v = p.opts.get('--windows');
-  if (v !== undefined && !/^\d+(-\d+)?$/.test(v)) throw new UsageError(`--windows "${v}" must be a range such as 0-3 (or one window: 0)`);
-  return v;
-}
-
-function expectArgs(p: Parsed, n: number, shape: string): string[] {
-  const rest = p.positional.slice(1);
-  if (rest.length !== n) throw new UsageError(`expected: auditgate series ${shape}`);
-  return rest;
-}
-
-const seg = (s: string): string => encodeURIComponent(s);
-
-function query(params: Record<string, string | number | undefined>): string {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, String(v));
-  const s = q.toString();
-  return s ? `?${s}` : '';
-}
-
-/** Aligned columns; numeric columns right-aligned. */
-export function formatTable(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = rows.map((r) => r.map((c) => String(c)));
-  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string =>
-    r
-      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return `${[line(headers), ...cells.map(line)].join('\n')}\n`;
-}
 
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -171,11 +77,10 @@ interface DecisionsAnswer {
 
 async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
   const verb = p.positional[0];
-  const json = p.flags.has('--json');
-  const print = (answer: unknown, readable: () => string): void => io.out(json ? `${JSON.stringify(answer, null, 2)}\n` : readable());
+  const print = printer(p, io);
   switch (verb) {
     case 'list': {
-      expectArgs(p, 0, 'list');
+      expectArgs(p, 0, 'auditgate series list');
       const a = (await adminRequest(target, 'GET', '/series')) as { series: SeriesRow[] };
       print(a, () =>
         formatTable(
@@ -186,7 +91,7 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       return;
     }
     case 'count': {
-      const [series, key] = expectArgs(p, 2, 'count SERIES KEY [--windows A-B]');
+      const [series, key] = expectArgs(p, 2, 'auditgate series count SERIES KEY [--windows A-B]');
       const a = (await adminRequest(target, 'GET', `/series/${seg(series!)}/count${query({ key, windows: windowsOption(p) })}`)) as {
         series: string;
         key: string;
@@ -197,7 +102,7 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       return;
     }
     case 'top': {
-      const [series] = expectArgs(p, 1, 'top SERIES [--mask N] [--limit N] [--windows A-B]');
+      const [series] = expectArgs(p, 1, 'auditgate series top SERIES [--mask N] [--limit N] [--windows A-B]');
       const a = (await adminRequest(
         target,
         'GET',
@@ -210,7 +115,7 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       return;
     }
     case 'add': {
-      const [series, key] = expectArgs(p, 2, 'add SERIES KEY [--count N | --value V]');
+      const [series, key] = expectArgs(p, 2, 'auditgate series add SERIES KEY [--count N | --value V]');
       const value = p.opts.get('--value');
       if (value !== undefined) {
         if (p.opts.has('--count')) throw new UsageError('--count and --value exclude each other (--value is for distinct series)');
@@ -224,13 +129,13 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       return;
     }
     case 'delete': {
-      const [series, key] = expectArgs(p, 2, 'delete SERIES KEY');
+      const [series, key] = expectArgs(p, 2, 'auditgate series delete SERIES KEY');
       const a = (await adminRequest(target, 'DELETE', `/series/${seg(series!)}/items${query({ key })}`)) as { series: string; key: string; removed: number };
       print(a, () => `removed ${a.removed} key${a.removed === 1 ? '' : 's'} matching ${a.key} from ${a.series}\n`);
       return;
     }
     case 'show': {
-      const [ip] = expectArgs(p, 1, 'show IP');
+      const [ip] = expectArgs(p, 1, 'auditgate series show IP');
       const a = (await adminRequest(target, 'GET', `/show/ip/${seg(ip!)}`)) as ShowAnswer;
       print(a, () => {
         const head = `# ${a.ip}: ${a.sessions} open session${a.sessions === 1 ? '' : 's'}\n`;
@@ -246,7 +151,7 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       return;
     }
     case 'sessions': {
-      expectArgs(p, 0, 'sessions [--mask N] [--family 4|6] [--limit N]');
+      expectArgs(p, 0, 'auditgate series sessions [--mask N] [--family 4|6] [--limit N]');
       const family = p.opts.get('--family');
       if (family !== undefined && family !== '4' && family !== '6') throw new UsageError(`--family "${family}" must be 4 or 6`);
       const a = (await adminRequest(
@@ -261,7 +166,7 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       return;
     }
     case 'decisions': {
-      expectArgs(p, 0, 'decisions [--limit N]');
+      expectArgs(p, 0, 'auditgate series decisions [--limit N]');
       const a = (await adminRequest(target, 'GET', `/decisions${query({ limit: intOption(p, '--limit', { min: 1 }) })}`)) as DecisionsAnswer;
       print(a, () =>
         a.decisions.length
@@ -273,48 +178,12 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       );
       return;
     }
-    case undefined:
-      throw new UsageError('a verb is required');
     default:
-      throw new UsageError(`unknown verb "${verb}"`);
+      throw verbError(verb);
   }
 }
 
 /** Runs one `auditgate series …` command; returns the exit code. */
-export async function seriesCommand(args: string[], io: CliIo = defaultIo()): Promise<number> {
-  if (args.length === 0 || args[0] === '-h' || args[0] === '--help' || args[0] === 'help') {
-    (args.length === 0 ? io.err : io.out)(SERIES_USAGE);
-    return args.length === 0 ? 2 : 0;
-  }
-  try {
-    const p = parseArgs(args);
-    const topts: { admin?: string; config?: string; token?: string; env: NodeJS.ProcessEnv } = { env: io.env };
-    const admin = p.opts.get('--admin');
-    const config = p.opts.get('--config');
-    const token = p.opts.get('--token');
-    if (admin !== undefined) topts.admin = admin;
-    if (config !== undefined) topts.config = config;
-    if (token !== undefined) topts.token = token;
-    const target = resolveTarget(topts);
-    await run(p, target, io);
-    return 0;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`auditgate series: ${err.message}\n${SERIES_USAGE}`);
-      return 2;
-    }
-    if (err instanceof AdminClientError) {
-      if (err.code === 'usage') {
-        io.err(`auditgate series: ${err.message}\n`);
-        return 2;
-      }
-      io.err(`auditgate series: ${err.message}${err.code ? ` (${err.code}${err.status ? `, HTTP ${err.status}` : ''})` : ''}\n`);
-      return 1;
-    }
-    if (err instanceof AuditgateError) {
-      io.err(`auditgate series: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+export function seriesCommand(args: string[], io: CliIo = defaultIo()): Promise<number> {
+  return runAdminCommand('series', SERIES_USAGE, args, io, ['--windows', '--mask', '--limit', '--count', '--value', '--family'], (p, target) => run(p, target, io));
 }

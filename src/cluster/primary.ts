@@ -116,6 +116,8 @@ export class ClusterPrimary implements AdminView {
     if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     applySeries(this.registry, this.config);
     if (this.config.journal) this.logger.warn({ dir: this.config.journal.dir }, 'journal: not written with server.workers > 1 yet');
+    const controls = this.config.protected.length > 0 || this.config.alerts.length > 0 || this.config.policies.some((p) => p.ban);
+    if (controls) this.logger.warn('bans, protected networks and alerts: not applied with server.workers > 1 yet');
     ({ persister: this.persister, logWriter: this.logWriter } = startPersistence({ registry: this.registry, config: () => this.config, logger: this.logger, clock: this.clock }));
     try {
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });

@@ -224,7 +224,18 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       Object.values(config.series).map(({ name, type, interval, ...rest }) => [name, { type, interval: formatDuration(interval), ...rest }]),
     ),
     record: config.record,
-    policies: config.policies.map((p) => ({ ...p, delay: p.delay === undefined ? undefined : formatDuration(p.delay) })),
+    policies: config.policies.map((p) => ({
+      ...p,
+      delay: p.delay === undefined ? undefined : formatDuration(p.delay),
+      ban: p.ban === undefined ? undefined : { for: formatDuration(p.ban.for), factor: p.ban.factor, max: formatDuration(p.ban.max) },
+    })),
+    protected: config.protected,
+    alerts: config.alerts.map((a) => ({
+      ...a,
+      min_interval: formatDuration(a.min_interval),
+      timeout: formatDuration(a.timeout),
+      headers: Object.fromEntries(Object.entries(a.headers).map(([k, v]) => [k, secret(v)])),
+    })),
   };
   const doc = new Document(out);
   // Short lists of scalars read best inline: listen: ["0.0.0.0:2525"], windows: [0, 3].

@@ -7,9 +7,10 @@
 import path from 'node:path';
 import type { z } from 'zod';
 import { checkSemantics } from './checks.js';
+import { checkControls } from './control-checks.js';
 import { issuesToProblems, suggest } from './problems.js';
-import { dropUndefined, policySchema, recordRuleSchema, seriesEntrySchema, topLevelSchemas } from './schema.js';
-import type { Config, PathProblem, PolicyConfig, RecordRule, SeriesConfig } from './types.js';
+import { alertSchema, dropUndefined, policySchema, recordRuleSchema, seriesEntrySchema, topLevelSchemas } from './schema.js';
+import type { AlertConfig, Config, PathProblem, PolicyConfig, RecordRule, SeriesConfig } from './types.js';
 import { describeValue, isPlainObject } from './values.js';
 import { SERIES_NAME_RE } from './vocabulary.js';
 
@@ -30,6 +31,8 @@ const TOP_LEVEL_KEYS = [
   'series',
   'record',
   'policies',
+  'protected',
+  'alerts',
 ] as const;
 
 /** A deep copy of `value` without the unknown keys that zod reported. */
@@ -85,7 +88,7 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
   };
 
   const out: Partial<Omit<Config, 'file'>> = {};
-  for (const key of ['server', 'relay', 'milter', 'policy_service', 'state_dir', 'log_dir', 'persist_interval', 'log_retention', 'monitors', 'store', 'admin', 'log', 'journal'] as const) {
+  for (const key of ['server', 'relay', 'milter', 'policy_service', 'state_dir', 'log_dir', 'persist_interval', 'log_retention', 'monitors', 'store', 'admin', 'log', 'journal', 'protected'] as const) {
     // `server:` with every child commented out is null in YAML: treat it as absent.
     const v = parse(sections[key], raw[key] ?? undefined, [key]);
     if (v !== undefined) (out as Record<string, unknown>)[key] = v;
@@ -106,7 +109,7 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
     }
   }
 
-  const items = <T>(key: 'record' | 'policies', schema: z.ZodType<T>): Array<T | null> => {
+  const items = <T>(key: 'record' | 'policies' | 'alerts', schema: z.ZodType<T>): Array<T | null> => {
     const list = raw[key];
     if (list === undefined || list === null) return [];
     if (!Array.isArray(list)) {
@@ -117,19 +120,22 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
   };
   const record = items('record', recordRuleSchema);
   const policies = items('policies', policySchema);
+  const alerts = items('alerts', alertSchema);
 
   const written = (key: string) => raw[key] !== undefined && raw[key] !== null;
   const fronts = { relay: written('relay'), milter: written('milter'), policy_service: written('policy_service') };
   checkSemantics({ server: out.server, relay: out.relay, fronts, series, record, policies, monitors: out.monitors, store: out.store, admin: out.admin }, problems);
+  checkControls({ policies, alerts }, problems);
 
   if (problems.length > 0) return { problems };
   const config: Config = {
     file: absFile,
     warnings: [],
-    ...(out as Omit<Config, 'file' | 'warnings' | 'series' | 'record' | 'policies'>),
+    ...(out as Omit<Config, 'file' | 'warnings' | 'series' | 'record' | 'policies' | 'alerts'>),
     series: Object.fromEntries([...series].map(([k, v]) => [k, v!])),
     record: record as RecordRule[],
     policies: policies as PolicyConfig[],
+    alerts: alerts as AlertConfig[],
   };
   return { config, problems };
 }

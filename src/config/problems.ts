@@ -114,6 +114,13 @@ function issueMessage(issue: z.core.$ZodIssue): string {
   }
 }
 
+/** `unknown key "x"` with a "did you mean" hint, or the list of known keys. */
+export function unknownKeyMessage(key: string, known: readonly string[]): string {
+  const hint = suggest(key, known);
+  const list = known.length > 0 ? `; known keys: ${known.join(', ')}` : '';
+  return `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : list}`;
+}
+
 /** Turns zod issues into path problems; unknown keys become one problem each, at the key. */
 export function issuesToProblems(issues: readonly z.core.$ZodIssue[], prefix: Array<string | number>, schema: unknown): PathProblem[] {
   const out: PathProblem[] = [];
@@ -121,11 +128,7 @@ export function issuesToProblems(issues: readonly z.core.$ZodIssue[], prefix: Ar
     const p = [...prefix, ...issue.path.map((s) => (typeof s === 'number' ? s : String(s)))];
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeysAt(schema, issue.path);
-      for (const key of issue.keys) {
-        const hint = suggest(key, known);
-        const list = known.length > 0 ? `; known keys: ${known.join(', ')}` : '';
-        out.push({ path: [...p, key], message: `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : list}` });
-      }
+      for (const key of issue.keys) out.push({ path: [...p, key], message: unknownKeyMessage(key, known) });
       continue;
     }
     out.push({ path: p, message: issueMessage(issue) });

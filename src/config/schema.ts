@@ -8,10 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { SERIES_TYPES, type SeriesType } from '../series/types.js';
+import type { AdminConfig, AlertConfig, BanConfig, JournalConfig, MtaFrontConfig, PolicyConfig, RecordRule, RelayConfig, RelayTlsConfig, ServerConfig, StoreConfig } from './types.js';
+import { parseAlertHeaders, parseAlertUrl } from './control-values.js';
 import { certificateKeyProblem, readPemFile } from './pem.js';
-import type { AdminConfig, JournalConfig, MtaFrontConfig, PolicyConfig, RecordRule, RelayConfig, RelayTlsConfig, ServerConfig, StoreConfig } from './types.js';
+import { unknownKeyMessage } from './problems.js';
 import {
   ValueProblem,
+  isPlainObject,
   parseAdminHost,
   parseAmount,
   parseCidr,
@@ -234,6 +237,42 @@ export const recordRuleSchema = z
   })
   .transform((r): RecordRule => dropUndefined(r));
 
+/** The object form of a policy's `ban`. */
+const banObjectSchema = z.strictObject({
+  for: duration({ positive: true }),
+  factor: z.number().min(1).max(1000).default(DEFAULTS.ban_factor),
+  max: duration({ positive: true }).optional(),
+});
+
+/** `ban: 10m` (no escalation) or `ban: { for: 10m, factor: 2, max: 1d }`. */
+export const banSchema = z.unknown().transform((v, ctx): BanConfig => {
+  if (!isPlainObject(v)) {
+    try {
+      const s = parseDurationValue(v, true);
+      return { for: s, factor: 1, max: s };
+    } catch (e) {
+      if (!(e instanceof ValueProblem)) throw e;
+      ctx.addIssue({ code: 'custom', message: `${e.message} (or a map such as { for: 10m, factor: 2, max: 1d })`, input: v });
+      return z.NEVER;
+    }
+  }
+  const r = banObjectSchema.safeParse(v, { reportInput: true });
+  if (!r.success) {
+    for (const issue of r.error.issues) {
+      if (issue.code !== 'unrecognized_keys') ctx.addIssue(issue as z.core.$ZodRawIssue);
+      else for (const key of issue.keys) ctx.addIssue({ code: 'custom', message: unknownKeyMessage(key, Object.keys(banObjectSchema.shape)), input: v, path: [key] });
+    }
+    return z.NEVER;
+  }
+  const { for: seconds, factor } = r.data;
+  const max = r.data.max ?? Math.max(DEFAULTS.ban_max, seconds);
+  if (max < seconds) {
+    ctx.addIssue({ code: 'custom', message: `max (${max}s) must be at least for (${seconds}s)`, input: v, path: ['max'] });
+    return z.NEVER;
+  }
+  return { for: seconds, factor, max };
+});
+
 export const policySchema = z
   .strictObject({
     name: z.string().regex(SERIES_NAME_RE, { message: 'a policy name is 1-128 letters, digits, _ . : , -' }),
@@ -249,8 +288,22 @@ export const policySchema = z
     delay: duration({ positive: true }).optional(),
     reply: custom(parseReply).optional(),
     mode: z.enum(POLICY_MODES).default('enforce'),
+    ban: banSchema.optional(),
   })
   .transform((p): PolicyConfig => dropUndefined(p));
+
+/** One `alerts:` entry. */
+export const alertSchema = z
+  .strictObject({
+    name: z.string().regex(SERIES_NAME_RE, { message: 'an alert name is 1-128 letters, digits, _ . : , -' }),
+    url: custom(parseAlertUrl),
+    policies: listOf(nonEmpty(), 1, 'names no policy: leave the key out to alert on every policy').optional(),
+    min_interval: duration({ positive: false }).default(DEFAULTS.alert_min_interval),
+    headers: custom(parseAlertHeaders).default(() => ({})),
+    timeout: duration({ positive: true }).default(DEFAULTS.alert_timeout),
+    retries: int(0, 10).default(DEFAULTS.alert_retries),
+  })
+  .transform((a): AlertConfig => dropUndefined(a));
 
 /** The top-level keys and how each is parsed (series, record and policies item by item). */
 export function topLevelSchemas(baseDir: string) {
@@ -271,6 +324,8 @@ export function topLevelSchemas(baseDir: string) {
     series: z.record(z.string(), seriesEntrySchema).default(() => ({})),
     record: z.array(recordRuleSchema).default(() => []),
     policies: z.array(policySchema).default(() => []),
+    protected: cidrList().default(() => []),
+    alerts: z.array(alertSchema).default(() => []),
   };
 }
 

@@ -221,6 +221,38 @@ export interface PolicyConfig {
   delay?: number;
   reply?: string;
   mode: (typeof POLICY_MODES)[number];
+  /** Ban the client's prefix (the policy's mask) when the policy fires (enforcing). */
+  ban?: BanConfig;
+}
+
+/**
+ * A policy's ban: `for` seconds, and a prefix banned again while its last ban is younger than
+ * `max` gets `for × factor^n` (n = the bans before it in that run), capped at `max`.
+ * `ban: 10m` is `{ for: 600, factor: 1, max: 600 }`.
+ */
+export interface BanConfig {
+  /** Seconds. */
+  for: number;
+  factor: number;
+  /** Seconds. */
+  max: number;
+}
+
+/** One `alerts:` entry: a JSON POST to `url` when a policy fires for a key (once per min_interval). */
+export interface AlertConfig {
+  name: string;
+  /** http:// or https:// */
+  url: string;
+  /** Only these policies (all when absent). */
+  policies?: string[];
+  /** Seconds. */
+  min_interval: number;
+  /** Extra request headers (an Authorization token), names lower-cased. */
+  headers: Record<string, string>;
+  /** Seconds per attempt. */
+  timeout: number;
+  /** Attempts after the first, with exponential backoff. */
+  retries: number;
 }
 
 export interface Config {
@@ -252,6 +284,9 @@ export interface Config {
   series: Record<string, SeriesConfig>;
   record: RecordRule[];
   policies: PolicyConfig[];
+  /** Normalized CIDR text: never refused, tarpitted or banned (still counted). */
+  protected: string[];
+  alerts: AlertConfig[];
 }
 
 /** One problem, located by its key path in the raw document. */

@@ -109,6 +109,12 @@ export const DEFAULTS = {
   store_max_delay: 1,
   store_max_pending: 100,
   admin_listen: '127.0.0.1:8025',
+  /** `ban: { for, … }` without factor / max: doubles, up to a day (or `for`, when longer). */
+  ban_factor: 2,
+  ban_max: 86_400,
+  alert_min_interval: 300,
+  alert_timeout: 5,
+  alert_retries: 3,
   journal_retention: 7 * 86_400,
   /** Milter and policy service: open MTA connections per front. */
   mta_max_connections: 1000,

@@ -8,9 +8,32 @@ import type { Config, PathProblem } from './types.js';
 import { formatHostPort } from './values.js';
 import { type Stage, isSessionGauge, SESSION_GAUGES } from './vocabulary.js';
 import type { SeriesType } from '../series/types.js';
+import { FAMILY_BITS, parsePrefix, prefixContains } from '../series/address.js';
 
 export function configWarnings(config: Config): PathProblem[] {
-  return [...ipv4OnlyStages(config)];
+  return [...ipv4OnlyStages(config), ...protectedOnlyPolicies(config)];
+}
+
+/**
+ * A policy that refuses, slows or bans, whose `client:` list lies wholly inside `protected:`
+ * networks: it can only ever match clients that no policy may refuse, so it never does anything.
+ */
+function protectedOnlyPolicies(config: Config): PathProblem[] {
+  if (config.protected.length === 0) return [];
+  const prot = config.protected.flatMap((c) => parsePrefix(c) ?? []);
+  const covered = (cidr: string): boolean => {
+    const p = parsePrefix(cidr);
+    return !!p && prot.some((q) => q.family === p.family && prefixContains(q.words, q.mask, p.words, p.mask, FAMILY_BITS[p.family] / 32));
+  };
+  const out: PathProblem[] = [];
+  config.policies.forEach((p, i) => {
+    if (p.action === 'accept' || !p.client || !p.client.every(covered)) return;
+    out.push({
+      path: ['policies', i, 'client'],
+      message: `policy "${p.name}" only matches protected networks (client: ${p.client.join(', ')}; protected: ${config.protected.join(', ')}): it can never ${p.action} or ban anyone, only log what it would have done`,
+    });
+  });
+  return out;
 }
 
 /**

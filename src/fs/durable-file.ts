@@ -14,8 +14,10 @@
  * 0750 directories, nothing for others. The process umask still applies, so an operator's
  * stricter umask (0o077) gives 0600 / 0700.
  */
+import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 
 export const PRIVATE_FILE_MODE = 0o640;
 export const PRIVATE_DIR_MODE = 0o750;
@@ -102,6 +104,22 @@ export async function createDurable(target: string, opts: DurableOptions): Promi
 }
 
 /**
+ * Writes `target` durably in one go: `write` gets the temp file (in the target's directory) and
+ * writes it; the file is then committed, or removed when anything failed. Returns the bytes written.
+ */
+export async function writeDurable(target: string, temp: string, write: (file: DurableFile) => Promise<void>): Promise<number> {
+  const file = await createDurable(target, { temp });
+  try {
+    await write(file);
+    await file.commit();
+  } catch (e) {
+    await file.abort();
+    throw e;
+  }
+  return file.bytes;
+}
+
+/**
  * Appends one whole line (O_APPEND) to `file`, creating it and its directory privately. A last
  * line torn by a crash is ended first, so it cannot swallow this one (readers skip it).
  */
@@ -119,5 +137,38 @@ export async function appendLine(file: string, line: string): Promise<void> {
     await writeAll(fh, Buffer.from(data, 'utf8'));
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Renames a file that could not be restored to `<file>.corrupt-<timestamp>` (kept for inspection);
+ * returns the new path, or undefined when it could not be moved.
+ */
+export function moveAside(file: string, nowMs: number): string | undefined {
+  const stamp = new Date(nowMs).toISOString().replace(/[-:]/g, '').replace('.', '_');
+  for (let n = 0; n < 100; n++) {
+    const dest = `${file}.corrupt-${stamp}${n === 0 ? '' : `-${n}`}`;
+    if (fs.existsSync(dest)) continue;
+    try {
+      fs.renameSync(file, dest);
+      return dest;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** Removes the temp files of `dir` that `re` matches: left by a process killed in the middle of a write. */
+export function removeStaleTemps(dir: string, re: RegExp, logger: Pick<Logger, 'info' | 'warn'>): void {
+  for (const f of fs.readdirSync(dir)) {
+    if (!re.test(f)) continue;
+    const p = path.join(dir, f);
+    try {
+      fs.unlinkSync(p);
+      logger.info({ file: p }, 'removed a temp state file left by an interrupted save');
+    } catch (e) {
+      logger.warn({ file: p, err: e }, 'could not remove a stale temp state file');
+    }
   }
 }

@@ -24,7 +24,7 @@ import type { AuditSeries } from '../series/index.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { SeriesSnapshot } from '../series/types.js';
 import { PersistError } from '../errors.js';
-import { PRIVATE_DIR_MODE, createDurable, type DurableFile } from '../fs/durable-file.js';
+import { PRIVATE_DIR_MODE, createDurable, moveAside, removeStaleTemps, type DurableFile } from '../fs/durable-file.js';
 import { safeFileName } from './format.js';
 import { STATE_FORMAT, STATE_FORMAT_VERSION, parseStateFile, type StateFileHeader } from './snapshot-file.js';
 
@@ -138,7 +138,7 @@ export class SeriesPersister {
     const problems: string[] = [];
     try {
       fs.mkdirSync(this.stateDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-      this.removeStaleTemps();
+      removeStaleTemps(this.stateDir, TEMP_RE, this.logger);
     } catch (e) {
       const msg = `${this.stateDir}: cannot prepare the state directory: ${errText(e)}`;
       this.logger.warn({ dir: this.stateDir }, msg);
@@ -172,7 +172,7 @@ export class SeriesPersister {
         this.onRestored?.(state.snapshot);
         this.logger.info({ file, series: name, keys: n, written_at: state.written_at }, 'series state restored');
       } catch (e) {
-        const aside = this.moveAside(file);
+        const aside = moveAside(file, this.clock.now());
         const msg = `${file}: series state not restored (${errText(e)}); ${
           aside ? `moved to ${aside}` : 'could not move it aside'
         }; series "${name}" starts empty`;
@@ -315,34 +315,6 @@ export class SeriesPersister {
     return { bytes, entries, maxPauseMs };
   }
 
-  private removeStaleTemps(): void {
-    for (const f of fs.readdirSync(this.stateDir)) {
-      if (!TEMP_RE.test(f)) continue;
-      const p = path.join(this.stateDir, f);
-      try {
-        fs.unlinkSync(p);
-        this.logger.info({ file: p }, 'removed a temp state file left by an interrupted save');
-      } catch (e) {
-        this.logger.warn({ file: p, err: e }, 'could not remove a stale temp state file');
-      }
-    }
-  }
-
-  /** Renames a bad file to `<file>.corrupt-<timestamp>`; returns the new path, or undefined. */
-  private moveAside(file: string): string | undefined {
-    const stamp = new Date(this.clock.now()).toISOString().replace(/[-:]/g, '').replace('.', '_');
-    for (let n = 0; n < 100; n++) {
-      const dest = `${file}.corrupt-${stamp}${n === 0 ? '' : `-${n}`}`;
-      if (fs.existsSync(dest)) continue;
-      try {
-        fs.renameSync(file, dest);
-        return dest;
-      } catch {
-        return undefined;
-      }
-    }
-    return undefined;
-  }
 }
 
 function errText(e: unknown): string {

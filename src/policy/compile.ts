@@ -8,6 +8,7 @@ import { type Action, type Stage, isSessionGauge, SESSION_GAUGES, STAGES } from 
 import type { SeriesType } from '../series/types.js';
 import type { ClientAddress } from '../series/address.js';
 import { PrefixSet } from '../series/prefix-set.js';
+import type { BanSpec } from '../bans/ban-list.js';
 import { parseReplyText, type ReplySpec } from './reply.js';
 
 export interface CompiledPolicy {
@@ -32,6 +33,8 @@ export interface CompiledPolicy {
   notClient?: CidrMatcher;
   delayMs: number;
   reply?: ReplySpec;
+  /** Ban the client's prefix at `mask` (its address without one) when the policy fires, enforcing. */
+  ban?: BanSpec;
 }
 
 export type CompiledPolicies = Record<Stage, CompiledPolicy[]>;
@@ -84,5 +87,6 @@ function compileOne(p: PolicyConfig, types: SeriesCatalogue['types']): CompiledP
     const r = parseReplyText(p.reply);
     if (r) c.reply = r;
   }
+  if (p.ban) c.ban = { forMs: p.ban.for * 1000, factor: p.ban.factor, maxMs: p.ban.max * 1000 };
   return c;
 }

@@ -91,16 +91,18 @@ export interface Decision {
   /** continue: no enforcing policy fired. */
   verdict: 'continue' | 'accept' | 'tempfail' | 'reject' | 'tarpit';
   fired?: Firing;
-  /** Shadow policies that would have fired before the deciding one. */
+  /** Shadow policies that would have fired before the deciding one (and, for a protected client, refusing ones). */
   shadow: Firing[];
 }
 
 /**
  * Walks the applicable policies in order: the first enforcing policy that fires decides;
  * shadow policies that fire are collected and evaluation goes on. A count of undefined
- * (the store could not answer and on_error says skip) never fires.
+ * (the store could not answer and on_error says skip) never fires. For a client in a protected
+ * network (`protect`), policies that would refuse or slow it count as shadow ones: only an
+ * accept can decide.
  */
-export function evaluate(items: ReadonlyArray<{ policy: CompiledPolicy; key?: string }>, counts: ReadonlyArray<number | undefined>): Decision {
+export function evaluate(items: ReadonlyArray<{ policy: CompiledPolicy; key?: string }>, counts: ReadonlyArray<number | undefined>, protect = false): Decision {
   const shadow: Firing[] = [];
   for (let i = 0; i < items.length; i++) {
     const { policy, key } = items[i]!;
@@ -115,7 +117,7 @@ export function evaluate(items: ReadonlyArray<{ policy: CompiledPolicy; key?: st
     const firing: Firing = { policy };
     if (count !== undefined) firing.count = count;
     if (key !== undefined) firing.key = key;
-    if (policy.shadow) {
+    if (policy.shadow || (protect && policy.action !== 'accept')) {
       shadow.push(firing);
       continue;
     }

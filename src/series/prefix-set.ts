@@ -97,6 +97,27 @@ export class PrefixSet<V = true> {
     return undefined;
   }
 
+  /**
+   * The value of the most specific prefix holding `addr` that `accept` takes (bans skip expired
+   * entries this way), or undefined. One hash lookup per prefix length present, no allocation.
+   */
+  find(addr: ClientAddress | undefined, accept: (value: V) => boolean): V | undefined {
+    if (!addr) return undefined;
+    const t = this.tables[addr.family];
+    for (const len of t.lengths) {
+      const v = t.byLength.get(len)!.get(keyOf(addr.family, addr.words, len, this.scratch));
+      if (v !== undefined && accept(v)) return v;
+    }
+    return undefined;
+  }
+
+  /** The value stored for exactly this prefix (no covering prefix), or undefined. */
+  get(cidr: string): V | undefined {
+    const p = parsePrefix(cidr);
+    if (!p) return undefined;
+    return this.tables[p.family].byLength.get(p.mask)?.get(keyOf(p.family, p.words, p.mask, this.scratch));
+  }
+
   /** True when some prefix holds `addr`. */
   has(addr: ClientAddress | undefined): boolean {
     if (!addr) return false;

@@ -27,7 +27,7 @@ export interface StoreContext {
 }
 
 export type RedisTuning = Partial<
-  Pick<RedisStoreOptions, 'keyPrefix' | 'commandTimeoutMs' | 'connectTimeoutMs' | 'probeIntervalMs' | 'maxBuffered' | 'nodeId'>
+  Pick<RedisStoreOptions, 'keyPrefix' | 'commandTimeoutMs' | 'connectTimeoutMs' | 'probeIntervalMs' | 'maxBuffered' | 'nodeId' | 'nearMargin' | 'maxUnshipped'>
 >;
 
 export class ManagedMemoryStore extends MemoryStore implements ManagedStore {

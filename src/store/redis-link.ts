@@ -34,8 +34,9 @@ import { KeyLayout, type ReplicatedSeries } from './redis-layout.js';
 import { type Batch, PendingAdds, batchCall } from './redis-pending.js';
 import { distinctBatchCall } from './redis-distinct.js';
 import { type Runtime, runtimeFor } from './redis-runtime.js';
+import type { HoldingOptions } from './redis-holding.js';
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends HoldingOptions {
   /** A Redis URL, or a list of Redis Cluster node URLs. */
   redis: string | readonly string[];
   series: readonly ReplicatedSeries[];
@@ -78,7 +79,7 @@ export abstract class RedisLink {
   protected readonly registry: SeriesRegistry | undefined;
   protected readonly onError: StoreOnError;
   private readonly maxDelayMs: number;
-  private readonly maxPending: number;
+  protected readonly maxPending: number;
   protected readonly commandTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly probeIntervalMs: number;
@@ -92,6 +93,9 @@ export abstract class RedisLink {
   private probeTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private flushAgain = false;
+  /** Flush rounds started and finished since start (shipNow: has a round taken my adds?). */
+  private roundsStarted = 0;
+  private roundsDone = 0;
   private probing: Promise<void> | undefined;
   /** Batches may be sent (Redis answered the last time we asked). */
   private sendable = true;
@@ -220,6 +224,16 @@ export abstract class RedisLink {
     return this.flushing;
   }
 
+  /** Ships the adds made so far and waits until Redis applied them (also past a flush's hand-over); false: Redis failed. */
+  protected async shipNow(): Promise<boolean> {
+    const mine = this.roundsStarted + 1; // the first round to start after this call takes the adds made so far
+    for (let tries = 0; tries < 4 && this.sendable; tries++) {
+      await this.flush();
+      if (this.roundsDone >= mine) return this.sendable && !this.adds.retrying();
+    }
+    return false;
+  }
+
   private async flushLoop(): Promise<void> {
     for (let round = 0; round < MAX_FLUSH_ROUNDS; round++) {
       this.flushAgain = false;
@@ -228,10 +242,11 @@ export abstract class RedisLink {
         clearTimeout(this.flushTimer);
         this.flushTimer = undefined;
       }
+      this.roundsStarted++;
       const batches = this.adds.take(this.runtimes, (rt) => this.windowNow(rt));
-      if (batches.length === 0) return;
-      await this.sendBatches(batches);
-      if (!this.flushAgain) return;
+      if (batches.length > 0) await this.sendBatches(batches);
+      this.roundsDone++;
+      if (batches.length === 0 || !this.flushAgain) return;
     }
     // Adds keep arriving: hand over to a fresh flush on the next turn of the event loop.
     setImmediate(() => {

@@ -167,14 +167,15 @@ export class PendingAdds {
 
   /**
    * This node's adds for a query that Redis has not applied: the pending ones, and the batches
-   * sent (or waiting for a retry) with a sequence number above `applied`.
+   * sent (or waiting for a retry) with a sequence number above `applied`: their sum, or with
+   * `what: 'ops'` how many adds they are (whatever each one's count).
    */
-  unapplied(q: Query, cur: number, applied: number): number {
+  unapplied(q: Query, cur: number, applied: number, what: 'delta' | 'ops' = 'delta'): number {
     let sum = 0;
     const wins = this.pending.get(q.rt.spec.name);
-    if (wins) sum += windowsDelta(wins, q, cur);
-    for (const b of this.sentList(q.rt)) if (b.seq > applied) sum += windowsDelta(b.windows, q, cur);
-    for (const b of this.retry) if (b.rt.spec.name === q.rt.spec.name && b.seq > applied) sum += windowsDelta(b.windows, q, cur);
+    if (wins) sum += windowsDelta(wins, q, cur, what);
+    for (const b of this.sentList(q.rt)) if (b.seq > applied) sum += windowsDelta(b.windows, q, cur, what);
+    for (const b of this.retry) if (b.rt.spec.name === q.rt.spec.name && b.seq > applied) sum += windowsDelta(b.windows, q, cur, what);
     return sum;
   }
 
@@ -281,13 +282,13 @@ export function batchCall(layout: KeyLayout, nodeId: string, b: Batch): [string[
 }
 
 /** The adds in `wins` that a query covers (windows startv..last back from `cur`). */
-function windowsDelta(wins: Windows, q: Query, cur: number): number {
+function windowsDelta(wins: Windows, q: Query, cur: number, what: 'delta' | 'ops' = 'delta'): number {
   let sum = 0;
   for (const [w, m] of wins) {
     const v = cur - w;
     if (v < q.startv || v > q.last) continue;
-    if (q.kind === 'l') sum += m.get(q.field)?.delta ?? 0;
-    else for (const e of m.values()) if (covers(q, e)) sum += e.delta;
+    if (q.kind === 'l') sum += m.get(q.field)?.[what] ?? 0;
+    else for (const e of m.values()) if (covers(q, e)) sum += e[what];
   }
   return sum;
 }

@@ -10,7 +10,8 @@
  *   Redis; what an admin tool or CLI pointed at Redis uses.
  *
  * Batching, the at-most-once sequence numbers and what happens while Redis is unreachable:
- * redis-link.ts. Key layout and TTLs: redis-layout.ts. Scripts: redis-scripts.ts.
+ * redis-link.ts. Counts near a policy's threshold, read again so that a cluster-wide limit
+ * holds: redis-holding.ts. Key layout and TTLs: redis-layout.ts. Scripts: redis-scripts.ts.
  */
 import { InvalidKeyError } from '../errors.js';
 import type { AuditSeries } from '../series/index.js';
@@ -18,6 +19,7 @@ import { FAMILY_BITS, applyMask, formatPrefix, parsePrefix, prefixContains } fro
 import { TopK } from '../series/topk.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import { scripts } from './redis-connect.js';
+import { HoldingReads, type RemoteCounts } from './redis-holding.js';
 import { RedisLink, type RedisStoreOptions } from './redis-link.js';
 import { type Query, type Runtime, checkCount, checkRange, checkStringKey, compileQuery, leafOf, sumMatching } from './redis-runtime.js';
 import type { AddOp, CountQuery, ManagedStore } from './types.js';
@@ -45,6 +47,14 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     const s = new RedisSeriesStore(opts);
     await s.start();
     return s;
+  }
+
+  /** Counts near a threshold read again (cluster limits that hold). */
+  private readonly holding: HoldingReads;
+
+  private constructor(opts: RedisStoreOptions) {
+    super(opts);
+    this.holding = new HoldingReads({ ...opts, maxPending: this.maxPending }, (qs) => this.countRemote(qs), () => this.shipNow());
   }
   // ---- adds ------------------------------------------------------------------------------
 
@@ -108,7 +118,7 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     let counts: number[] | undefined;
     if (this.state === 'ok') {
       try {
-        counts = await this.countRemote(remote.map((r) => r.q));
+        counts = await this.holding.counts(remote);
       } catch (err) {
         this.fail(err, 'count');
       }
@@ -121,21 +131,34 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     return out;
   }
 
-  /** Counts from Redis: sums (countSums) and distinct values (redis-distinct.ts), in query order. */
-  private countRemote(qs: Query[]): Promise<number[]> {
-    return partitioned(
+  /** Counts read again after shipping this node's adds (redis-holding.ts), since start. */
+  get holdingReads(): number {
+    return this.holding.reads;
+  }
+
+  /**
+   * Counts from Redis: sums (countSums) and distinct values (redis-distinct.ts), in query order.
+   * `own` (redis-holding.ts) is 0 for distinct series: only the near-threshold re-read applies.
+   */
+  private async countRemote(qs: Query[]): Promise<RemoteCounts> {
+    const pairs = await partitioned(
       qs,
       (q) => q.rt.spec.distinct === true,
-      (sums) => this.countSums(sums),
-      (distinct) => this.distinct.count(distinct),
+      async (sums) => {
+        const r = await this.countSums(sums);
+        return r.total.map((t, i): [number, number] => [t, r.own[i]!]);
+      },
+      async (distinct) => (await this.distinct.count(distinct)).map((t): [number, number] => [t, 0]),
     );
+    return { total: pairs.map((p) => p[0]), own: pairs.map((p) => p[1]) };
   }
 
   /**
    * One Lua call per series (sent together: one round trip). A query at a mask some writer of
-   * a window did not keep is summed from the leaves instead (a second round trip).
+   * a window did not keep is summed from the leaves instead (a second round trip). `own`: how
+   * many of this node's adds within each total Redis had not applied.
    */
-  private async countSums(qs: Query[]): Promise<number[]> {
+  private async countSums(qs: Query[]): Promise<RemoteCounts> {
     const groups = new Map<Runtime, number[]>();
     qs.forEach((q, i) => {
       const g = groups.get(q.rt);
@@ -143,6 +166,7 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
       else groups.set(q.rt, [i]);
     });
     const results = new Array<number>(qs.length).fill(0);
+    const own = new Array<number>(qs.length).fill(0);
     const scans: number[] = [];
     const calls: Array<Promise<void>> = [];
     for (const [rt, idx] of groups) {
@@ -167,7 +191,10 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
             idx.forEach((i, j) => {
               const [sum, scan] = reply[j] ?? [0, ''];
               if (scan) scans.push(i);
-              else results[i] = Number(sum) + this.adds.unapplied(qs[i]!, cur, Number(applied));
+              else {
+                results[i] = Number(sum) + this.adds.unapplied(qs[i]!, cur, Number(applied));
+                own[i] = this.adds.unapplied(qs[i]!, cur, Number(applied), 'ops');
+              }
             });
           }),
       );
@@ -180,9 +207,10 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
         let sum = 0;
         for (const h of hashes) sum += sumMatching(h, q);
         results[i] = sum + this.adds.unapplied(q, cur, applied);
+        own[i] = this.adds.unapplied(q, cur, applied, 'ops');
       }),
     );
-    return results;
+    return { total: results, own };
   }
 
   /**

@@ -19,6 +19,11 @@ export interface CountQuery {
    */
   address?: ClientAddress;
   mask?: number;
+  /**
+   * The threshold of the enforcing policy that asks (it fires above it). A shared store makes
+   * sure a count near it includes this node's adds (redis-store.ts: cluster limits that hold).
+   */
+  above?: number;
 }
 
 export interface AddOp {

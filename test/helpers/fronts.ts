@@ -37,7 +37,7 @@ ${opts.relay ? `relay: { url: ${opts.relay}, timeout: 5s }\n` : ''}${opts.milter
 log: { level: debug }
 ${opts.body}
 `;
-  const { gateway, logs } = await startGatewayFromYaml(yaml, opts.clock);
+  const { gateway, logs } = await startGatewayFromYaml(yaml, opts.clock ? { clock: opts.clock } : {});
   return {
     gateway,
     milterPort: portOf(gateway.milterAddresses() as Array<{ port?: number }>),

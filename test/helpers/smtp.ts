@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { pino } from 'pino';
 import { parseConfigText } from '../../src/config/load.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import type { Clock } from '../../src/series/clock.js';
 
 export interface Reply {
@@ -162,7 +162,20 @@ export interface TestGateway {
  * relay). `body` holds the series / record / policies sections; `relayExtra` more relay keys
  * (indented two spaces).
  */
-export async function startTestGateway(opts: { relay: string; body: string; clock?: Clock; server?: string; store?: string; proxy?: string; admin?: string; relayTimeout?: string; relayExtra?: string }): Promise<TestGateway> {
+export async function startTestGateway(opts: {
+  relay: string;
+  body: string;
+  clock?: Clock;
+  server?: string;
+  store?: string;
+  proxy?: string;
+  admin?: string;
+  relayTimeout?: string;
+  relayExtra?: string;
+  banSync?: GatewayOptions['banSync'];
+  alertDelivery?: GatewayOptions['alertDelivery'];
+  redis?: GatewayOptions['redis'];
+}): Promise<TestGateway> {
   const yaml = `server:
   hostname: gw.test
   listen: ["127.0.0.1:0"]
@@ -178,12 +191,17 @@ log: { level: debug }
 ${opts.store ?? ''}
 ${opts.body}
 `;
-  const { gateway, logs } = await startGatewayFromYaml(yaml, opts.clock);
+  const extra: Partial<GatewayOptions> = {};
+  if (opts.clock) extra.clock = opts.clock;
+  if (opts.banSync) extra.banSync = opts.banSync;
+  if (opts.alertDelivery) extra.alertDelivery = opts.alertDelivery;
+  if (opts.redis) extra.redis = opts.redis;
+  const { gateway, logs } = await startGatewayFromYaml(yaml, extra);
   return { gateway, port: gateway.smtpAddresses()[0]!.port, logs, close: () => gateway.close(500) };
 }
 
-/** A gateway from config text, its log lines captured (debug level). */
-export async function startGatewayFromYaml(yaml: string, clock?: Clock): Promise<{ gateway: Gateway; logs: Array<Record<string, unknown>> }> {
+/** A gateway from config text, its log lines captured (debug level); `extra`: more gateway options (clock, ban sync, alert delivery, Redis). */
+export async function startGatewayFromYaml(yaml: string, extra: Partial<GatewayOptions> = {}): Promise<{ gateway: Gateway; logs: Array<Record<string, unknown>> }> {
   const config = parseConfigText(yaml, 'test-gateway.yaml');
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -193,8 +211,7 @@ export async function startGatewayFromYaml(yaml: string, clock?: Clock): Promise
     },
   });
   const logger = pino({ level: 'debug' }, sink);
-  const gopts: { config: typeof config; logger: typeof logger; clock?: Clock } = { config, logger };
-  if (clock) gopts.clock = clock;
+  const gopts: GatewayOptions = { ...extra, config, logger };
   return { gateway: await startGateway(gopts), logs };
 }
 

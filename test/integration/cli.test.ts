@@ -1,11 +1,12 @@
 /** The `auditgate` command as an operator runs it: a real process, signals, config files. */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SmtpTestClient } from '../helpers/smtp.js';
+import { Proc } from '../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli.js');
@@ -26,33 +27,6 @@ record:
 policies:
   - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: ${above}, action: tempfail }
 `;
-}
-
-class Proc {
-  lines: Array<Record<string, unknown>> = [];
-  stderr = '';
-  exit: Promise<number | null>;
-  constructor(readonly child: ChildProcess) {
-    let buf = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
-      buf += d;
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      for (const p of parts) if (p.trim()) this.lines.push(JSON.parse(p) as Record<string, unknown>);
-    });
-    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exit = new Promise((r) => child.on('exit', (code) => r(code)));
-  }
-  async waitFor(pred: (l: Record<string, unknown>) => boolean, ms = 10_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      const hit = this.lines.find(pred);
-      if (hit) return hit;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`log line not seen; stderr: ${this.stderr}; lines: ${JSON.stringify(this.lines.slice(-5))}`);
-  }
 }
 
 let running: Proc | undefined;

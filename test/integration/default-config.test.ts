@@ -102,6 +102,11 @@ describe('the default config over IPv6', () => {
     // the rcpt policy sees the rejections counted so far; a rejection is counted after the
     // backend's 550, so the 51st unknown recipient still reaches the backend
     expect(rejected).toBe(51);
+    // dha6 bans (ban: { for: 10m, … }): the harvester's next connection is refused at connect
+    const again = await SmtpTestClient.connect(port, { host: '::1' });
+    expect(again.greeting.code).toBe(421);
+    expect(again.greeting.text).toMatch(/^4\.7\.0 Your network ::\/64 is banned \(try again in 10m\)/);
+    again.close();
   });
 
   it('journals every stage event (the default config has the journal on), refusals with their policy', async () => {

@@ -22,6 +22,8 @@ function stub(journal: JournalStats | undefined): AdminView {
     store: { status: () => ({ kind: 'memory', state: 'ok', since: 0, errors: 0, pending: 0 }) },
     journalStats: () => journal,
     mtaFronts: () => [],
+    alerts: { stats: () => new Map() },
+    controls: { bans: { stats: () => ({ active: 0, issued: new Map(), lifted: 0, refused: 0, skipped: 0, unshared: 0 }) } },
   } as unknown as AdminView;
 }
 

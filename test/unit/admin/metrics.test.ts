@@ -32,6 +32,8 @@ function stub(registry: SeriesRegistry, clock: ManualClock, persister: SeriesPer
     relay: { stats: () => ({ backends: [], messages: 0, bytes: 0, transactions: 0, opened: 0, active: 0, idle: 0 }) },
     store: { status: () => status },
     mtaFronts: () => [],
+    alerts: { stats: () => new Map() },
+    controls: { bans: { stats: () => ({ active: 0, issued: new Map(), lifted: 0, refused: 0, skipped: 0, unshared: 0 }) } },
   } as unknown as AdminView;
 }
 
