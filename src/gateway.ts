@@ -106,6 +106,7 @@ export class Gateway implements AdminView {
         hostname: () => this.config.server.hostname,
         logger: this.logger,
         controls: this.controls,
+        events: this.events,
       });
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({

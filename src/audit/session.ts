@@ -25,6 +25,7 @@ import type { EventContext } from '../policy/evaluate.js';
 import type { Recorder, StageOptions, StageResult } from './recorder.js';
 import type { SessionTracker } from './sessions.js';
 import type { Controls } from './controls.js';
+import type { DecisionEvent, GatewayEvents } from '../events.js';
 import { banReply, refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
 
 export type FrontKind = 'smtp' | 'milter' | 'policy';
@@ -75,6 +76,8 @@ export interface EngineDeps {
   logger: Logger;
   /** Bans and protected networks; none when absent. */
   controls?: Controls;
+  /** Where verdicts other than continue are published (the console's live decisions); never awaited. */
+  events?: GatewayEvents;
 }
 
 /** Lower-cased address and its domain ('' when there is none, which templates treat as missing). */
@@ -169,7 +172,7 @@ export class SessionEngine {
     void this.rejectEvent(s, ctx);
     const left = (ban.until - this.deps.recorder.now()) / 1000;
     this.deps.logger.info({ cid: s.cid, client: ctx.ip, stage: 'connect', ban: ban.prefix, policy: ban.policy, seconds_left: Math.ceil(left) }, 'banned client refused');
-    return { action: 'tempfail', reply: banReply(s.tag, ban.prefix, left), close: true, policy: ban.policy };
+    return this.publish(s, 'connect', { action: 'tempfail', reply: banReply(s.tag, ban.prefix, left), close: true, policy: ban.policy }, ban.prefix);
   }
 
   /** What the recorder is told about the session besides the event. */
@@ -193,7 +196,7 @@ export class SessionEngine {
     let v: Verdict = CONTINUE;
     if (!this.deps.recorder.passes('rcpt_rejected', s.trusted)) {
       const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
-      v = this.verdict(s, 'rcpt', res);
+      v = this.publish(s, 'rcpt', this.verdict(s, 'rcpt', res));
     }
     this.refused(s, 'rcpt');
     return v;
@@ -210,7 +213,7 @@ export class SessionEngine {
     ctx.auth_user = user.toLowerCase();
     if (this.deps.recorder.passes('auth_fail', s.trusted)) return { verdict: CONTINUE, undo: () => undefined };
     const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
-    const verdict = s.closed ? CONTINUE : this.verdict(s, 'auth_fail', res);
+    const verdict = s.closed ? CONTINUE : this.publish(s, 'auth_fail', this.verdict(s, 'auth_fail', res));
     if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx).catch(() => undefined);
     return { verdict, undo: () => void this.deps.recorder.undo(ctx) };
   }
@@ -223,7 +226,7 @@ export class SessionEngine {
   private async run(s: Session, stage: Stage, ctx: EventContext): Promise<Verdict> {
     const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
     if (s.closed) return CONTINUE;
-    const v = this.verdict(s, stage, res);
+    const v = this.publish(s, stage, this.verdict(s, stage, res));
     if (v.action === 'tempfail' || v.action === 'reject') void this.rejectEvent(s, ctx);
     else if (v.action === 'accept' && stage === 'connect') s.trusted = true;
     return v;
@@ -256,6 +259,25 @@ export class SessionEngine {
       default:
         return CONTINUE;
     }
+  }
+
+  /**
+   * Tells whoever listens (the console) about a verdict other than continue. Synchronous and
+   * guarded: a listener that throws is logged, never felt by the session.
+   */
+  private publish(s: Session, stage: Stage, v: Verdict, ban?: string): Verdict {
+    const events = this.deps.events;
+    if (v.action === 'continue' || !events || events.listenerCount('decision') === 0) return v;
+    const e: DecisionEvent = { at: this.deps.recorder.now(), cid: s.cid, front: s.front, stage, client: s.client?.text ?? '', action: v.action };
+    if (v.action !== 'accept' && v.policy !== undefined) e.policy = v.policy;
+    if (v.action === 'tempfail' || v.action === 'reject') e.reply = `${v.reply.code} ${v.reply.enhanced} ${v.reply.text}`;
+    if (ban !== undefined) e.ban = ban;
+    try {
+      events.emit('decision', e);
+    } catch (err) {
+      this.deps.logger.warn({ err, cid: s.cid }, 'a decision listener failed');
+    }
+    return v;
   }
 
   private async rejectEvent(s: Session, ctx: EventContext): Promise<void> {
