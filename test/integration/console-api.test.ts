@@ -7,7 +7,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Proc } from '../helpers/process.js';
 import { proxyV1, sendMail, SmtpTestClient, startTestGateway, type TestGateway } from '../helpers/smtp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -164,5 +167,41 @@ describe('web console endpoints', () => {
       gw.gateway.events.off('decision', boom);
     }
     expect(await greet('2001:db8:5:6::11')).toBe(554);
+  });
+});
+
+describe('the built package (npm run build: dist/)', () => {
+  it('auditgate serve from dist/ serves the compiled modules, every one main.js imports', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const built = path.join(root, 'dist/src/console');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-console-dist-'));
+    const file = path.join(dir, 'auditgate.yaml');
+    fs.writeFileSync(
+      file,
+      `server: { hostname: dist.test, listen: ["127.0.0.1:0"] }\nrelay: { url: "dir:${path.join(dir, 'mail')}" }\nstate_dir: ${path.join(dir, 'state')}\nlog_dir: ${path.join(dir, 'log')}\nadmin: { listen: "127.0.0.1:0" }\nseries:\n  c: { type: cidr, interval: 1m, windows: 2 }\n`,
+    );
+    const p = new Proc(spawn(process.execPath, [path.join(root, 'dist/src/cli.js'), 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    try {
+      const up = await p.waitFor((l) => l.msg === 'auditgate listening');
+      const base = `http://127.0.0.1:${(up.admin as { port: number }).port}`;
+      expect((await fetch(`${base}/`)).status).toBe(200);
+      const seen = new Set<string>();
+      const todo = ['main.js'];
+      while (todo.length) {
+        const name = todo.pop()!;
+        if (seen.has(name)) continue;
+        seen.add(name);
+        const r = await fetch(`${base}/console/${name}`);
+        expect(r.status, name).toBe(200);
+        const text = await r.text();
+        expect(text).toBe(fs.readFileSync(path.join(built, name), 'utf8'));
+        for (const m of text.matchAll(/from '\.\/([a-z-]+\.js)'/g)) todo.push(m[1]!);
+      }
+      expect(seen.size).toBeGreaterThan(8);
+    } finally {
+      p.child.kill('SIGKILL');
+      await p.exit;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
