@@ -106,6 +106,11 @@ export class DecisionStream {
   /** Ends every stream (the listener is closing). */
   close(): void {
     clearInterval(this.heartbeat);
+    this.disconnectAll();
+  }
+
+  /** Ends every open stream; readers reconnect after their retry delay. */
+  disconnectAll(): void {
     for (const r of this.readers) r.res.end();
     this.readers.clear();
   }

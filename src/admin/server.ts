@@ -57,7 +57,7 @@ export class AdminServer {
   private readonly routes: Route[];
   private readonly sockets = new Set<net.Socket>();
   /** The web console: its page, live decisions, firing rates. */
-  private readonly console: AdminConsole;
+  readonly console: AdminConsole;
 
   constructor(
     private readonly gateway: AdminView,

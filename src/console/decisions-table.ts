@@ -7,7 +7,7 @@ export function decisionRow(d: ApiDecision): HTMLElement[] {
   return [
     h('span', {}, fmtTime(d.at)),
     h('span', { class: refused ? 'error' : undefined }, d.action),
-    h('span', {}, d.policy ?? (d.ban ? `ban ${d.ban}` : '')),
+    h('span', {}, d.ban ? `${d.policy ?? ''} (ban ${d.ban})` : (d.policy ?? '')),
     h('span', {}, d.stage),
     d.client ? clientLink(d.client) : h('span', { class: 'muted' }, 'none'),
     h('span', {}, d.front),

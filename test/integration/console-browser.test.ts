@@ -120,6 +120,24 @@ describe.skipIf(skipWithoutChromium(chromiumPath))('web console in a real browse
     await screenshot(page, 'console-client');
   });
 
+  it('reconnects when the stream drops and resumes after the last decision it saw', async () => {
+    const { page } = browser;
+    await page.goto(`${admin}/#decisions`);
+    await page.waitForFunction(() => document.querySelector('main [role=status]')?.textContent === 'Live.', undefined, { timeout: 10_000 });
+    const rows = page.locator('#decisions-body tr');
+    await page.waitForFunction(() => !(document.getElementById('decisions-body')?.textContent ?? '').includes('No decisions yet'));
+    const before = await rows.count();
+    gw.gateway.admin!.console.stream.disconnectAll();
+    // The page says so, waits the server's retry: 2000, and connects again.
+    await page.waitForFunction(() => (document.querySelector('main [role=status]')?.textContent ?? '').includes('reconnecting'), undefined, { timeout: 10_000, polling: 20 });
+    await page.waitForFunction(() => document.querySelector('main [role=status]')?.textContent === 'Live.', undefined, { timeout: 10_000 });
+    // 192.0.2.0/24 is banned: the next connect is refused by the ban, a new decision.
+    expect(await connect('192.0.2.6')).toBe(421);
+    await page.waitForFunction(() => (document.getElementById('decisions-body')?.textContent ?? '').includes('192.0.2.6'), undefined, { timeout: 10_000 });
+    expect(await rows.count()).toBe(before + 1); // resumed after Last-Event-ID: nothing sent twice
+    expect(await rows.first().innerText()).toContain('flood (ban 192.0.2.0/24)');
+  });
+
   it('lifts a ban with its button, from the keyboard (Tab to it, Enter)', async () => {
     expect(gw.gateway.controls.list().map((b) => b.prefix)).toContain('192.0.2.0/24');
     const { page } = browser;

@@ -104,7 +104,7 @@ describe('DecisionStream', () => {
     let n = 0;
     // Publish, each once the reading client has it, until the paused socket's buffers are full
     // and its queue overflowed (bounded: the loopback buffers are a few MB).
-    while (stream!.droppedTotal === 0 && n < 2000) {
+    while (stream!.droppedTotal === 0 && n < 600) {
       stream!.publish(log.push(ev(++n, pad)));
       await waitFor(() => fast.text().includes(`id: ${n}\n`), 20_000);
     }
