@@ -78,6 +78,10 @@ export class DecisionStream {
       'X-Content-Type-Options': 'nosniff',
       'X-Accel-Buffering': 'no',
     });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     res.flushHeaders();
     const reader: Reader = { res, queue: [], blocked: false, dropped: 0 };
     this.readers.add(reader);

@@ -102,6 +102,11 @@ describe('web console endpoints', () => {
     expect(await (await fetch(`${admin}/auth`, { headers: auth })).json()).toEqual({ required: true, authorized: true });
     expect((await fetch(`${admin}/events/decisions`)).status).toBe(401);
     expect((await fetch(`${admin}/rates`)).status).toBe(401);
+    // HEAD answers the stream's headers and keeps no stream open.
+    const head = await fetch(`${admin}/events/decisions`, { method: 'HEAD', headers: auth });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(gw.gateway.admin!.console.stream.size()).toBe(0);
   });
 
   it('streams the refusals of real SMTP clients, IPv4 and IPv6, as they happen', async () => {
