@@ -27,7 +27,8 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway } from '../src/gateway.js';
 import { readProxyHeader } from '../src/smtp/proxy-protocol.js';
-import type { SmtpReply } from '../src/smtp/relay/backend-client.js';
+import type { SmtpReply } from '../src/smtp/relay/reply.js';
+import { UNLIMITED } from '../src/smtp/relay/capabilities.js';
 import type { Relay, RelayTransaction } from '../src/smtp/relay/types.js';
 import { backendProcess, clientProcess, FULL_POLICIES, gatewayYaml, startResponder, type RunResult } from './gateway.js';
 import type { Figure } from './harness.js';
@@ -93,8 +94,10 @@ function stubRelay(): Relay {
   return {
     begin: () => Promise.resolve(tx),
     authenticate: () => Promise.resolve({ reply: ok }),
+    start: () => undefined,
+    capabilities: () => UNLIMITED,
     close: () => Promise.resolve(),
-    stats: () => ({ kind: 'smtp', idle: 0, active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 }),
+    stats: () => ({ kind: 'smtp', backends: [], idle: 0, active: 0, opened: 0, reused: 0, transactions: 0, messages: 0, bytes: 0, failures: 0 }),
   };
 }
 

@@ -14,6 +14,7 @@ import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import tls from 'node:tls';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../src/config/load.js';
@@ -47,18 +48,26 @@ interface Responder {
 /**
  * 220 greeting, 250 to EHLO / MAIL / RCPT (and anything else), 354 to DATA, 250 after the
  * "\r\n.\r\n" terminator (found across chunk boundaries), 221 to QUIT then close. With
- * `chunking` it also offers CHUNKING and answers "BDAT n [LAST]" with 250 after n bytes.
+ * `chunking` it also offers CHUNKING and answers "BDAT n [LAST]" with 250 after n bytes; with
+ * `tls` (PEM key and certificate) it offers STARTTLS and goes on inside TLS after its 220.
  */
-export async function startResponder(opts: { chunking?: boolean } = {}): Promise<Responder> {
-  const ehlo = opts.chunking ? '250-sink.bench\r\n250-8BITMIME\r\n250 CHUNKING\r\n' : '250-sink.bench\r\n250 8BITMIME\r\n';
+export async function startResponder(opts: { chunking?: boolean; tls?: { key: string; cert: string } } = {}): Promise<Responder> {
+  const ehloFor = (secure: boolean): string =>
+    `250-sink.bench\r\n${opts.tls && !secure ? '250-STARTTLS\r\n' : ''}${opts.chunking ? '250-8BITMIME\r\n250 CHUNKING\r\n' : '250 8BITMIME\r\n'}`;
+  const context = opts.tls ? tls.createSecureContext(opts.tls) : undefined;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
     s.setNoDelay(true);
-    s.setEncoding('latin1');
     s.write('220 sink.bench ESMTP\r\n');
+    dialog(s, false);
+  });
+  /** The SMTP dialog on a socket (the TCP one, or the TLS one after STARTTLS). */
+  const dialog = (s: net.Socket, secure: boolean): void => {
+    const ehlo = ehloFor(secure);
+    s.setEncoding('latin1');
     let buf = '';
     let inData = false;
     /** BDAT bytes still to skip (latin1: one char per byte). */
@@ -110,12 +119,19 @@ export async function startResponder(opts: { chunking?: boolean } = {}): Promise
           return;
         } else if (verb === 'EHLO') {
           s.write(ehlo);
+        } else if (verb === 'STAR' && context && !secure) {
+          s.removeAllListeners('data');
+          s.write('220 2.0.0 Ready to start TLS\r\n');
+          const secureSocket = new tls.TLSSocket(s, { isServer: true, secureContext: context });
+          secureSocket.on('error', () => {});
+          dialog(secureSocket, true);
+          return;
         } else {
           s.write('250 2.0.0 Ok\r\n');
         }
       }
     });
-  });
+  };
   server.maxConnections = 100_000;
   await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
   return {
@@ -283,8 +299,13 @@ async function childMain(): Promise<void> {
 
 if (process.env[CHILD_ENV] === '1' && process.send) void childMain();
 
+/** Set (to JSON {key, cert} PEM paths) in a backend process that offers STARTTLS. */
+const BACKEND_TLS_ENV = 'AUDITGATE_BENCH_BACKEND_TLS';
+
 async function backendMain(): Promise<void> {
-  const r = await startResponder({ chunking: process.env[BACKEND_ENV] === 'chunking' });
+  const tlsFiles = process.env[BACKEND_TLS_ENV] ? (JSON.parse(process.env[BACKEND_TLS_ENV]) as { key: string; cert: string }) : undefined;
+  const tlsPem = tlsFiles ? { key: fs.readFileSync(tlsFiles.key, 'utf8'), cert: fs.readFileSync(tlsFiles.cert, 'utf8') } : undefined;
+  const r = await startResponder({ chunking: process.env[BACKEND_ENV] === 'chunking', ...(tlsPem ? { tls: tlsPem } : {}) });
   process.send!({ port: r.port });
   process.on('disconnect', () => process.exit(0));
 }
@@ -295,8 +316,10 @@ if (process.env[BACKEND_ENV] && process.send) void backendMain();
  * The gateway's backend: a responder in a process of its own, as a backend MTA would be, so
  * its work is not charged to the gateway's process.
  */
-export function backendProcess(chunking: boolean): Promise<{ port: number; close(): void }> {
-  const child = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, [BACKEND_ENV]: chunking ? 'chunking' : 'data' }, execArgv: [], stdio: 'inherit' });
+export function backendProcess(chunking: boolean, tlsFiles?: { key: string; cert: string }): Promise<{ port: number; close(): void }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, [BACKEND_ENV]: chunking ? 'chunking' : 'data' };
+  if (tlsFiles) env[BACKEND_TLS_ENV] = JSON.stringify(tlsFiles);
+  const child = fork(fileURLToPath(import.meta.url), [], { env, execArgv: [], stdio: 'inherit' });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { port: number }) =>
       resolve({
@@ -314,7 +337,7 @@ export function backendProcess(chunking: boolean): Promise<{ port: number; close
 // The server side (parent)
 
 /** Runs one client phase and logs the server-side (this process) CPU use during it. */
-async function measured(what: string, clients: { run(spec: RunSpec): Promise<RunResult> }, spec: RunSpec): Promise<RunResult> {
+export async function measured(what: string, clients: { run(spec: RunSpec): Promise<RunResult> }, spec: RunSpec): Promise<RunResult> {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await clients.run(spec);
@@ -349,7 +372,10 @@ export function clientProcess(): { run(spec: RunSpec): Promise<RunResult>; close
   };
 }
 
-export function gatewayYaml(relayPort: number, dir: string, policies: string, replicate?: { redisPort: number }): string {
+/** `relay`: the backend's port, or the relay's url value and any more relay lines (indented two spaces). */
+export function gatewayYaml(relay: number | { url: string; extra?: string }, dir: string, policies: string, replicate?: { redisPort: number }): string {
+  const url = typeof relay === 'number' ? `smtp://127.0.0.1:${relay}` : relay.url;
+  const extra = typeof relay === 'number' ? '' : (relay.extra ?? '');
   const store = replicate ? `store: { redis: "redis://127.0.0.1:${replicate.redisPort}", on_error: local }\n` : '';
   const rep = replicate ? 'cluster' : 'none';
   return `server:
@@ -359,10 +385,10 @@ export function gatewayYaml(relayPort: number, dir: string, policies: string, re
   max_clients: 10000
   idle_timeout: 30s
 relay:
-  url: smtp://127.0.0.1:${relayPort}
+  url: ${url}
   timeout: 10s
   pool_size: 64
-state_dir: ${JSON.stringify(path.join(dir, 'state'))}
+${extra}state_dir: ${JSON.stringify(path.join(dir, 'state'))}
 log_dir: ${JSON.stringify(path.join(dir, 'log'))}
 admin: { enabled: false }
 log: { level: silent }
@@ -375,9 +401,9 @@ ${policies}
 `;
 }
 
-const rate = (r: RunResult): number => r.sessions / (r.elapsedMs / 1000);
+export const rate = (r: RunResult): number => r.sessions / (r.elapsedMs / 1000);
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
@@ -645,7 +671,7 @@ export async function benchGateway(): Promise<Figure[]> {
   return figures;
 }
 
-function checkFull(what: string, r: RunResult): void {
+export function checkFull(what: string, r: RunResult): void {
   const total = r.sessions + r.failures;
   console.error(
     `${what} full sessions: ${r.sessions} ok, ${r.failures} failed (${r.dataNot250} without 250 after DATA) in ${(r.elapsedMs / 1000).toFixed(2)} s` +

@@ -1,7 +1,8 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|cost|soak]` (cost and soak run only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|cost|soak]` (cost and soak run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
+import { benchRelay } from './relay.js';
 import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
 import { benchSoak } from './soak.js';
@@ -18,6 +19,7 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   persist: benchPersist,
   distinct: benchDistinct,
   gateway: benchGateway,
+  relay: benchRelay,
   cost: benchCost,
   soak: benchSoak,
 };

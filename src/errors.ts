@@ -97,6 +97,12 @@ export class RelayError extends AuditgateError {
 /** The client's message broke off (it vanished mid-DATA): the transfer stopped, not the backend's fault. */
 export class MessageAbortedError extends RelayError {}
 
+/**
+ * No relay backend could be reached (each is down, or failed just now). Each backend logged its
+ * going down once, with the reason; the transactions refused meanwhile are not logged again.
+ */
+export class BackendsUnavailableError extends RelayError {}
+
 export class PersistError extends AuditgateError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('AG_PERSIST', message, options);

@@ -38,16 +38,35 @@ export interface GatewayOptions {
   alertDelivery?: Pick<AlertSenderOptions, 'maxQueue' | 'concurrency' | 'backoffMs'>;
 }
 
+function relayUrls(config: Config): string | string[] {
+  const r = config.relay;
+  return r.kind === 'dir' ? r.url : r.backends.map((b) => b.url);
+}
+
 /** The relay's runtime options from the config (the boundary: YAML names and seconds stay on the config side). */
 export function relayOptions(config: Config, logger: Logger): RelayOptions {
   const r = config.relay;
   const hostname = config.server.hostname;
   if (r.kind === 'dir') return { kind: 'dir', dir: r.dir, hostname, logger };
-  return { kind: 'smtp', host: r.host, port: r.port, timeoutMs: r.timeout * 1000, poolSize: r.pool_size, chunking: r.chunking, hostname, logger };
+  const { mode, ca, servername, cert, key } = r.tls;
+  return {
+    kind: 'smtp',
+    backends: r.backends.map((b) => ({ url: b.url, host: b.host, port: b.port, implicitTls: b.implicit_tls })),
+    strategy: r.strategy,
+    tls: { mode, ca: ca?.pem, servername, cert: cert?.pem, key: key?.pem },
+    timeoutMs: r.timeout * 1000,
+    poolSize: r.pool_size,
+    chunking: r.chunking,
+    hostname,
+    logger,
+  };
 }
 
+/** The relay a config asks for, already connecting to its backends to learn what they offer. */
 export function relayFor(config: Config, logger: Logger): Relay {
-  return createRelay(relayOptions(config, logger));
+  const relay = createRelay(relayOptions(config, logger));
+  relay.start();
+  return relay;
 }
 
 export class Gateway implements AdminView {
@@ -127,7 +146,7 @@ export class Gateway implements AdminView {
       await this.close(0).catch(() => {});
       throw err;
     }
-    this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: this.config.relay.url, series: this.registry.list().length }, 'auditgate listening');
+    this.logger.info({ listen: this.front.addresses(), admin: this.admin?.address(), relay: relayUrls(this.config), series: this.registry.list().length }, 'auditgate listening');
   }
 
   /** Where the admin listener is bound (port 0 resolved), or undefined when disabled. */

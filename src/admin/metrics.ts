@@ -189,6 +189,17 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     },
   });
 
+  new Gauge({
+    name: 'auditgate_relay_backend_up',
+    help: 'Per relay backend: 1 while it is tried, 0 while it is skipped because it could not be reached (down, in its back-off).',
+    labelNames: ['backend'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const b of gateway.relay.stats().backends) this.set({ backend: b.url }, b.up ? 1 : 0);
+    },
+  });
+
   new Counter({
     name: 'auditgate_store_errors_total',
     help: 'Errors the series store reported (Redis failures).',

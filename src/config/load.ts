@@ -12,7 +12,7 @@ import { Document, LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDo
 import { ConfigError } from '../errors.js';
 import { formatDuration, formatSize } from './duration.js';
 import { parseConfigObject } from './parse.js';
-import type { Config, PathProblem } from './types.js';
+import type { Config, PathProblem, RelayConfig } from './types.js';
 import { formatHostPort } from './values.js';
 import { configWarnings } from './warnings.js';
 
@@ -149,6 +149,16 @@ export interface FormatOptions {
   showSecrets?: boolean;
 }
 
+/** The relay section in the input shape: one URL or the list, TLS files by path. */
+function formatRelay(relay: RelayConfig): Record<string, unknown> {
+  const settings = { timeout: formatDuration(relay.timeout), pool_size: relay.pool_size, chunking: relay.chunking };
+  if (relay.kind === 'dir') return { url: relay.url, ...settings };
+  const urls = relay.backends.map((b) => b.url);
+  const { mode, ca, servername, cert, key } = relay.tls;
+  const tls = { mode, ca: ca?.path, servername, cert: cert?.path, key: key?.path };
+  return { url: urls.length === 1 ? urls[0] : urls, strategy: relay.strategy, tls, ...settings };
+}
+
 /**
  * YAML text of the effective configuration in the input shape (defaults filled in, durations
  * and sizes in units, paths absolute), so it can itself be loaded. Secrets are redacted unless
@@ -172,11 +182,13 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       max_errors: server.max_errors,
       max_junk_commands: server.max_junk_commands,
       idle_timeout: formatDuration(server.idle_timeout),
+      max_transaction_time: formatDuration(server.max_transaction_time),
+      proxy_header_wait: formatDuration(server.proxy_header_wait),
       greet_delay: formatDuration(server.greet_delay),
       max_line_length: server.max_line_length,
       banner: server.banner,
     },
-    relay: { url: relay.url, timeout: formatDuration(relay.timeout), pool_size: relay.pool_size },
+    relay: formatRelay(relay),
     state_dir: config.state_dir,
     log_dir: config.log_dir,
     persist_interval: formatDuration(config.persist_interval),

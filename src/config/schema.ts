@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { SERIES_TYPES, type SeriesType } from '../series/types.js';
-import type { AdminConfig, AlertConfig, BanConfig, PolicyConfig, RecordRule, RelayConfig, ServerConfig, StoreConfig } from './types.js';
+import { certificateKeyProblem, readPemFile } from './pem.js';
+import type { AdminConfig, AlertConfig, BanConfig, PolicyConfig, RecordRule, RelayConfig, RelayTlsConfig, ServerConfig, StoreConfig } from './types.js';
 import { parseAlertHeaders, parseAlertUrl } from './control-values.js';
 import { unknownKeyMessage } from './problems.js';
 import {
@@ -22,11 +23,12 @@ import {
   parseRedisSetting,
   parseRelayUrl,
   parseReply,
+  parseServerName,
   parseSizeValue,
   parseTemplate,
   parseWindowRange,
 } from './values.js';
-import { ACTIONS, DEFAULTS, LOG_LEVELS, POLICY_MODES, REPLICATE_MODES, SERIES_NAME_RE, STAGES, STORE_ON_ERROR } from './vocabulary.js';
+import { ACTIONS, DEFAULTS, LOG_LEVELS, POLICY_MODES, RELAY_STRATEGIES, RELAY_TLS_MODES, REPLICATE_MODES, SERIES_NAME_RE, STAGES, STORE_ON_ERROR } from './vocabulary.js';
 
 /** A schema from a pure parser: a thrown ValueProblem becomes a zod issue with its message. */
 function custom<T>(parse: (v: unknown) => T) {
@@ -85,6 +87,8 @@ export function serverSchema(baseDir: string) {
       max_errors: int(1).default(DEFAULTS.max_errors),
       max_junk_commands: int(0).default(DEFAULTS.max_junk_commands),
       idle_timeout: duration({ positive: true }).default(DEFAULTS.idle_timeout),
+      max_transaction_time: duration({ positive: true }).default(DEFAULTS.max_transaction_time),
+      proxy_header_wait: duration({ positive: false }).default(DEFAULTS.proxy_header_wait),
       greet_delay: duration({ positive: false }).default(DEFAULTS.greet_delay),
       max_line_length: int(1).default(DEFAULTS.max_line_length),
       banner: z.string().regex(/^[^\r\n]*$/, { message: 'a banner must be a single line' }).optional(),
@@ -96,15 +100,71 @@ export function serverSchema(baseDir: string) {
     .prefault({});
 }
 
+function relayTlsSchema(baseDir: string) {
+  const pem = (kind: 'ca' | 'cert' | 'key') => custom((v) => readPemFile(v, baseDir, kind));
+  return z
+    .strictObject({
+      mode: z.enum(RELAY_TLS_MODES).default('none'),
+      ca: pem('ca').optional(),
+      servername: custom(parseServerName).optional(),
+      cert: pem('cert').optional(),
+      key: pem('key').optional(),
+    })
+    .superRefine((t, ctx) => {
+      const at = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message, input: t });
+      if (t.cert && !t.key) at('cert', 'a client certificate needs its key: set relay.tls.key too');
+      if (t.key && !t.cert) at('key', 'a key needs its certificate: set relay.tls.cert too');
+      if (t.cert && t.key) {
+        const problem = certificateKeyProblem(t.cert, t.key);
+        if (problem) at('key', problem);
+      }
+      if (t.ca && t.mode !== 'required') at('ca', `ca is what a backend's certificate is checked against, which only mode: required does (mode is ${t.mode})`);
+    })
+    .transform((t): RelayTlsConfig => dropUndefined(t));
+}
+
 export function relaySchema(baseDir: string) {
   return z
     .strictObject({
-      url: custom((v) => parseRelayUrl(v, baseDir)),
+      url: listOf(
+        custom((v) => parseRelayUrl(v, baseDir)),
+        1,
+        'needs at least one backend URL',
+      ),
+      strategy: z.enum(RELAY_STRATEGIES).optional(),
+      tls: relayTlsSchema(baseDir).optional(),
       timeout: duration({ positive: true }).default(DEFAULTS.relay_timeout),
       pool_size: int(1).default(DEFAULTS.pool_size),
       chunking: z.boolean().default(true),
     })
-    .transform(({ url, timeout, pool_size, chunking }): RelayConfig => dropUndefined({ ...url, timeout, pool_size, chunking }));
+    .superRefine((r, ctx) => {
+      const at = (p: Array<string | number>, message: string) => ctx.addIssue({ code: 'custom', path: p, message, input: r });
+      const dir = r.url.findIndex((u) => u.kind === 'dir');
+      if (dir >= 0) {
+        if (r.url.length > 1) at(['url', dir], 'a dir: relay writes files instead of relaying: list either one dir: or smtp:// / smtps:// backends');
+        for (const key of ['strategy', 'tls'] as const) if (r[key] !== undefined) at([key], `${key} applies to smtp:// and smtps:// backends, not to a dir: relay`);
+        return;
+      }
+      const seen = new Map<string, number>();
+      r.url.forEach((u, i) => {
+        const first = seen.get(u.url);
+        if (first !== undefined) at(['url', i], `backend ${u.url} is listed twice (first as url[${first}])`);
+        else seen.set(u.url, i);
+      });
+      const tls = r.tls;
+      if (tls && tls.mode === 'none' && !r.url.some((u) => u.kind === 'smtp' && u.implicit_tls)) {
+        for (const key of ['servername', 'cert', 'key'] as const) {
+          if (tls[key] !== undefined) at(['tls', key], 'TLS to the backends is off (mode: none and no smtps:// backend): set relay.tls.mode to opportunistic or required');
+        }
+      }
+    })
+    .transform(({ url, strategy, tls, timeout, pool_size, chunking }): RelayConfig => {
+      const settings = { timeout, pool_size, chunking };
+      const first = url[0]!;
+      if (first.kind === 'dir') return { ...first, ...settings };
+      const backends = url.flatMap((u) => (u.kind === 'smtp' ? [{ url: u.url, host: u.host, port: u.port, implicit_tls: u.implicit_tls }] : []));
+      return { kind: 'smtp', backends, strategy: strategy ?? 'failover', tls: tls ?? { mode: 'none' }, ...settings };
+    });
 }
 
 export const monitorsSchema = z.array(custom(parseMonitor)).default(() => []);

@@ -4,7 +4,7 @@
  * names; runtime options (camelCase with units) are made from these where parts are built.
  */
 import type { Replicate, SeriesType } from '../series/types.js';
-import type { Action, LOG_LEVELS, POLICY_MODES, Stage, StoreOnError } from './vocabulary.js';
+import type { Action, LOG_LEVELS, POLICY_MODES, RelayStrategy, RelayTlsMode, Stage, StoreOnError } from './vocabulary.js';
 
 export interface HostPort {
   host: string;
@@ -33,6 +33,18 @@ export interface ServerConfig {
   /** Seconds. */
   idle_timeout: number;
   /**
+   * Seconds a transaction may take, from the first byte of a command outside a transaction (its
+   * MAIL) to the final reply to its message; past it the client gets 421 and the connection
+   * closes, however steadily it trickles bytes.
+   */
+  max_transaction_time: number;
+  /**
+   * Seconds a peer that is not a trusted PROXY peer waits for its greeting when
+   * `proxy_protocol` lists any peers, so that a PROXY header it sends at once is refused
+   * before a 220 (0: greet at once).
+   */
+  proxy_header_wait: number;
+  /**
    * Seconds to wait before the 220 greeting; a client that talks before it gets 421 (early-talker /
    * pregreet test). 0 greets as soon as the connect stage has decided.
    */
@@ -46,15 +58,13 @@ export interface ServerConfig {
   auth: { enabled: boolean; allow_plaintext: boolean };
 }
 
-/** Where accepted mail goes: a backend MTA (`smtp://`), or a directory of .eml files (`dir:`). */
+/** Where accepted mail goes: backend MTAs (`smtp://`, `smtps://`), or a directory of .eml files (`dir:`). */
 export type RelayConfig = SmtpRelayConfig | DirRelayConfig;
 
-/** The part of the relay config its URL gives. */
-export type RelayTarget = Pick<SmtpRelayConfig, 'url' | 'kind' | 'host' | 'port'> | Pick<DirRelayConfig, 'url' | 'kind' | 'dir'>;
+/** What one entry of `relay.url` gives. */
+export type RelayUrl = ({ kind: 'smtp' } & RelayBackendConfig) | Pick<DirRelayConfig, 'url' | 'kind' | 'dir'>;
 
 interface RelaySettings {
-  /** Normalized: `smtp://host:port` (IPv6 host in brackets) or `dir:/absolute/path`. */
-  url: string;
   /** Seconds. */
   timeout: number;
   pool_size: number;
@@ -62,15 +72,47 @@ interface RelaySettings {
   chunking: boolean;
 }
 
-export interface SmtpRelayConfig extends RelaySettings {
-  kind: 'smtp';
+/** One backend MTA. */
+export interface RelayBackendConfig {
+  /** Normalized: `smtp://host:port` or `smtps://host:port` (IPv6 host in brackets). */
+  url: string;
   /** An IPv6 host without brackets. */
   host: string;
   port: number;
+  /** `smtps://`: TLS from the first byte (RFC 8314), not STARTTLS. */
+  implicit_tls: boolean;
+}
+
+/** A PEM file read at load: its absolute path and its text. */
+export interface PemFile {
+  path: string;
+  pem: string;
+}
+
+/** TLS to the backends: STARTTLS on `smtp://` backends, and the certificate check of every TLS backend. */
+export interface RelayTlsConfig {
+  mode: RelayTlsMode;
+  /** CA certificates the backend's certificate must chain to (mode required); default: the system's. */
+  ca?: PemFile;
+  /** The name sent (SNI) and checked in the backend's certificate; default: the URL's host. */
+  servername?: string;
+  /** A client certificate and its key, offered to backends that ask for one. */
+  cert?: PemFile;
+  key?: PemFile;
+}
+
+export interface SmtpRelayConfig extends RelaySettings {
+  kind: 'smtp';
+  /** In the order listed (at least one). */
+  backends: RelayBackendConfig[];
+  strategy: RelayStrategy;
+  tls: RelayTlsConfig;
 }
 
 export interface DirRelayConfig extends RelaySettings {
   kind: 'dir';
+  /** Normalized: `dir:/absolute/path`. */
+  url: string;
   /** Absolute. */
   dir: string;
 }

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseDuration, parseSize } from './duration.js';
-import type { HostPort, MonitorConfig, RelayTarget } from './types.js';
+import type { HostPort, MonitorConfig, RelayUrl } from './types.js';
 import { KEY_PLACEHOLDERS, type KeyPlaceholder } from './vocabulary.js';
 
 export class ValueProblem extends Error {}
@@ -79,6 +79,15 @@ export function parseAdminHost(v: unknown): string {
   }
   if (/:\d*$/.test(name)) throw new ValueProblem(`${describeValue(v)}: list the name without a port (any port is accepted)`);
   if (!HOSTNAME_RE.test(name)) throw new ValueProblem(`${describeValue(v)} is not a host name such as "gateway.example.net" (no wildcards)`);
+  return name;
+}
+
+/** A TLS server name (SNI, and the name a certificate is checked for): a host name, not an address. */
+export function parseServerName(v: unknown): string {
+  if (typeof v !== 'string') throw new ValueProblem(`expected a host name such as "mx.example.net", got ${describeValue(v)}`);
+  const name = v.trim().toLowerCase().replace(/\.$/, '');
+  if (isIPv4(name) || isIPv6(name)) throw new ValueProblem(`${describeValue(v)} is an IP address: a server name is a host name (an address is checked as the URL's host)`);
+  if (!HOSTNAME_RE.test(name)) throw new ValueProblem(`${describeValue(v)} is not a host name such as "mx.example.net"`);
   return name;
 }
 
@@ -194,8 +203,9 @@ export function parseMonitor(v: unknown): MonitorConfig {
   return { interval, windows, text: `${interval},${windows}` };
 }
 
-export function parseRelayUrl(v: unknown, baseDir: string): RelayTarget {
-  const help = 'expected "smtp://host:port" (IPv6 host in brackets) or "dir:PATH"';
+/** One relay URL: `smtp://host:port`, `smtps://host:port` (implicit TLS) or `dir:PATH`. */
+export function parseRelayUrl(v: unknown, baseDir: string): RelayUrl {
+  const help = 'expected "smtp://host:port", "smtps://host:port" (IPv6 host in brackets) or "dir:PATH"';
   if (typeof v !== 'string') throw new ValueProblem(`${help}, got ${describeValue(v)}`);
   if (v.startsWith('dir:')) {
     const p = v.slice(4).trim();
@@ -203,16 +213,17 @@ export function parseRelayUrl(v: unknown, baseDir: string): RelayTarget {
     const dir = path.resolve(baseDir, p);
     return { url: `dir:${dir}`, kind: 'dir', dir };
   }
-  const m = /^smtp:\/\/(.*?)\/?$/.exec(v.trim());
+  const m = /^(smtps?):\/\/(.*?)\/?$/.exec(v.trim());
   if (!m) throw new ValueProblem(`${help}, got ${describeValue(v)}`);
   let hp: HostPort;
   try {
-    hp = parseHostPort(m[1]!);
+    hp = parseHostPort(m[2]!);
   } catch (e) {
     throw new ValueProblem(`relay ${describeValue(v)}: ${(e as Error).message}`);
   }
   if (hp.port === 0) throw new ValueProblem(`relay ${describeValue(v)}: port 0 is not a backend port`);
-  return { url: `smtp://${formatHostPort(hp)}`, kind: 'smtp', host: hp.host, port: hp.port };
+  const scheme = m[1]!;
+  return { url: `${scheme}://${formatHostPort(hp)}`, kind: 'smtp', host: hp.host, port: hp.port, implicit_tls: scheme === 'smtps' };
 }
 
 export function parseRedisUrl(v: unknown): string {

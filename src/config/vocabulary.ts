@@ -17,6 +17,14 @@ export const STORE_ON_ERROR = ['local', 'accept', 'tempfail'] as const;
 /** What a store failure does to a decision (store.on_error). */
 export type StoreOnError = (typeof STORE_ON_ERROR)[number];
 
+/** How a transaction picks among several relay backends. */
+export const RELAY_STRATEGIES = ['failover', 'round_robin'] as const;
+export type RelayStrategy = (typeof RELAY_STRATEGIES)[number];
+
+/** TLS to the backend: none, STARTTLS when offered (certificate not checked), or STARTTLS with a checked certificate. */
+export const RELAY_TLS_MODES = ['none', 'opportunistic', 'required'] as const;
+export type RelayTlsMode = (typeof RELAY_TLS_MODES)[number];
+
 /** Placeholders a key template may use. */
 export const KEY_PLACEHOLDERS = ['ip', 'helo', 'mail_from', 'mail_from_domain', 'rcpt', 'rcpt_domain', 'auth_user'] as const;
 export type KeyPlaceholder = (typeof KEY_PLACEHOLDERS)[number];
@@ -75,6 +83,8 @@ export const DEFAULTS = {
   max_errors: 20,
   max_junk_commands: 100,
   idle_timeout: 300,
+  max_transaction_time: 600,
+  proxy_header_wait: 0.25,
   greet_delay: 0,
   max_line_length: 2048,
   relay_timeout: 60,

@@ -14,21 +14,37 @@
  * and past `maxErrors` the connection gets a 421 and closes (Postfix's smtpd_hard_error_limit);
  * RSET, NOOP, VRFY, EXPN, HELP, HELO and EHLO past `maxJunkCommands` each count as an error
  * (Postfix's smtpd_junk_command_limit).
+ *
+ * A transaction deadline (`maxTransactionMs`, server.max_transaction_time), which the idle
+ * timeout cannot be for a client that trickles a byte at a time: a clock starts with the first
+ * byte of a command outside a transaction and stops at a reply that leaves no transaction open
+ * (a refused MAIL, any command outside one) or when the transaction ends (the final reply to
+ * its message, RSET, HELO/EHLO). When it runs out the client gets 421 and the connection goes
+ * (which also ends a message stream the relay was reading, so nothing half-sent is delivered);
+ * while the client waits for us (a backend's reply) it is not cut off, and a transaction that
+ * ends with that reply is not cut off at all. The connection emits 'deadline' when it cuts.
+ *
+ * The EHLO reply is trimmed by `HeloHook.extensions` (what the relay can pass on).
  */
 import type net from 'node:net';
 import type { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { SmtpError } from './smtp-error.js';
 
 export interface HeloHook {
   /** Decide on a HELO/EHLO the library accepted: call exactly one of proceed / refuse, now or later. */
   onHelo(conn: GatewayConnection, proceed: () => void, refuse: (err: SmtpError) => void): void;
+  /** The EHLO reply's lines (greeting line first) as the client is to see them. */
+  extensions(lines: string[]): string[];
 }
 
 export interface SessionLimits {
   maxTransactions: number;
   maxErrors: number;
   maxJunkCommands: number;
+  /** Milliseconds a transaction may take (see above). */
+  maxTransactionMs: number;
 }
 
 type Reply = [code: number, data: string | string[], context?: unknown];
@@ -43,6 +59,10 @@ export class GatewayConnection extends SMTPConnection {
   private transactions = 0;
   private errors = 0;
   private junk = 0;
+  /** The transaction clock, while it runs. */
+  private deadline: NodeJS.Timeout | undefined;
+  /** The clock ran out while the client waited for us: cut at our next reply, unless it ends the transaction. */
+  private overdue = false;
 
   constructor(
     server: SMTPServer,
@@ -61,6 +81,70 @@ export class GatewayConnection extends SMTPConnection {
     }
     super.send(code, data, context);
     if (code >= 400 && code !== 421) this.countError();
+    this.replied();
+  }
+
+  // ---- the transaction deadline -------------------------------------------------------------
+
+  override _createParser(): SMTPStream {
+    const parser = super._createParser();
+    // every byte the client sends passes here, on the plain socket and after STARTTLS alike
+    const write = parser._write.bind(parser);
+    parser._write = (chunk, encoding, next) => {
+      if (chunk.length > 0) this.startClock();
+      write(chunk, encoding, next);
+    };
+    return parser;
+  }
+
+  override _resetSession(): void {
+    super._resetSession();
+    this.stopClock(); // the transaction is over (message answered, RSET, HELO/EHLO, STARTTLS)
+  }
+
+  private startClock(): void {
+    if (this.deadline !== undefined || this.overdue || this._closing) return;
+    this.deadline = setTimeout(() => this.expired(), this.limits.maxTransactionMs);
+    this.deadline.unref();
+  }
+
+  private stopClock(): void {
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.overdue = false;
+  }
+
+  /** A reply went out: a reply that leaves no transaction open stops the clock. */
+  private replied(): void {
+    if (this.overdue) {
+      // after the final reply to a message the library resets the session (stopping the clock)
+      // in the same turn: only a transaction still open is cut
+      queueMicrotask(() => {
+        if (this.overdue) this.cutOff();
+      });
+      return;
+    }
+    if (this.deadline !== undefined && !this.session.envelope?.mailFrom && !this._dataStream) this.stopClock();
+  }
+
+  private expired(): void {
+    this.deadline = undefined;
+    if (this._closing) return;
+    const waitingForUs = this._handlerPending || (Boolean(this._dataStream) && this._parser !== false && !this._parser._dataMode);
+    if (waitingForUs) this.overdue = true;
+    else this.cutOff();
+  }
+
+  private cutOff(): void {
+    this.stopClock();
+    if (this._closing) return;
+    const seconds = Math.round(this.limits.maxTransactionMs / 1000);
+    this.emit('deadline', this.limits.maxTransactionMs);
+    super.send(421, `4.4.2 Transaction took longer than ${seconds} s, closing the connection [${this.id}@${this.name}]`);
+    // A client still trickling keeps its side open: drop the connection once the 421 is out.
+    const socket = this._socket;
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
   }
 
   override _onCommand(command: Buffer, callback?: () => void): void {
@@ -128,10 +212,13 @@ export class GatewayConnection extends SMTPConnection {
       return;
     }
     // the session's own server options (a reload builds new ones for new sessions only)
-    if (Array.isArray(reply[1]) && !this.secure && !this._server.options.allowInsecureAuth) {
-      // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
-      // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
-      reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));
+    if (Array.isArray(reply[1])) {
+      if (!this.secure && !this._server.options.allowInsecureAuth) {
+        // smtp-server advertises AUTH before STARTTLS and refuses it there; say nothing of it
+        // until the session is encrypted (RFC 4954 §4: no plaintext mechanisms in the clear)
+        reply[1] = reply[1].filter((line) => !/^AUTH /i.test(line));
+      }
+      reply[1] = this.hook.extensions(reply[1]);
     }
     this.hook.onHelo(
       this,

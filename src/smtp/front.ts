@@ -17,6 +17,7 @@ import { looksLikeProxyHeader, readProxyHeader } from './proxy-protocol.js';
 import type { Relay } from './relay/types.js';
 import { quietTranscript, smtpServerLogger } from './server-logger.js';
 import { GatewayConnection, type HeloHook } from './connection.js';
+import { advertisedExtensions } from './extensions.js';
 import { ProxySession, type ProxyStats } from './proxy-session.js';
 import { clientFault, endOnce } from './socket-errors.js';
 import { connectionId } from './connection-id.js';
@@ -73,6 +74,10 @@ export class SmtpFront {
       authOptional: true,
       disabledCommands: [...(s.auth.enabled ? [] : ['AUTH']), ...(s.tls ? [] : ['STARTTLS'])],
       authMethods: ['PLAIN', 'LOGIN'],
+      // the relay passes on no DSN parameters (RET, ENVID, NOTIFY, ORCPT) and no REQUIRETLS:
+      // offering them would promise what the backend never hears of
+      hideDSN: true,
+      hideREQUIRETLS: true,
       allowInsecureAuth: s.auth.allow_plaintext,
       disableReverseLookup: true,
       logger: smtpServerLogger(this.deps.logger.child({ component: 'smtp' })) as unknown as SMTPServerOptions['logger'],
@@ -167,7 +172,11 @@ export class SmtpFront {
       endOnce(socket, `554 5.7.1 PROXY header not accepted from ${peer.text} [${id}@${this.deps.config().server.hostname}]\r\n`);
     };
     socket.prependOnceListener('data', sniff);
-    this.connect(this.serverFor(peer), socket, { id });
+    // With trusted PROXY peers, a stray header is most likely a proxy that is not listed: hold
+    // the greeting briefly, so one sent on connect is refused before any 220 (see README).
+    const s = this.deps.config().server;
+    const holdMs = s.proxy_protocol.length > 0 ? s.proxy_header_wait * 1000 : 0;
+    this.connect(this.serverFor(peer), socket, { id }, holdMs);
   }
 
   /** The smtp-server instance for a client: the one that offers XCLIENT only to trusted peers. */
@@ -180,9 +189,9 @@ export class SmtpFront {
    * a fixed 100 ms before every greeting (its early-talker check), which caps a gateway's session
    * rate at concurrency / 0.1 s. auditgate makes it `server.greet_delay` (default 0).
    */
-  private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>): void {
+  private connect(target: SMTPServer, socket: net.Socket, opts: Record<string, unknown>, holdMs = 0): void {
     const s = this.deps.config().server;
-    const limits = { maxTransactions: s.max_transactions, maxErrors: s.max_errors, maxJunkCommands: s.max_junk_commands };
+    const limits = { maxTransactions: s.max_transactions, maxErrors: s.max_errors, maxJunkCommands: s.max_junk_commands, maxTransactionMs: s.max_transaction_time * 1000 };
     const conn = new GatewayConnection(target, socket, opts, this.heloHook, limits);
     const internals = target as unknown as { connections: Set<unknown>; _onClientConnect(data: unknown): void };
     internals.connections.add(conn);
@@ -192,7 +201,8 @@ export class SmtpFront {
     // would crash the process: each one is logged and ends its own connection only.
     conn.on('error', (err: Error) => this.connectionError(conn, err));
     conn.on('connect', (data: unknown) => internals._onClientConnect(data));
-    const delayMs = s.greet_delay * 1000;
+    conn.on('deadline', (ms: number) => this.deps.logger.info({ cid: conn.id, client: conn.remoteAddress, maxMs: ms }, 'transaction took too long: client cut off (server.max_transaction_time)'));
+    const delayMs = Math.max(s.greet_delay * 1000, holdMs);
     conn._setListeners(() => {
       // One limit for the whole front, across the plain and XCLIENT servers and across reloads.
       if (this.connections.size > this.deps.config().server.max_clients) {
@@ -254,6 +264,8 @@ export class SmtpFront {
       if (p) p.helo(conn.session, proceed, refuse);
       else proceed();
     },
+    // no more than every backend offers, as the relay last saw them
+    extensions: (lines) => advertisedExtensions(lines, this.deps.relay().capabilities()),
   };
 
   private onClose(session: SMTPServerSession): void {

@@ -8,11 +8,11 @@
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Stage } from '../config/vocabulary.js';
-import { MessageAbortedError, RelayError } from '../errors.js';
+import { BackendsUnavailableError, MessageAbortedError, RelayError } from '../errors.js';
 import type { GatewayEvents, RelayCommand } from '../events.js';
 import { parseClientAddress } from '../series/address.js';
 import { setRecipient, setSender, type Session, type SessionEngine, type Verdict } from '../audit/session.js';
-import type { SmtpReply } from './relay/backend-client.js';
+import type { SmtpReply } from './relay/reply.js';
 import type { AuthenticatedRelay, MailFromParams, Relay, RelayAuthResult, RelayTransaction } from './relay/types.js';
 import { replyError, smtpError, type SmtpError } from './smtp-error.js';
 
@@ -253,7 +253,8 @@ export class ProxySession {
   private async openTransaction(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): Promise<void> {
     const { s } = this;
     try {
-      const meta = { clientAddress: s.client?.text ?? '', heloName: session.hostNameAppearsAs || '' };
+      const params = mailParams(address);
+      const meta = { clientAddress: s.client?.text ?? '', heloName: session.hostNameAppearsAs || '', mail: params };
       if (this.auth && !session.user) {
         // STARTTLS or XCLIENT ended the identity: its backend connection goes with it
         this.auth.close();
@@ -265,7 +266,7 @@ export class ProxySession {
         return;
       }
       this.tx = tx;
-      const reply = await this.timed('mail', tx.mailFrom(address.address, mailParams(address)));
+      const reply = await this.timed('mail', tx.mailFrom(address.address, params));
       if (reply.code >= 400) {
         this.tx = undefined;
         await tx.release().catch(() => {});
@@ -366,7 +367,9 @@ export class ProxySession {
       return;
     }
     this.deps.stats.relayFailures++;
-    this.deps.logger.warn({ cid: s.cid, client: s.client?.text, err: err instanceof Error ? err.message : String(err) }, 'relay failed: client told to retry');
+    // no backend reachable: each backend logged its going down (with why) once already
+    const level = err instanceof BackendsUnavailableError ? 'debug' : 'warn';
+    this.deps.logger[level]({ cid: s.cid, client: s.client?.text, err: err instanceof Error ? err.message : String(err) }, 'relay failed: client told to retry');
   }
 }
 
@@ -375,7 +378,9 @@ function mailParams(address: SMTPServerAddress): MailFromParams {
   const args = (address.args || {}) as Record<string, string | boolean>;
   const params: MailFromParams = {};
   if (args.SIZE) params.size = Number(args.SIZE);
-  if (args.BODY === '8BITMIME' || args.BODY === '7BIT') params.body = args.BODY;
+  // smtp-server checked the value case-insensitively and keeps it as the client wrote it
+  const body = typeof args.BODY === 'string' ? args.BODY.toUpperCase() : undefined;
+  if (body === '8BITMIME' || body === '7BIT') params.body = body;
   if (args.SMTPUTF8) params.smtputf8 = true;
   return params;
 }

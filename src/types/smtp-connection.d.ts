@@ -3,6 +3,7 @@ declare module 'smtp-server/lib/smtp-connection.js' {
   import type { EventEmitter } from 'node:events';
   import type { Socket } from 'node:net';
   import type { SMTPServer, SMTPServerSession } from 'smtp-server';
+  import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
   export class SMTPConnection extends EventEmitter {
     constructor(server: SMTPServer, socket: Socket, options: Record<string, unknown>);
     session: SMTPServerSession;
@@ -32,5 +33,15 @@ declare module 'smtp-server/lib/smtp-connection.js' {
     _closing: boolean;
     /** The server name (options.name): the host in replies. */
     name: string;
+    /** Makes the command parser the socket is piped into (again after STARTTLS). */
+    _createParser(): SMTPStream;
+    /** Clears the envelope: after a message's final reply, RSET, HELO/EHLO, STARTTLS. */
+    _resetSession(): void;
+    /** The parser; false once the connection closed. */
+    _parser: SMTPStream | false;
+    /** The message stream while DATA runs; false (or null) otherwise. */
+    _dataStream: unknown;
+    /** True while an application hook (onMailFrom, onRcptTo, ...) has not called back. */
+    _handlerPending: boolean;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * A private Postfix instance per test (Debian's postfix package, 3.7): its own config, queue and
  * data directories under one temp dir, an smtpd on a free loopback port that reads a PROXY v1/v2
- * header (so a test presents any client address), and every domain relayed to the test's
- * backend. Optional: a milter (smtpd_milters) and a policy service (check_policy_service).
+ * header (so a test presents any client address; `proxyProtocol: false` for a plain smtpd), and
+ * every domain relayed to the test's backend. Optional: a milter (smtpd_milters), a policy
+ * service (check_policy_service), STARTTLS with a given certificate.
  *
  *   dir/etc/main.cf, master.cf   config_directory (postfix -c dir/etc ...)
  *   dir/queue                    queue_directory (root-owned; subdirectories made by Postfix)
@@ -34,6 +35,13 @@ export interface PostfixOptions {
    * request's protocol_state is CONNECT / HELO / MAIL rather than RCPT.
    */
   policy?: { port: number; restrictions?: PolicyRestriction[] };
+  /**
+   * The smtpd reads a PROXY header before the session (default true). Without it the smtpd is
+   * an ordinary MTA, e.g. a backend for the gateway's relay.
+   */
+  proxyProtocol?: boolean;
+  /** STARTTLS offered with this certificate (smtpd_tls_security_level = may). */
+  tls?: { cert: string; key: string };
   /** Extra main.cf settings, written last (they win). */
   mainCf?: Record<string, string>;
 }
@@ -89,6 +97,7 @@ error      unix  - - n -     - error
 retry      unix  - - n -     - error
 discard    unix  - - n -     - discard
 anvil      unix  - - n -     1 anvil
+tlsmgr     unix  - - n 1000? 1 tlsmgr
 scache     unix  - - n -     1 scache
 postlog    unix-dgram n - n - 1 postlogd
 `;
@@ -124,11 +133,18 @@ function mainCf(dir: string, opts: PostfixOptions): string {
     smtp_dns_support_level: 'disabled',
     smtp_host_lookup: 'native',
     smtpd_peername_lookup: 'no', // no reverse DNS for made-up client addresses: name "unknown"
-    smtpd_upstream_proxy_protocol: 'haproxy',
     smtpd_error_sleep_time: '0',
     in_flow_delay: '0',
     smtp_connect_timeout: '5s',
   };
+  if (opts.proxyProtocol !== false) s.smtpd_upstream_proxy_protocol = 'haproxy';
+  if (opts.tls) {
+    s.smtpd_tls_cert_file = opts.tls.cert;
+    s.smtpd_tls_key_file = opts.tls.key;
+    s.smtpd_tls_security_level = 'may';
+    s.smtpd_tls_loglevel = '1';
+    s.smtpd_tls_received_header = 'yes';
+  }
   if (opts.milter) {
     s.smtpd_milters = `inet:127.0.0.1:${opts.milter.port}`;
     s.milter_protocol = '6';
@@ -151,7 +167,7 @@ export class PostfixInstance {
 
   private constructor(
     readonly dir: string,
-    /** smtpd port on 127.0.0.1 (expects a PROXY header first). */
+    /** smtpd port on 127.0.0.1 (expects a PROXY header first, unless started with proxyProtocol: false). */
     readonly port: number,
   ) {}
 

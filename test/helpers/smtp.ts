@@ -114,8 +114,8 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** A real backend MTA: refuses RCPTs whose local part starts with "unknown", records messages. */
-export async function startBackend(): Promise<Backend> {
+/** A real backend MTA: refuses RCPTs whose local part starts with "unknown", records messages. Port 0: any free one. */
+export async function startBackend(port = 0): Promise<Backend> {
   const b: Backend = { port: 0, messages: [], connections: 0, server: undefined as unknown as SMTPServer, close: async () => {} };
   const server = new SMTPServer({
     authOptional: true,
@@ -143,7 +143,7 @@ export async function startBackend(): Promise<Backend> {
       });
     },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   b.port = (server.server.address() as net.AddressInfo).port;
   b.server = server;
   b.close = () => new Promise<void>((r) => server.close(() => r()));
@@ -159,7 +159,8 @@ export interface TestGateway {
 
 /**
  * Starts a gateway from YAML (listen 127.0.0.1:0, PROXY trusted from loopback, the given
- * relay). `body` holds the series / record / policies sections.
+ * relay). `body` holds the series / record / policies sections; `relayExtra` more relay keys
+ * (indented two spaces).
  */
 export async function startTestGateway(opts: {
   relay: string;
@@ -169,6 +170,8 @@ export async function startTestGateway(opts: {
   store?: string;
   proxy?: string;
   admin?: string;
+  relayTimeout?: string;
+  relayExtra?: string;
   banSync?: GatewayOptions['banSync'];
   alertDelivery?: GatewayOptions['alertDelivery'];
 }): Promise<TestGateway> {
@@ -180,7 +183,8 @@ export async function startTestGateway(opts: {
 ${opts.server ?? ''}
 relay:
   url: ${opts.relay}
-  timeout: 2s
+  timeout: ${opts.relayTimeout ?? '2s'}
+${opts.relayExtra ?? ''}
 admin: ${opts.admin ?? '{ enabled: false }'}
 log: { level: debug }
 ${opts.store ?? ''}

@@ -10,6 +10,7 @@ import { encodeData } from '../../src/smtp/relay/data-normalize.js';
 import { createRelay } from '../../src/smtp/relay/create.js';
 import type { Relay, RelayTransaction } from '../../src/smtp/relay/types.js';
 import { startBdatBackend, type BdatBackend, type BdatBackendOptions } from '../helpers/bdat-backend.js';
+import { smtpRelayOptions } from '../helpers/relay.js';
 import { sendMail, startTestGateway } from '../helpers/smtp.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -24,7 +25,7 @@ async function backend(opts: BdatBackendOptions = {}): Promise<BdatBackend> {
 }
 
 function relayTo(b: BdatBackend, extra: { chunking?: boolean; timeoutMs?: number } = {}): Relay {
-  const relay = createRelay({ kind: 'smtp', host: '127.0.0.1', port: b.port, timeoutMs: extra.timeoutMs ?? 5000, poolSize: 2, hostname: 'gw.test', ...(extra.chunking === undefined ? {} : { chunking: extra.chunking }) });
+  const relay = createRelay(smtpRelayOptions(b.port, { timeoutMs: extra.timeoutMs ?? 5000, ...(extra.chunking === undefined ? {} : { chunking: extra.chunking }) }));
   cleanups.push(() => relay.close());
   return relay;
 }

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createRelay } from '../../src/smtp/relay/create.js';
+import { smtpRelayOptions } from '../helpers/relay.js';
 
 const commands: string[] = [];
 let server: net.Server;
@@ -44,7 +45,7 @@ afterAll(async () => {
 });
 
 it('skips RSET after an accepted message and sends it after an abandoned transaction', async () => {
-  const relay = createRelay({ kind: 'smtp', host: '127.0.0.1', port, timeoutMs: 2000, poolSize: 2, hostname: 'gw.test' });
+  const relay = createRelay(smtpRelayOptions(port, { timeoutMs: 2000 }));
   try {
     for (let i = 0; i < 2; i++) {
       const tx = await relay.begin({ clientAddress: '192.0.2.1' });

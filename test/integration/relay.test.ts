@@ -12,6 +12,7 @@ import { createRelay } from '../../src/smtp/relay/create.js';
 import type { Relay, RelayTransaction } from '../../src/smtp/relay/types.js';
 import { waitFor } from '../helpers/wait.js';
 import { freePort } from '../helpers/redis.js';
+import { smtpRelayOptions } from '../helpers/relay.js';
 
 const HOST = '127.0.0.1';
 const REJECTED = 'nobody@backend.test';
@@ -185,14 +186,7 @@ async function startScripted(mode: ScriptMode): Promise<RawServer & { commands: 
 }
 
 function smtpRelay(port: number, extra: { timeoutMs?: number; poolSize?: number } = {}): Relay {
-  const relay = createRelay({
-    kind: 'smtp',
-    host: HOST,
-    port,
-    timeoutMs: extra.timeoutMs ?? 5000,
-    poolSize: extra.poolSize ?? 2,
-    hostname: 'gw.test',
-  });
+  const relay = createRelay(smtpRelayOptions(port, { timeoutMs: extra.timeoutMs ?? 5000, poolSize: extra.poolSize ?? 2 }));
   cleanups.push(() => relay.close());
   return relay;
 }
@@ -318,11 +312,15 @@ describe('smtp relay', () => {
     await expectRelayError4xx(smtpRelay(s.port).begin({ clientAddress: '192.0.2.1' }));
   });
 
-  it('falls back to HELO when EHLO is refused and then sends no ESMTP parameters', async () => {
+  it('falls back to HELO when EHLO is refused: sends no ESMTP parameters, and refuses a MAIL that needs one', async () => {
     const s = await startScripted('ehlo-refused');
     const relay = smtpRelay(s.port);
     const tx = await relay.begin({ clientAddress: '192.0.2.1' });
-    expect((await tx.mailFrom('a@client.test', { size: 100, body: '8BITMIME', smtputf8: true })).code).toBe(250);
+    // an 8-bit message cannot be relayed as sent to an RFC 821 server: refused, not downgraded
+    expect(await tx.mailFrom('a@client.test', { size: 100, body: '8BITMIME' })).toMatchObject({ code: 554, enhanced: '5.6.3' });
+    expect(await tx.mailFrom('a@client.test', { smtputf8: true })).toMatchObject({ code: 553, enhanced: '5.6.7' });
+    // SIZE is advisory and BODY=7BIT the default: dropped for it
+    expect((await tx.mailFrom('a@client.test', { size: 100, body: '7BIT' })).code).toBe(250);
     tx.abort();
     expect(s.commands).toEqual(['EHLO gw.test', 'HELO gw.test', 'MAIL FROM:<a@client.test>']);
   });

@@ -18,7 +18,7 @@ describe('docker/auditgate-node.yaml', () => {
   const config = loadConfig(path.join(dockerDir, 'auditgate-node.yaml'));
 
   it('relays to the compose backend and shares counts through the compose Redis', () => {
-    expect(config.relay).toMatchObject({ kind: 'smtp', host: 'backend', port: 1025 });
+    expect(config.relay).toMatchObject({ kind: 'smtp', backends: [{ url: 'smtp://backend:1025', host: 'backend', port: 1025, implicit_tls: false }] });
     expect(config.store).toMatchObject({ redis: 'redis://redis:6379', on_error: 'local' });
     const series = Object.values(config.series);
     expect(series.length).toBeGreaterThan(0);

@@ -1,35 +1,17 @@
 /**
  * A deliberately small SMTP client connection for the lockstep relay: one command (or one BDAT
- * chunk), one reply (no pipelining), every wait bounded by a timeout. nodemailer's SMTPConnection has no
- * per-command API, so this is hand-rolled.
+ * chunk), one reply (no pipelining), every wait bounded by a timeout; TLS from the start
+ * (smtps://) or after STARTTLS (upgrade()). nodemailer's SMTPConnection has no per-command API,
+ * so this is hand-rolled.
  *
  * Every transport problem (connection refused, reset, backend closing, malformed reply,
  * timeout) rejects with a RelayError carrying 451 and marks the connection broken; backend
  * replies (including 4xx/5xx) resolve as SmtpReply.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { RelayError } from '../../errors.js';
-
-export interface SmtpReply {
-  code: number;
-  /** RFC 3463 enhanced status code of the first line, when present (e.g. "2.1.0"). */
-  enhanced?: string;
-  /** Text of all lines without code / enhanced code, joined by ' '. */
-  message: string;
-  /** Text of each line without code / enhanced code. */
-  lines: string[];
-}
-
-/** Longest reply line we accept (RFC 5321 says 512; be generous). */
-const MAX_LINE = 8192;
-/** Most lines in one multi-line reply. */
-const MAX_REPLY_LINES = 512;
-const REPLY_LINE = /^([2-5]\d\d)(?:([ -])(.*))?$/s;
-const ENHANCED = /^([245]\.\d{1,3}\.\d{1,3})(?: +|$)/;
-
-export function formatReply(reply: SmtpReply): string {
-  return `${reply.code}${reply.enhanced ? ` ${reply.enhanced}` : ''} ${reply.message}`.trimEnd();
-}
+import { ReplyReader, formatReply, type SmtpReply } from './reply.js';
 
 function transportError(message: string, cause?: unknown): RelayError {
   return new RelayError(message, 451, cause === undefined ? undefined : { cause });
@@ -44,8 +26,10 @@ interface Waiter {
 export interface ConnectOptions {
   host: string;
   port: number;
-  /** Milliseconds for the TCP connect and for the greeting. */
+  /** Milliseconds for the TCP connect (and TLS handshake) and for the greeting. */
   timeoutMs: number;
+  /** Implicit TLS (smtps://): the handshake comes first, then the greeting. */
+  tls?: tls.ConnectionOptions;
 }
 
 export class BackendConnection {
@@ -55,9 +39,9 @@ export class BackendConnection {
   greeting: SmtpReply | undefined;
   /** Set once the connection cannot be used any more (closed, errored, out of sync). */
   private brokenReason: string | undefined;
-  private readonly socket: net.Socket;
-  private buffer = '';
-  private partial: { code: number; lines: string[] } | undefined;
+  /** The TCP socket, or the TLS socket on top of it (smtps://, or after STARTTLS). */
+  private socket: net.Socket;
+  private readonly reader = new ReplyReader();
   private readonly replies: SmtpReply[] = [];
   private waiter: Waiter | undefined;
   /** Called when something happens while nobody waits for a reply (idle close, unsolicited reply). */
@@ -66,19 +50,36 @@ export class BackendConnection {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(`backend connection error: ${err.message}`, err));
-    socket.on('end', () => this.fail('backend closed the connection'));
-    socket.on('close', () => this.fail('backend connection closed'));
+    this.listen(socket);
   }
 
-  /** Opens the TCP connection and reads the greeting (which the caller must check). */
+  private readonly onSocketData = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onSocketError = (err: Error): void => this.fail(`backend connection error: ${err.message}`, err);
+  private readonly onSocketEnd = (): void => this.fail('backend closed the connection');
+  private readonly onSocketClose = (): void => this.fail('backend connection closed');
+
+  private listen(socket: net.Socket): void {
+    socket.on('data', this.onSocketData);
+    socket.on('error', this.onSocketError);
+    socket.on('end', this.onSocketEnd);
+    socket.on('close', this.onSocketClose);
+  }
+
+  private unlisten(socket: net.Socket): void {
+    socket.removeListener('data', this.onSocketData);
+    socket.removeListener('error', this.onSocketError);
+    socket.removeListener('end', this.onSocketEnd);
+    socket.removeListener('close', this.onSocketClose);
+  }
+
+  /** Opens the TCP connection (and TLS, for smtps://) and reads the greeting (which the caller must check). */
   static connect(opts: ConnectOptions): Promise<BackendConnection> {
     return new Promise((resolve, reject) => {
       let done = false;
-      const socket = net.connect({ host: opts.host, port: opts.port });
+      let connected = false;
+      const socket = opts.tls ? tls.connect({ ...opts.tls, host: opts.host, port: opts.port }) : net.connect({ host: opts.host, port: opts.port });
       const timer = setTimeout(() => {
-        finish(transportError('backend connection timed out'));
+        finish(transportError(connected ? 'TLS handshake with the backend timed out' : 'backend connection timed out'));
       }, opts.timeoutMs);
       const finish = (err: RelayError | undefined, conn?: BackendConnection): void => {
         if (done) return;
@@ -92,10 +93,12 @@ export class BackendConnection {
       };
       const onError = (err: Error): void => {
         const code = (err as NodeJS.ErrnoException).code;
-        finish(transportError(`backend connection failed${code ? ` (${code})` : ''}`, err));
+        if (connected && opts.tls) finish(transportError(`TLS handshake with the backend failed: ${err.message}`, err));
+        else finish(transportError(`backend connection failed${code ? ` (${code})` : ''}`, err));
       };
       socket.once('error', onError);
-      socket.once('connect', () => {
+      socket.once('connect', () => (connected = true));
+      socket.once(opts.tls ? 'secureConnect' : 'connect', () => {
         const conn = new BackendConnection(socket);
         const left = Math.max(1, opts.timeoutMs);
         conn.readReply(left).then(
@@ -115,6 +118,50 @@ export class BackendConnection {
 
   get reason(): string | undefined {
     return this.brokenReason;
+  }
+
+  /** The TLS protocol and cipher when the connection is encrypted, else undefined. */
+  get tls(): { protocol: string; cipher: string; authorized: boolean } | undefined {
+    const s = this.socket;
+    if (!(s instanceof tls.TLSSocket)) return undefined;
+    return { protocol: s.getProtocol() ?? '', cipher: s.getCipher().name, authorized: s.authorized };
+  }
+
+  /**
+   * After the backend's 220 to STARTTLS: the TLS handshake on this connection (RFC 3207). Bytes
+   * the backend sent after its 220 would be read as if they came through TLS (a command
+   * injection): they break the connection instead. Rejects with a 451 RelayError naming why
+   * the handshake failed (a certificate that does not check out, a timeout).
+   */
+  upgrade(options: tls.ConnectionOptions, timeoutMs: number): Promise<void> {
+    if (this.brokenReason !== undefined) return Promise.reject(transportError(this.brokenReason));
+    if (this.reader.pending || this.replies.length > 0) {
+      this.fail('the backend sent more after its 220 to STARTTLS');
+      return Promise.reject(transportError(this.brokenReason ?? 'STARTTLS out of sync'));
+    }
+    const raw = this.socket;
+    this.unlisten(raw);
+    raw.on('error', () => undefined); // the TLS socket on top reports it
+    const secure = tls.connect({ ...options, socket: raw });
+    this.socket = secure;
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err?: Error): void => {
+        clearTimeout(timer);
+        secure.removeListener('error', finish);
+        if (err === undefined) {
+          this.listen(secure);
+          resolve();
+          return;
+        }
+        secure.on('error', () => undefined); // destroyed below; nothing more to report
+        this.fail(`TLS handshake with the backend failed: ${err.message}`, err);
+        raw.destroy();
+        reject(transportError(this.brokenReason ?? 'TLS handshake failed', err));
+      };
+      const timer = setTimeout(() => finish(new Error(`no handshake within ${timeoutMs} ms`)), timeoutMs);
+      secure.once('secureConnect', () => finish());
+      secure.once('error', finish);
+    });
   }
 
   /** A reply arrived that nobody asked for (e.g. 421 idle timeout from the backend). */
@@ -242,49 +289,12 @@ export class BackendConnection {
 
   private onData(chunk: Buffer): void {
     if (this.brokenReason !== undefined) return;
-    // latin1 keeps one char per byte, so a UTF-8 sequence split across chunks survives;
-    // each complete line is decoded as UTF-8 below.
-    this.buffer += chunk.toString('latin1');
-    let nl = this.buffer.indexOf('\n');
-    while (nl >= 0) {
-      const line = Buffer.from(this.buffer.slice(0, nl).replace(/\r$/, ''), 'latin1').toString('utf8');
-      this.buffer = this.buffer.slice(nl + 1);
-      if (!this.onLine(line)) return;
-      nl = this.buffer.indexOf('\n');
+    const { replies, error } = this.reader.read(chunk);
+    for (const reply of replies) {
+      this.deliver(reply);
+      if (this.brokenReason !== undefined) return;
     }
-    if (this.buffer.length > MAX_LINE) this.fail('backend reply line too long');
-  }
-
-  /** Returns false when the connection was failed. */
-  private onLine(line: string): boolean {
-    if (line.length > MAX_LINE) {
-      this.fail('backend reply line too long');
-      return false;
-    }
-    const m = REPLY_LINE.exec(line);
-    if (!m) {
-      this.fail(`malformed reply from backend: ${JSON.stringify(line.slice(0, 80))}`);
-      return false;
-    }
-    const code = Number(m[1]);
-    const text = m[3] ?? '';
-    if (this.partial && this.partial.code !== code) {
-      this.fail('inconsistent multi-line reply from backend');
-      return false;
-    }
-    const partial = this.partial ?? { code, lines: [] };
-    partial.lines.push(text);
-    if (partial.lines.length > MAX_REPLY_LINES) {
-      this.fail('backend reply has too many lines');
-      return false;
-    }
-    if (m[2] === '-') {
-      this.partial = partial;
-      return true;
-    }
-    this.partial = undefined;
-    this.deliver(buildReply(partial.code, partial.lines));
-    return true;
+    if (error !== undefined) this.fail(error);
   }
 
   private deliver(reply: SmtpReply): void {
@@ -316,18 +326,4 @@ export class BackendConnection {
       this.onIdleEvent?.();
     }
   }
-}
-
-export function buildReply(code: number, rawLines: string[]): SmtpReply {
-  let enhanced: string | undefined;
-  const first = rawLines[0] ?? '';
-  const em = ENHANCED.exec(first);
-  if (em?.[1] && em[1][0] === String(code)[0]) enhanced = em[1];
-  const lines = rawLines.map((l) => {
-    if (enhanced && l.startsWith(enhanced)) return l.slice(enhanced.length).trimStart();
-    return l;
-  });
-  const reply: SmtpReply = { code, message: lines.join(' ').trim(), lines };
-  if (enhanced) reply.enhanced = enhanced;
-  return reply;
 }

@@ -1,5 +1,5 @@
 /** What both relay kinds share: address checks, local replies, transaction and message counters. */
-import type { SmtpReply } from './backend-client.js';
+import type { SmtpReply } from './reply.js';
 
 // eslint-disable-next-line no-control-regex
 export const UNSAFE_ADDRESS = /[\x00-\x1f\x7f]/;

@@ -7,18 +7,19 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { RelayError } from '../../errors.js';
 import { PRIVATE_DIR_MODE, createDurable, type DurableFile } from '../../fs/durable-file.js';
-import type { SmtpReply } from './backend-client.js';
+import type { SmtpReply } from './reply.js';
 import { CountingRelay, UNSAFE_ADDRESS, invalidAddress, localReply } from './common.js';
 import { createDataEncoder } from './data-normalize.js';
 import { MessageTooBigError, drainMessage, pumpMessage } from './pump.js';
-import type { DirRelayOptions, MailFromParams, Relay, RelayAuthResult, RelayStats, RelayTransaction } from './types.js';
+import { UNLIMITED, type MailFromParams, type RelayCapabilities } from './capabilities.js';
+import type { BeginMeta, DirRelayOptions, Relay, RelayAuthResult, RelayStats, RelayTransaction } from './types.js';
 
 export class DirRelay extends CountingRelay implements Relay {
   constructor(readonly opts: DirRelayOptions) {
     super();
   }
 
-  begin(meta: { clientAddress: string; heloName?: string }): Promise<RelayTransaction> {
+  begin(meta: BeginMeta): Promise<RelayTransaction> {
     this.counters.active++;
     this.counters.transactions++;
     return Promise.resolve(new DirTransaction(this, meta));
@@ -29,14 +30,20 @@ export class DirRelay extends CountingRelay implements Relay {
     return Promise.resolve({ reply: localReply(454, '4.7.0', 'Temporary authentication failure') });
   }
 
+  start(): void {}
+
+  /** A file takes anything: 8-bit, UTF-8 addresses, any size (server.max_message_size bounds it). */
+  capabilities(): RelayCapabilities {
+    return UNLIMITED;
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }
 
   stats(): RelayStats {
-    return { kind: 'dir', idle: 0, ...this.counters };
+    return { kind: 'dir', backends: [], idle: 0, ...this.counters };
   }
-
 }
 
 class DirTransaction implements RelayTransaction {
@@ -47,7 +54,7 @@ class DirTransaction implements RelayTransaction {
 
   constructor(
     private readonly relay: DirRelay,
-    private readonly meta: { clientAddress: string; heloName?: string },
+    private readonly meta: BeginMeta,
   ) {}
 
   mailFrom(from: string, _params?: MailFromParams): Promise<SmtpReply> {

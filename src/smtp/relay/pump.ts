@@ -3,7 +3,7 @@
  * connection, a file) with backpressure both ways, and the ways a transfer breaks off.
  */
 import type { Readable } from 'node:stream';
-import type { SmtpReply } from './backend-client.js';
+import type { SmtpReply } from './reply.js';
 import type { DataEncoder } from './data-normalize.js';
 
 /** The message stream ended without 'end' (client vanished) or errored. */

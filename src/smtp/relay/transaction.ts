@@ -1,27 +1,43 @@
 /**
  * One transaction on a backend connection, in lockstep with the client: MAIL, RCPT, the message
  * (DATA, or BDAT when the backend offers CHUNKING), then RSET and home to the pool, or closed.
+ * MAIL and RCPT parameters the backend cannot take as sent are refused here, never dropped.
  */
 import type { Logger } from 'pino';
 import { MessageAbortedError, RelayError } from '../../errors.js';
-import { type BackendConnection, formatReply, type SmtpReply } from './backend-client.js';
+import type { BackendConnection } from './backend-client.js';
+import { capabilitiesOf, mailRefusal, rcptRefusal, type MailFromParams } from './capabilities.js';
 import { UNSAFE_ADDRESS, invalidAddress, localReply } from './common.js';
 import { createDataEncoder } from './data-normalize.js';
 import { ChunkRefusedError, EarlyReplyError, MessageStreamError, MessageTooBigError, drainMessage, pumpMessage } from './pump.js';
-import type { MailFromParams, RelayTransaction, SmtpRelayOptions } from './types.js';
+import { formatReply, type SmtpReply } from './reply.js';
+import type { BeginMeta, RelayTransaction } from './types.js';
+
+/** A connection and the backend it belongs to (where it goes home). */
+export interface Lease {
+  conn: BackendConnection;
+  backend: { readonly url: string; pool(conn: BackendConnection): void };
+  /** It came from the pool (and may have died there). */
+  reused: boolean;
+}
 
 /** What a transaction needs of the relay it belongs to. */
 export interface TransactionHost {
-  readonly opts: Pick<SmtpRelayOptions, 'host' | 'port' | 'chunking'>;
+  readonly chunking: boolean;
   readonly timeoutMs: number;
   readonly logger: Logger | undefined;
-  /** Connect, greeting, EHLO; a RelayError 451 on any failure. */
-  openConnection(): Promise<BackendConnection>;
-  /** Takes back a healthy connection that passed RSET. */
-  pool(conn: BackendConnection): void;
+  /** A connection to the first backend that can be reached; a RelayError 451 when none. */
+  lease(needs?: MailFromParams): Promise<Lease>;
   transactionEnded(): void;
   countFailure(): void;
   countMessage(bytes: number): void;
+}
+
+export interface TransactionOptions {
+  /** Where a healthy connection goes at release (default: its backend's pool). */
+  home?: (conn: BackendConnection) => void;
+  /** Called once when the transaction is over: after release (and its RSET) or abort. */
+  ended?: () => void;
 }
 
 export class SmtpTransaction implements RelayTransaction {
@@ -36,51 +52,74 @@ export class SmtpTransaction implements RelayTransaction {
   /** abort() was called (the client left): failures after it are not the backend's. */
   private aborted = false;
 
+  private conn: BackendConnection;
+  private backend: Lease['backend'];
+  private reused: boolean;
+  private readonly ended: (() => void) | undefined;
+  /** An own home (an authenticated session's), else the backend's pool. */
+  private readonly ownHome: ((conn: BackendConnection) => void) | undefined;
+
   constructor(
     private readonly relay: TransactionHost,
-    private conn: BackendConnection,
-    private reused: boolean,
-    private readonly meta: { clientAddress: string; heloName?: string },
-    /** Where a healthy connection goes at release: the pool, or (a no-op) the session that owns it. */
-    private readonly home: (conn: BackendConnection) => void = (c) => relay.pool(c),
-    /** Called once when the transaction is over: after release (and its RSET) or abort. */
-    private readonly ended?: () => void,
-  ) {}
+    lease: Lease,
+    private readonly meta: BeginMeta,
+    options: TransactionOptions = {},
+  ) {
+    this.conn = lease.conn;
+    this.backend = lease.backend;
+    this.reused = lease.reused;
+    this.ownHome = options.home;
+    this.ended = options.ended;
+  }
 
   mailFrom(from: string, params: MailFromParams = {}): Promise<SmtpReply> {
     return this.step(async () => {
       if (UNSAFE_ADDRESS.test(from)) return invalidAddress('MAIL');
       try {
-        return await this.command(this.mailLine(from, params));
+        return await this.sendMail(from, params);
       } catch (err) {
         // A pooled connection may have died between the pool check and now; MAIL has no side
-        // effects, so retry once on a fresh connection.
-        if (!(err instanceof RelayError) || !this.reused || this.commands > 1) throw err;
-        this.relay.logger?.debug({ err }, 'pooled backend connection failed, reconnecting');
+        // effects and nothing was accepted yet, so once more on a fresh connection — to this
+        // backend, or to the next one if it is down now.
+        if (!(err instanceof RelayError) || !this.reused || this.commands > 1 || this.ownHome) throw err;
+        this.relay.logger?.debug({ err, backend: this.backend.url }, 'pooled backend connection failed, reconnecting');
         this.conn.destroy();
-        this.reused = false;
+        let lease: Lease;
         try {
-          this.conn = await this.relay.openConnection();
+          lease = await this.relay.lease(params);
         } catch (openErr) {
-          this.failed = true; // openConnection counted the failure already
+          this.failed = true; // the backends counted and logged their failures already
           throw openErr;
         }
-        return await this.command(this.mailLine(from, params));
+        this.conn = lease.conn;
+        this.backend = lease.backend;
+        this.reused = lease.reused;
+        return await this.sendMail(from, params);
       }
     });
+  }
+
+  /** MAIL with every parameter the client gave, or the local refusal when the backend lacks one. */
+  private async sendMail(from: string, params: MailFromParams): Promise<SmtpReply> {
+    const refusal = mailRefusal(from, params, capabilitiesOf(this.conn.extensions));
+    if (refusal) {
+      this.relay.logger?.info({ client: this.meta.clientAddress, backend: this.backend.url, reply: formatReply(refusal) }, 'MAIL refused: the backend cannot take it as sent');
+      return refusal;
+    }
+    return this.command(this.mailLine(from, params));
   }
 
   rcptTo(to: string): Promise<SmtpReply> {
     return this.step(async () => {
       if (UNSAFE_ADDRESS.test(to)) return invalidAddress('RCPT');
-      return this.command(`RCPT TO:<${to}>`);
+      return rcptRefusal(to, capabilitiesOf(this.conn.extensions)) ?? this.command(`RCPT TO:<${to}>`);
     });
   }
 
   data(message: NodeJS.ReadableStream, prefix: string): Promise<SmtpReply> {
     return this.step(async () => {
       this.dataBytes = 0;
-      const reply = this.relay.opts.chunking !== false && this.conn.extensions.has('CHUNKING') ? await this.bdat(message, prefix) : await this.dataCommand(message, prefix);
+      const reply = this.relay.chunking && this.conn.extensions.has('CHUNKING') ? await this.bdat(message, prefix) : await this.dataCommand(message, prefix);
       if (reply.code >= 200 && reply.code < 300) {
         this.relay.countMessage(this.dataBytes);
         // RFC 5321 4.1.1.4: the accepted message ends the transaction, the server's state is clear
@@ -221,14 +260,24 @@ export class SmtpTransaction implements RelayTransaction {
     this.ended?.();
   }
 
+  private home(conn: BackendConnection): void {
+    if (this.ownHome) this.ownHome(conn);
+    else this.backend.pool(conn);
+  }
+
+  /**
+   * The MAIL line: sendMail() checked that the backend offers what the parameters ask for. SIZE
+   * is advisory (dropped for a backend without it, which then sees the message itself), and so
+   * is BODY=7BIT (the default of a backend without 8BITMIME).
+   */
   private mailLine(from: string, params: MailFromParams): string {
     const ext = this.conn.extensions;
     let line = `MAIL FROM:<${from}>`;
     if (params.size !== undefined && ext.has('SIZE') && Number.isSafeInteger(params.size) && params.size >= 0) {
       line += ` SIZE=${params.size}`;
     }
-    if (params.body !== undefined && ext.has('8BITMIME')) line += ` BODY=${params.body}`;
-    if (params.smtputf8 === true && ext.has('SMTPUTF8')) line += ' SMTPUTF8';
+    if (params.body === '8BITMIME' || (params.body === '7BIT' && ext.has('8BITMIME'))) line += ` BODY=${params.body}`;
+    if (params.smtputf8 === true) line += ' SMTPUTF8';
     return line;
   }
 
@@ -247,7 +296,7 @@ export class SmtpTransaction implements RelayTransaction {
       this.failed = true;
       this.conn.destroy('transaction failed');
       if (err instanceof RelayError) {
-        const meta = { err, client: this.meta.clientAddress, backend: `${this.relay.opts.host}:${this.relay.opts.port}` };
+        const meta = { err, client: this.meta.clientAddress, backend: this.backend.url };
         if (clientLeft) this.relay.logger?.debug(meta, 'relay transaction ended: the client left');
         else this.relay.logger?.warn(meta, 'relay transaction failed');
         throw err;

@@ -29,7 +29,7 @@ function stub(registry: SeriesRegistry, clock: ManualClock, persister: SeriesPer
     front: { stats: { auth: {}, relayFailures: 0 }, openSessions: () => 0 },
     events: new GatewayEvents(),
     sessions: { total: () => 0 },
-    relay: { stats: () => ({ messages: 0, bytes: 0, transactions: 0, opened: 0, active: 0, idle: 0 }) },
+    relay: { stats: () => ({ backends: [], messages: 0, bytes: 0, transactions: 0, opened: 0, active: 0, idle: 0 }) },
     store: { status: () => status },
     alerts: { stats: () => new Map() },
     controls: { bans: { stats: () => ({ active: 0, issued: new Map(), lifted: 0, refused: 0, skipped: 0, unshared: 0 }) } },

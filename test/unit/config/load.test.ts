@@ -232,10 +232,10 @@ describe('defaults and normalization', () => {
   it('fills every default for a minimal config', () => {
     const config = loadConfig(fixture('minimal.yaml'));
     expect(config.relay).toEqual({
-      url: 'smtp://[2001:db8::25]:10025',
       kind: 'smtp',
-      host: '2001:db8::25',
-      port: 10025,
+      backends: [{ url: 'smtp://[2001:db8::25]:10025', host: '2001:db8::25', port: 10025, implicit_tls: false }],
+      strategy: 'failover',
+      tls: { mode: 'none' },
       timeout: 60,
       pool_size: 4,
       chunking: true,
@@ -248,6 +248,7 @@ describe('defaults and normalization', () => {
       max_message_size: 25 * 1024 * 1024,
       max_recipients: 100,
       idle_timeout: 300,
+      max_transaction_time: 600,
       max_line_length: 2048,
     });
     expect(config.server.tls).toBeUndefined();
@@ -559,7 +560,7 @@ admin: { listen: "0.0.0.0:8025" }
       `${FILE}:6:10 admin.listen: the admin listener on 0.0.0.0:8025 is not loopback: set admin.token`,
     ]);
     expect(problems(`relay: { url: "ftp://x" }\nmonitors: ["300,6", "5m,6"]\n`)).toEqual([
-      `${FILE}:1:10 relay.url: expected "smtp://host:port" (IPv6 host in brackets) or "dir:PATH", got "ftp://x"`,
+      `${FILE}:1:10 relay.url: expected "smtp://host:port", "smtps://host:port" (IPv6 host in brackets) or "dir:PATH", got "ftp://x"`,
       `${FILE}:2:21 monitors[1]: monitor "300,6" is listed twice (first as monitors[0])`,
     ]);
   });
