@@ -106,7 +106,7 @@ describe('dashboards and alert rules', () => {
     expect(names.length).toBeGreaterThan(15);
     expect(names.filter((n) => !exposed.has(n))).toEqual([]);
     // The panels the issue asks for: decisions per policy and action, fronts, sessions, relay latency, store state, bans.
-    for (const n of ['auditgate_decisions_total', 'auditgate_verdicts_total', 'auditgate_sessions_open', 'auditgate_relay_latency_seconds_bucket', 'auditgate_store_fallback', 'auditgate_bans_active']) {
+    for (const n of ['auditgate_decisions_total', 'auditgate_verdicts_total', 'auditgate_sessions_open', 'auditgate_relay_latency_seconds_bucket', 'auditgate_relay_backend_up', 'auditgate_store_fallback', 'auditgate_bans_active']) {
       expect(names).toContain(n);
     }
     expect(new Set(dashboard.panels.flatMap((p) => (p.datasource ? [p.datasource.uid] : [])))).toEqual(new Set(['auditgate-prometheus']));
@@ -116,7 +116,7 @@ describe('dashboards and alert rules', () => {
     const names = [...new Set(ruleExprs().flatMap(metricNames))];
     expect(names.filter((n) => !exposed.has(n) && !PROMETHEUS_OWN.has(n))).toEqual([]);
     const alerts = rules.groups.flatMap((g) => g.rules.map((r) => r.alert));
-    for (const a of ['AuditgateStoreFallback', 'AuditgateRelayFailures', 'AuditgateBackendDown', 'AuditgatePolicyFiringFarAboveUsual', 'AuditgateAlertDeliveriesFailing']) expect(alerts).toContain(a);
+    for (const a of ['AuditgateStoreFallback', 'AuditgateRelayFailures', 'AuditgateBackendDown', 'AuditgateNoBackendDelivers', 'AuditgatePolicyFiringFarAboveUsual', 'AuditgateAlertDeliveriesFailing']) expect(alerts).toContain(a);
   });
 
   it('the compose file runs Prometheus and Grafana with these files provisioned', () => {
