@@ -60,6 +60,8 @@ function askToken(wrong: boolean): Promise<string> {
       resolve(input.value.trim());
     };
     form.addEventListener('submit', done);
+    // Escape would close the dialog and leave the page waiting: the token is needed to go on.
+    dialog.oncancel = (ev) => ev.preventDefault();
     if (!dialog.open) dialog.showModal();
     input.focus();
   });

@@ -70,7 +70,13 @@ function show(main: HTMLElement, status: HTMLElement): void {
 async function start(): Promise<void> {
   const main = document.getElementById('main')!;
   const status = document.getElementById('status')!;
-  await ensureAuth();
+  try {
+    await ensureAuth();
+  } catch (e) {
+    // The listener did not answer (gateway down, network): say so; a reload tries again.
+    main.replaceChildren(errorBox(`The admin listener did not answer: ${String(e)}. Reload to try again.`));
+    return;
+  }
   window.addEventListener('hashchange', () => {
     show(main, status);
     main.focus();
