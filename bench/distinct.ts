@@ -6,6 +6,7 @@
  */
 import { DistinctSketch } from '../src/series/distinct.js';
 import { DistinctTable } from '../src/series/distinct-table.js';
+import { benchDistinctSeries } from './distinct-series.js';
 import { HLL_REGISTERS, HLL_STANDARD_ERROR, estimateFromHistogram } from '../src/series/hll.js';
 import { type Figure, heapBytes, nsPerOp, rng } from './harness.js';
 
@@ -24,7 +25,7 @@ function recipients(n: number, seed: number): string[] {
 }
 
 export function benchDistinct(): Figure[] {
-  return [...timing(), ...memory(), ...error()];
+  return [...timing(), ...benchDistinctSeries(), ...memory(), ...error()];
 }
 
 function timing(): Figure[] {

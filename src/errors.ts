@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   AG_CONFIG: 'The configuration file is invalid; the message lists every problem with file:line and key.',
   AG_KEY_INVALID: 'A series key is not valid for the series type (garbage address, bad mask, empty string).',
+  AG_VALUE_INVALID: 'A distinct series was given an add without a value, or a value that is not 1-1024 characters; or a value was given to a series that is not distinct.',
   AG_SERIES_UNKNOWN: 'No series with that name is defined.',
   AG_SERIES_DEFINITION: 'A series definition is invalid (type, interval, windows or options).',
   AG_WINDOW_RANGE: 'A window range is invalid (negative, or start after end).',
@@ -52,6 +53,12 @@ export class ConfigError extends AuditgateError {
 export class InvalidKeyError extends AuditgateError {
   constructor(message: string) {
     super('AG_KEY_INVALID', message);
+  }
+}
+
+export class InvalidValueError extends AuditgateError {
+  constructor(message: string) {
+    super('AG_VALUE_INVALID', message);
   }
 }
 

@@ -8,6 +8,8 @@ import type { SeriesType } from '../series/types.js';
 export interface SeriesRow {
   name: string;
   type: SeriesType;
+  /** Counts distinct values per key and window (distinct: true). */
+  distinct: boolean;
   /** Seconds per window. */
   interval: number;
   windows: number;

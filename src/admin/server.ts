@@ -14,7 +14,7 @@ import type { HostPort } from '../config/types.js';
 import { normalizeCidr } from '../config/values.js';
 import { AuditgateError } from '../errors.js';
 import { listenOn } from '../listen.js';
-import type { AuditSeries } from '../series/index.js';
+import { isDistinct, type AuditSeries } from '../series/index.js';
 import type { CountQuery } from '../store/types.js';
 import { AdminHttpError, bad, readJsonBody } from './http.js';
 import { checkKey, parseIntParam, parseWindows } from './params.js';
@@ -33,6 +33,7 @@ function statusFor(err: AuditgateError): number {
     case 'AG_SERIES_UNKNOWN':
       return 404;
     case 'AG_KEY_INVALID':
+    case 'AG_VALUE_INVALID':
     case 'AG_WINDOW_RANGE':
     case 'AG_SERIES_DEFINITION':
       return 400;
@@ -267,6 +268,7 @@ export class AdminServer {
     const series = this.gateway.registry.list().map((s): SeriesRow => ({
       name: s.name,
       type: s.type,
+      distinct: isDistinct(s),
       interval: s.interval,
       windows: s.windows,
       keys: s.size(),
@@ -284,19 +286,25 @@ export class AdminServer {
     const family = n.includes(':') ? 6 : 4;
     const wanted = family === 4 ? 'cidr' : 'cidr_ipv6';
     const list = this.gateway.registry.list().filter((s) => s.type === wanted);
+    // per window, and for a distinct series the distinct values over all windows (not the sum)
     const queries: CountQuery[] = [];
-    for (const s of list) for (let v = 0; v < s.windows; v++) queries.push({ series: s.name, key: ip, startv: v, endv: v });
+    for (const s of list) {
+      for (let v = 0; v < s.windows; v++) queries.push({ series: s.name, key: ip, startv: v, endv: v });
+      if (isDistinct(s)) queries.push({ series: s.name, key: ip, startv: 0, endv: s.windows - 1 });
+    }
     const counts = queries.length ? await this.gateway.store.countMany(queries) : [];
     let i = 0;
     const series = list.map((s) => {
       const windows = counts.slice(i, i + s.windows);
       i += s.windows;
+      const distinct = isDistinct(s);
       return {
         name: s.name,
         type: s.type,
+        ...(distinct ? { distinct } : {}),
         interval: s.interval,
         monitor: this.isMonitor(s.name),
-        total: windows.reduce((a, b) => a + b, 0),
+        total: distinct ? counts[i++]! : windows.reduce((a, b) => a + b, 0),
         windows,
       };
     });
@@ -322,11 +330,21 @@ export class AdminServer {
     const o = body as Record<string, unknown>;
     if (typeof o.key !== 'string') throw bad('"key" must be a string (an address, or a string key for a string series)', 'AG_KEY_INVALID');
     const key = checkKey(s, o.key, { address: true });
+    if (isDistinct(s) || o.value !== undefined) return this.addValue(s, key, o);
     const count = o.count === undefined ? 1 : o.count;
     if (typeof count !== 'number' || !Number.isSafeInteger(count)) throw bad(`"count" must be an integer (negative subtracts), got ${JSON.stringify(count)}`);
     await this.gateway.store.add(s.name, key, count);
     const now = await this.gateway.store.count(s.name, key, 0, 0);
     return { series: s.name, key, added: count, count: now };
+  }
+
+  /** A distinct series' add: {"key", "value"}; the answer has its distinct values in window 0. */
+  private async addValue(s: AuditSeries, key: string, o: Record<string, unknown>): Promise<unknown> {
+    if (o.count !== undefined) throw bad(`series "${s.name}" counts distinct values: send {"key": "...", "value": "..."}, not a count`, 'AG_VALUE_INVALID');
+    if (typeof o.value !== 'string') throw bad(`"value" must be a string (the value whose distinct occurrences series "${s.name}" counts)`, 'AG_VALUE_INVALID');
+    await this.gateway.store.addMany([{ series: s.name, key, count: 1, value: o.value }]);
+    const now = await this.gateway.store.count(s.name, key, 0, 0);
+    return { series: s.name, key, value: o.value, count: now };
   }
 
   private async remove(c: RequestContext): Promise<unknown> {

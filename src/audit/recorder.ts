@@ -71,13 +71,18 @@ const FIRING_MESSAGES: Record<FiringMode, string> = {
 interface CompiledRecord {
   series: string[];
   key?: string;
-  count: number;
+  /** A fixed number, or the message's recipients (`rcpts`) or size (`bytes`). */
+  count: number | 'rcpts' | 'bytes';
+  /** Distinct series: the value template (every series of such a rule is distinct). */
+  value?: string;
   cidr: boolean[];
 }
 
 export class Recorder {
   private policies!: CompiledPolicies;
   private records!: Map<Stage, CompiledRecord[]>;
+  /** The data stage's `count: bytes` rules: added once the message was received (see messageBytes). */
+  private bytesRecords: CompiledRecord[] = [];
   private monitorNames!: Readonly<Record<MonitorEvent, readonly string[]>>;
   private onError!: Config['store']['on_error'];
   private readonly recent: FiredRecord[] = [];
@@ -107,14 +112,21 @@ export class Recorder {
     const types = catalogue.types;
     this.onError = config.store.on_error;
     const records = new Map<Stage, CompiledRecord[]>();
+    const bytesRecords: CompiledRecord[] = [];
     for (const r of config.record) {
-      const list = records.get(r.on) ?? [];
-      const rec: CompiledRecord = { series: r.series, count: r.count, cidr: r.series.map((s) => types.get(s)?.type !== 'string') };
+      const rec: CompiledRecord = { series: r.series, count: r.count ?? 1, cidr: r.series.map((s) => types.get(s)?.type !== 'string') };
       if (r.key !== undefined) rec.key = r.key;
+      if (r.value !== undefined) rec.value = r.value;
+      if (rec.count === 'bytes') {
+        bytesRecords.push(rec);
+        continue;
+      }
+      const list = records.get(r.on) ?? [];
       list.push(rec);
       records.set(r.on, list);
     }
     this.records = records;
+    this.bytesRecords = bytesRecords;
     this.monitorNames = catalogue.monitors;
   }
 
@@ -158,12 +170,29 @@ export class Recorder {
 
   /**
    * Takes back the adds `stage()` made for an event (an AUTH attempt counted before the backend
-   * was asked, whose password turned out right). Evaluates nothing.
+   * was asked, whose password turned out right). Evaluates nothing. A value added to a distinct
+   * series cannot be taken back (a set forgets nothing but by ageing): such adds stay.
    */
   async undo(ctx: EventContext): Promise<void> {
     const ops: AddOp[] = [];
     this.collectAdds(ctx, ops);
-    for (const op of ops) op.count = -op.count;
+    const back = ops.filter((op) => op.value === undefined);
+    for (const op of back) op.count = -op.count;
+    if (back.length) await this.safeAdd(back);
+  }
+
+  /** True when some record rule adds the size of accepted messages (`count: bytes`). */
+  countsBytes(): boolean {
+    return this.bytesRecords.length > 0;
+  }
+
+  /**
+   * A message was received and accepted: its `count: bytes` rules add `ctx.bytes`. They run
+   * after the data stage's policies, which therefore see the bytes of the messages before this one.
+   */
+  async messageBytes(ctx: EventContext): Promise<void> {
+    const ops: AddOp[] = [];
+    for (const r of this.bytesRecords) this.ruleAdds(r, ctx, ops);
     if (ops.length) await this.safeAdd(ops);
   }
 
@@ -171,19 +200,34 @@ export class Recorder {
   private collectAdds(ctx: EventContext, ops: AddOp[]): void {
     // A client without an address has nothing to count in address-keyed series.
     const address = ctx.client;
-    for (const r of this.records.get(ctx.stage) ?? []) {
-      for (let i = 0; i < r.series.length; i++) {
-        if (r.cidr[i]) {
-          if (address) ops.push({ series: r.series[i]!, key: address.text, count: r.count, address });
-          continue;
-        }
-        const key = r.key ? expandTemplate(r.key, ctx) : undefined;
-        if (key !== undefined) ops.push({ series: r.series[i]!, key, count: r.count });
-      }
-    }
+    for (const r of this.records.get(ctx.stage) ?? []) this.ruleAdds(r, ctx, ops);
     if (!address) return;
     if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: address.text, count: 1, address });
     if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: address.text, count: 1, address });
+  }
+
+  /** The adds of one record rule for an event: its amount (or value) to each of its series. */
+  private ruleAdds(r: CompiledRecord, ctx: EventContext, ops: AddOp[]): void {
+    const count = typeof r.count === 'number' ? r.count : r.count === 'rcpts' ? (ctx.rcpts ?? 0) : (ctx.bytes ?? 0);
+    if (count === 0) return; // a message of no recipients or no bytes adds nothing
+    let value: string | undefined;
+    if (r.value !== undefined) {
+      value = expandTemplate(r.value, ctx);
+      if (value === undefined) return; // nothing to count for this event (e.g. the null sender's domain)
+    }
+    const address = ctx.client;
+    for (let i = 0; i < r.series.length; i++) {
+      let op: AddOp | undefined;
+      if (r.cidr[i]) {
+        if (address) op = { series: r.series[i]!, key: address.text, count, address };
+      } else {
+        const key = r.key ? expandTemplate(r.key, ctx) : undefined;
+        if (key !== undefined) op = { series: r.series[i]!, key, count };
+      }
+      if (!op) continue;
+      if (value !== undefined) op.value = value;
+      ops.push(op);
+    }
   }
 
   /** Reads the counts the stage's policies need and evaluates them. */

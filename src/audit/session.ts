@@ -47,6 +47,11 @@ export interface Session {
   rcptDomain?: string;
   /** Recipients accepted in the current transaction. */
   rcpts: string[];
+  /**
+   * Size in bytes of the current transaction's message, once it has been received (fronts fill
+   * it when they know it; the SMTP proxy when the backend accepted it): `count: bytes`.
+   */
+  messageSize?: number;
   /** The authenticated user, when there is one. */
   authUser?: string;
   /** An accept policy at connect trusts the session: later stages record but skip policies. */
@@ -91,6 +96,7 @@ export function splitAddress(address: string): [string, string] {
 export function setSender(s: Session, address: string): void {
   [s.mailFrom, s.mailFromDomain] = splitAddress(address);
   s.rcpts = [];
+  s.messageSize = undefined;
   s.rcpt = undefined;
   s.rcptDomain = undefined;
 }
@@ -118,6 +124,10 @@ export function contextOf(s: Session, stage: Stage): EventContext {
   if (s.rcpt !== undefined && (stage === 'rcpt' || stage === 'rcpt_rejected' || stage === 'reject')) {
     c.rcpt = s.rcpt;
     c.rcpt_domain = s.rcptDomain ?? '';
+  }
+  if (stage === 'data') {
+    c.rcpts = s.rcpts.length;
+    if (s.messageSize !== undefined) c.bytes = s.messageSize;
   }
   return c;
 }
@@ -218,9 +228,15 @@ export class SessionEngine {
     return { verdict, undo: () => void this.deps.recorder.undo(ctx) };
   }
 
-  /** A message the backend accepted: the `receptions` monitors. */
-  delivered(s: Session): void {
+  /**
+   * A message the backend accepted, of `size` bytes when the front knows it: the `receptions`
+   * monitors, and the data stage's `count: bytes` rules (which add after the data stage's
+   * policies ran, so those see the bytes of earlier messages only).
+   */
+  delivered(s: Session, size?: number): void {
+    if (size !== undefined) s.messageSize = size;
     void this.deps.recorder.monitor('receptions', s.client);
+    if (s.messageSize !== undefined && this.deps.recorder.countsBytes()) void this.deps.recorder.messageBytes(contextOf(s, 'data'));
   }
 
   private async run(s: Session, stage: Stage, ctx: EventContext): Promise<Verdict> {

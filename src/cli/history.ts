@@ -55,13 +55,15 @@ export async function historyCommand(
   }
   let skipped = 0;
   let rows: HistoryRow[];
+  let distinctTotal: number | undefined;
   try {
-    rows = await queryHistory({ ...q, limit: undefined, onProblem: () => skipped++ });
+    rows = await queryHistory({ ...q, limit: undefined, onProblem: () => skipped++, onDistinctTotal: (n) => (distinctTotal = n) });
   } catch (e) {
     err(`auditgate history: cannot read the series logs under ${q.logDir}: ${(e as Error).message}`);
     return 1;
   }
-  const total = rows.reduce((s, r) => s + r.count, 0);
+  // distinct series: the distinct values over all rows (a value seen under two keys counts once)
+  const total = distinctTotal ?? rows.reduce((s, r) => s + r.count, 0);
   const shown = q.limit > 0 ? rows.slice(0, q.limit) : rows;
   if (skipped > 0) err(`auditgate history: skipped ${skipped} malformed line(s)`);
   if (json) {

@@ -2,7 +2,7 @@
  * `auditgate series …`: the admin console verbs against a running gateway's admin listener.
  *
  *   list | count SERIES KEY [--windows A-B] | top SERIES [--mask N] [--limit N] [--windows A-B]
- *   add SERIES KEY [--count N] | delete SERIES KEY | show IP | sessions [--mask N] [--family 4|6]
+ *   add SERIES KEY [--count N | --value V] | delete SERIES KEY | show IP | sessions [--mask N] [--family 4|6]
  *   decisions [--limit N]
  *
  * Options: --admin URL, --config FILE, --token T (or $AUDITGATE_TOKEN), --json.
@@ -20,6 +20,7 @@ export const SERIES_USAGE = `usage: auditgate series VERB [options]
   top SERIES [--mask N] [--limit N] [--windows A-B]
                                             top talkers, grouped by prefix length
   add SERIES KEY [--count N]                add N (default 1, negative subtracts) to window 0
+  add SERIES KEY --value V                  a distinct series: add the value V to the key's set in window 0
   delete SERIES KEY                         remove an address, prefix or string key (delete_ip)
   show IP                                   every series and monitor for one client, per window
   sessions [--mask N] [--family 4|6] [--limit N]
@@ -49,7 +50,7 @@ interface ShowAnswer {
   ip: string;
   key: string;
   sessions: number;
-  series: Array<{ name: string; type: string; interval: number; monitor: boolean; total: number; windows: number[] }>;
+  series: Array<{ name: string; type: string; interval: number; monitor: boolean; distinct?: boolean; total: number; windows: number[] }>;
 }
 
 interface SessionsAnswer {
@@ -104,7 +105,14 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
       return;
     }
     case 'add': {
-      const [series, key] = expectArgs(p, 2, 'auditgate series add SERIES KEY [--count N]');
+      const [series, key] = expectArgs(p, 2, 'auditgate series add SERIES KEY [--count N | --value V]');
+      const value = p.opts.get('--value');
+      if (value !== undefined) {
+        if (p.opts.has('--count')) throw new UsageError('--count and --value exclude each other (--value is for distinct series)');
+        const a = (await adminRequest(target, 'POST', `/series/${seg(series!)}/add`, { key, value })) as { series: string; key: string; value: string; count: number };
+        print(a, () => `added ${JSON.stringify(a.value)} to ${a.key} in ${a.series}; window 0 now holds ${a.count} distinct value${a.count === 1 ? '' : 's'}\n`);
+        return;
+      }
       const count = intOption(p, '--count') ?? 1;
       const a = (await adminRequest(target, 'POST', `/series/${seg(series!)}/add`, { key, count })) as { series: string; key: string; added: number; count: number };
       print(a, () => `${a.added < 0 ? 'subtracted' : 'added'} ${Math.abs(a.added)} ${a.added < 0 ? 'from' : 'to'} ${a.key} in ${a.series}; window 0 is now ${a.count}\n`);
@@ -126,7 +134,7 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
           head +
           formatTable(
             ['SERIES', 'INTERVAL', 'TOTAL', 'WINDOWS 0..N'],
-            a.series.map((s) => [s.monitor ? `${s.name} (monitor)` : s.name, `${s.interval}s`, s.total, s.windows.join(' ')]),
+            a.series.map((s) => [`${s.name}${s.monitor ? ' (monitor)' : s.distinct ? ' (distinct)' : ''}`, `${s.interval}s`, s.total, s.windows.join(' ')]),
           )
         );
       });
@@ -167,5 +175,5 @@ async function run(p: Parsed, target: AdminTarget, io: CliIo): Promise<void> {
 
 /** Runs one `auditgate series …` command; returns the exit code. */
 export function seriesCommand(args: string[], io: CliIo = defaultIo()): Promise<number> {
-  return runAdminCommand('series', SERIES_USAGE, args, io, ['--windows', '--mask', '--limit', '--count', '--family'], (p, target) => run(p, target, io));
+  return runAdminCommand('series', SERIES_USAGE, args, io, ['--windows', '--mask', '--limit', '--count', '--value', '--family'], (p, target) => run(p, target, io));
 }

@@ -16,8 +16,8 @@ import { MONITOR_SERIES_BASES, type MonitorEvent } from './vocabulary.js';
 export interface SeriesCatalogue {
   /** Every series the gateway defines: the config's, then the monitors'; cidr types keep their policies' masks as levels. */
   readonly definitions: readonly SeriesDefinition[];
-  /** Type and interval of every defined series by name (the session gauges are not series). */
-  readonly types: ReadonlyMap<string, { type: SeriesType; interval: number }>;
+  /** Type and interval of every defined series by name (the session gauges are not series); distinct: counts distinct values. */
+  readonly types: ReadonlyMap<string, { type: SeriesType; interval: number; distinct: boolean }>;
   /** The monitor series an event adds to, both families, in definition order. */
   readonly monitors: Readonly<Record<MonitorEvent, readonly string[]>>;
   /** The series with replicate: cluster | manager, with the aggregate masks Redis keeps. */
@@ -75,16 +75,20 @@ export function aggregateMasks(config: Pick<Config, 'policies'>, s: Pick<Replica
 
 function buildCatalogue(config: Config): SeriesCatalogue {
   const masks = policyMasks(config);
+  const wide = bytesSeries(config);
   const definitions: SeriesDefinition[] = [];
-  const types = new Map<string, { type: SeriesType; interval: number }>();
+  const types = new Map<string, { type: SeriesType; interval: number; distinct: boolean }>();
   const replicated: ReplicatedSeries[] = [];
   for (const s of Object.values(config.series)) {
     const options: SeriesDefinition['options'] = { persist: s.persist, serialize: s.serialize, replicate: s.replicate };
     if (s.store_prefix !== undefined) options.store_prefix = s.store_prefix;
     if (s.max_keys !== undefined) options.max_keys = s.max_keys;
-    if (s.type !== 'string') options.levels = levelsFor(s.type, masks.get(s.name));
+    if (s.distinct) options.distinct = true;
+    if (wide.has(s.name)) options.wide = true;
+    // A distinct series keeps a union set per kept prefix: only the masks its policies count.
+    if (s.type !== 'string') options.levels = s.distinct ? [...(masks.get(s.name) ?? [])].sort((a, b) => a - b) : levelsFor(s.type, masks.get(s.name));
     definitions.push({ name: s.name, type: s.type, interval: s.interval, windows: s.windows, options });
-    types.set(s.name, { type: s.type, interval: s.interval });
+    types.set(s.name, { type: s.type, interval: s.interval, distinct: s.distinct });
     if (s.replicate === 'none') continue;
     const r: ReplicatedSeries = {
       name: s.name,
@@ -95,6 +99,7 @@ function buildCatalogue(config: Config): SeriesCatalogue {
       max_keys: s.max_keys ?? DEFAULT_MAX_KEYS,
       masks: [],
     };
+    if (s.distinct) r.distinct = true;
     if (s.store_prefix !== undefined) r.store_prefix = s.store_prefix;
     r.masks = keptMasks(r, masks.get(s.name));
     replicated.push(r);
@@ -104,11 +109,21 @@ function buildCatalogue(config: Config): SeriesCatalogue {
     const options: SeriesDefinition['options'] = { levels: levelsFor(m.type, masks.get(m.name)) };
     if (m.store_prefix !== undefined) options.store_prefix = m.store_prefix;
     definitions.push({ name: m.name, type: m.type, interval: m.interval, windows: m.windows, options });
-    types.set(m.name, { type: m.type, interval: m.interval });
+    types.set(m.name, { type: m.type, interval: m.interval, distinct: false });
     monitors[m.event].push(m.name);
   }
   const names = (flag: 'persist' | 'serialize'): string[] => Object.values(config.series).filter((s) => s[flag]).map((s) => s.name);
   return { definitions, types, monitors, replicated, persisted: names('persist'), serialized: names('serialize') };
+}
+
+/**
+ * The series a `count: bytes` rule adds to: their window counts are 64-bit-safe doubles (sizes
+ * overflow 32-bit counts after 2 GB), the others stay 32-bit.
+ */
+function bytesSeries(config: Pick<Config, 'record'>): Set<string> {
+  const out = new Set<string>();
+  for (const r of config.record) if (r.count === 'bytes') for (const s of r.series) out.add(s);
+  return out;
 }
 
 /** Per series name: the masks the policies counting it use. */

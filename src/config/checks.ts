@@ -9,7 +9,7 @@ import { monitorSeries } from './catalogue.js';
 import { suggest } from './problems.js';
 import type { AdminConfig, MonitorConfig, PathProblem, PolicyConfig, RecordRule, RelayConfig, SeriesConfig, ServerConfig, StoreConfig } from './types.js';
 import { describeValue, formatHostPort, templatePlaceholders } from './values.js';
-import { SESSION_GAUGES, STAGE_PLACEHOLDERS, isSessionGauge, type Stage } from './vocabulary.js';
+import { AMOUNT_STAGES, SESSION_GAUGES, STAGE_PLACEHOLDERS, isSessionGauge, type Stage } from './vocabulary.js';
 
 export interface SemanticInput {
   server: ServerConfig | undefined;
@@ -66,7 +66,7 @@ export function checkSemantics(input: SemanticInput, problems: PathProblem[]): v
     name: string,
     at: Array<string | number>,
     allowSessions: boolean,
-  ): { type: SeriesType; windows: number; gauge?: true } | undefined => {
+  ): { type: SeriesType; windows: number; gauge?: true; distinct?: boolean } | undefined => {
     if (allowSessions && isSessionGauge(name)) return { type: SESSION_GAUGES[name], windows: Infinity, gauge: true };
     const own = input.series.get(name);
     if (own) return own;
@@ -79,6 +79,16 @@ export function checkSemantics(input: SemanticInput, problems: PathProblem[]): v
     return undefined;
   };
 
+  /** A distinct series counts the rule's value; any other series counts the rule's amount. */
+  const checkDistinctRule = (r: RecordRule, i: number, name: string, distinct: boolean, at: Array<string | number>) => {
+    if (distinct) {
+      if (r.value === undefined) add(at, `series "${name}" counts distinct values (distinct: true): this rule needs a value, e.g. value: "{rcpt}"`);
+      if (r.count !== undefined) add(['record', i, 'count'], `count does not apply to distinct series "${name}": an event adds its value to the key's set once`);
+    } else if (r.value !== undefined) {
+      add(['record', i, 'value'], `value applies only to distinct series; "${name}" counts events (set distinct: true on the series to count distinct values)`);
+    }
+  };
+
   const checkKeyForStage = (key: string, on: Stage, at: Array<string | number>) => {
     const allowed = STAGE_PLACEHOLDERS[on];
     for (const p of templatePlaceholders(key)) {
@@ -89,6 +99,11 @@ export function checkSemantics(input: SemanticInput, problems: PathProblem[]): v
   input.record.forEach((r, i) => {
     if (!r) return;
     if (r.key !== undefined) checkKeyForStage(r.key, r.on, ['record', i, 'key']);
+    if (r.value !== undefined) checkKeyForStage(r.value, r.on, ['record', i, 'value']);
+    if (typeof r.count === 'string' && !AMOUNT_STAGES[r.count].includes(r.on)) {
+      const what = r.count === 'rcpts' ? "the message's accepted recipients" : "the message's size";
+      add(['record', i, 'count'], `count: ${r.count} (${what}) is known only at stage ${AMOUNT_STAGES[r.count].map((s) => `"${s}"`).join(', ')}; this rule is on "${r.on}"`);
+    }
     const single = r.series.length === 1;
     r.series.forEach((name, j) => {
       const at: Array<string | number> = single ? ['record', i, 'series'] : ['record', i, 'series', j];
@@ -104,6 +119,7 @@ export function checkSemantics(input: SemanticInput, problems: PathProblem[]): v
       if ((s.type === 'cidr' || s.type === 'cidr_ipv6') && r.key !== undefined && r.key !== '{ip}') {
         add(['record', i, 'key'], `series "${name}" is ${s.type}: its key is the client address, so key must be "{ip}" or left out`);
       }
+      checkDistinctRule(r, i, name, s.distinct === true, at);
     });
   });
 

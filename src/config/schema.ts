@@ -16,6 +16,7 @@ import {
   ValueProblem,
   isPlainObject,
   parseAdminHost,
+  parseAmount,
   parseCidr,
   parseDurationValue,
   parseHostPort,
@@ -201,6 +202,7 @@ export const seriesEntrySchema = z.strictObject({
   replicate: z.enum(REPLICATE_MODES).default('none'),
   store_prefix: int(1, 128).optional(),
   max_keys: int(1).optional(),
+  distinct: z.boolean().default(false),
 });
 
 export const recordRuleSchema = z
@@ -208,7 +210,8 @@ export const recordRuleSchema = z
     on: stage(),
     series: listOf(nonEmpty(), 1, 'names no series'),
     key: custom(parseTemplate).optional(),
-    count: z.number().int().refine((n) => n !== 0, { message: 'count must not be 0' }).default(1),
+    count: custom(parseAmount).optional(),
+    value: custom(parseTemplate).optional(),
   })
   .transform((r): RecordRule => dropUndefined(r));
 

@@ -4,7 +4,7 @@
  * names; runtime options (camelCase with units) are made from these where parts are built.
  */
 import type { Replicate, SeriesType } from '../series/types.js';
-import type { Action, LOG_LEVELS, POLICY_MODES, RelayStrategy, RelayTlsMode, Stage, StoreOnError } from './vocabulary.js';
+import type { Action, LOG_LEVELS, POLICY_MODES, RecordAmount, RelayStrategy, RelayTlsMode, Stage, StoreOnError } from './vocabulary.js';
 
 export interface HostPort {
   host: string;
@@ -156,13 +156,21 @@ export interface SeriesConfig {
   replicate: Replicate;
   store_prefix?: number;
   max_keys?: number;
+  /** Counts distinct values per key and window (record rules give the `value`), not events. */
+  distinct: boolean;
 }
 
 export interface RecordRule {
   on: Stage;
   series: string[];
   key?: string;
-  count: number;
+  /**
+   * What each event adds: a fixed non-zero integer, `rcpts` (the message's accepted recipients)
+   * or `bytes` (its size). Absent: 1. Distinct series take a `value` instead.
+   */
+  count?: number | RecordAmount;
+  /** Distinct series: the value whose distinct occurrences are counted (a template, e.g. "{rcpt}"). */
+  value?: string;
 }
 
 export interface PolicyConfig {

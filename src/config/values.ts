@@ -7,7 +7,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { parseDuration, parseSize } from './duration.js';
 import type { HostPort, MonitorConfig, RelayUrl } from './types.js';
-import { KEY_PLACEHOLDERS, type KeyPlaceholder } from './vocabulary.js';
+import { KEY_PLACEHOLDERS, RECORD_AMOUNTS, type KeyPlaceholder, type RecordAmount } from './vocabulary.js';
 
 export class ValueProblem extends Error {}
 
@@ -159,6 +159,13 @@ export function parseTemplate(v: unknown): string {
   }
   templatePlaceholders(v);
   return v;
+}
+
+/** A record rule's `count`: a non-zero integer (within ±2^31), or what the message says (rcpts, bytes). */
+export function parseAmount(v: unknown): number | RecordAmount {
+  if ((RECORD_AMOUNTS as readonly unknown[]).includes(v)) return v as RecordAmount;
+  if (typeof v === 'number' && Number.isInteger(v) && v !== 0 && Math.abs(v) < 2 ** 31) return v;
+  throw new ValueProblem(`count is a non-zero integer (up to 2147483647 either way), ${RECORD_AMOUNTS.map((a) => `"${a}"`).join(' or ')}; got ${describeValue(v)}`);
 }
 
 export function parseDurationValue(v: unknown, positive: boolean): number {

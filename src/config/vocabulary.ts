@@ -26,23 +26,36 @@ export const RELAY_TLS_MODES = ['none', 'opportunistic', 'required'] as const;
 export type RelayTlsMode = (typeof RELAY_TLS_MODES)[number];
 
 /** Placeholders a key template may use. */
-export const KEY_PLACEHOLDERS = ['ip', 'helo', 'mail_from', 'mail_from_domain', 'rcpt', 'rcpt_domain', 'auth_user'] as const;
+export const KEY_PLACEHOLDERS = ['ip', 'net', 'helo', 'mail_from', 'mail_from_domain', 'rcpt', 'rcpt_domain', 'auth_user'] as const;
 export type KeyPlaceholder = (typeof KEY_PLACEHOLDERS)[number];
 
 /**
  * Placeholders that have a value at each stage. Stages after RCPT (and `reject`, which can
  * follow any stage) may use them all; the recorder renders a missing value as an empty string.
+ * `{net}` is the client's network: its /24 for IPv4, its /64 for IPv6 (`192.0.2.0/24`).
  */
 export const STAGE_PLACEHOLDERS: Record<Stage, readonly KeyPlaceholder[]> = {
-  connect: ['ip'],
-  helo: ['ip', 'helo'],
-  auth_fail: ['ip', 'helo', 'auth_user'],
-  mail: ['ip', 'helo', 'auth_user', 'mail_from', 'mail_from_domain'],
+  connect: ['ip', 'net'],
+  helo: ['ip', 'net', 'helo'],
+  auth_fail: ['ip', 'net', 'helo', 'auth_user'],
+  mail: ['ip', 'net', 'helo', 'auth_user', 'mail_from', 'mail_from_domain'],
   rcpt: KEY_PLACEHOLDERS,
   rcpt_rejected: KEY_PLACEHOLDERS,
   data: KEY_PLACEHOLDERS,
   reject: KEY_PLACEHOLDERS,
 };
+
+/** Prefix lengths of `{net}`: the client's network. */
+export const NET_MASKS = { 4: 24, 6: 64 } as const;
+
+/**
+ * What a record rule may add instead of a fixed number (`count:`), and the stages that know it:
+ * `rcpts` the message's accepted recipients, `bytes` its size. Both are facts of the message,
+ * so of the data stage (bytes are added once the message has been received and accepted).
+ */
+export const RECORD_AMOUNTS = ['rcpts', 'bytes'] as const;
+export type RecordAmount = (typeof RECORD_AMOUNTS)[number];
+export const AMOUNT_STAGES: Record<RecordAmount, readonly Stage[]> = { rcpts: ['data'], bytes: ['data'] };
 
 export const SERIES_NAME_RE = /^[A-Za-z0-9_.:,-]{1,128}$/;
 

@@ -9,7 +9,7 @@ interface ShowIp {
   ip: string;
   key: string;
   sessions: number;
-  series: Array<{ name: string; type: string; interval: number; monitor: boolean; total: number; windows: number[] }>;
+  series: Array<{ name: string; type: string; interval: number; monitor: boolean; distinct?: boolean; total: number; windows: number[] }>;
   bans: ApiBan[];
   decisions: ApiDecision[];
 }
@@ -29,7 +29,7 @@ export const clientView: View = {
     ctx.every(3000, async () => {
       const c = await api<ShowIp>(`show/ip/${encodeURIComponent(decodeURIComponent(ctx.arg))}`, { signal: ctx.signal });
       const width = Math.max(0, ...c.series.map((s) => s.windows.length));
-      const rows = c.series.map((s) => [s.name, s.monitor ? 'monitor' : 'series', fmtSeconds(s.interval), s.total, ...Array.from({ length: width }, (_, i) => s.windows[i] ?? '')]);
+      const rows = c.series.map((s) => [s.name, s.monitor ? 'monitor' : s.distinct ? 'distinct' : 'series', fmtSeconds(s.interval), s.total, ...Array.from({ length: width }, (_, i) => s.windows[i] ?? '')]);
       out.replaceChildren(
         h('p', {}, `${c.key}: `, h('strong', {}, String(c.sessions)), ' open session(s)'),
         table(`Counts for ${c.key} per window (0 is the current one)`, ['Series', 'Kind', 'Interval', '#Total', ...Array.from({ length: width }, (_, i) => `#W${i}`)], rows, 'No address series.'),

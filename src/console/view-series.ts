@@ -13,7 +13,7 @@ export const seriesView = refreshingView('Series', 'Series', 5000, async (signal
     s.keys,
     fmtBytes(s.memory_bytes),
     s.replicate,
-    s.monitor ? 'monitor' : 'series',
+    s.monitor ? 'monitor' : s.distinct ? 'distinct' : 'series',
   ]);
   return table(`${series.length} series`, ['Name', 'Type', 'Interval × windows', '#Keys', '#Memory', 'Replicate', 'Kind'], rows, 'No series defined.');
 });

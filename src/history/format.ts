@@ -7,10 +7,17 @@
  *
  *   {"series":"rejections:300,6","type":"cidr","window":5983506,"start":"2026-11-20T10:30:00.000Z",
  *    "end":"2026-11-20T10:35:00.000Z","interval":300,"counts":{"192.0.2.1":3,"198.51.100.7":1}}
+ *
+ * A distinct series' line says `"distinct":true` and carries each key's set of values in the
+ * window (DistinctSketch JSON: exact hashes or Redis's HLL string) beside its count, so history
+ * can unite windows and prefixes instead of adding counts:
+ *
+ *   {…,"distinct":true,"counts":{"192.0.2.1":2},"sets":{"192.0.2.1":{"v":1,"exact":"C+1SymXf…"}}}
  */
 import path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ClosedWindow } from '../series/windowed.js';
+import type { DistinctJSON } from '../series/distinct.js';
 
 export const DAY_MS = 86_400_000;
 /** Keys stringified between two yields to the event loop. */
@@ -64,7 +71,10 @@ export interface WindowLogLine {
   end: string;
   /** Seconds. */
   interval: number;
+  /** A distinct series: counts are distinct values, and `sets` holds each key's values. */
+  distinct?: true;
   counts: Record<string, number>;
+  sets?: Record<string, DistinctJSON>;
 }
 
 /** Builds one JSONL line for a closed window, yielding to the event loop between chunks of keys. */
@@ -77,6 +87,7 @@ export async function formatLogLine(closed: ClosedWindow, type: string, interval
     end: new Date(closed.endMs).toISOString(),
     interval,
   };
+  if (closed.sets) head.distinct = true;
   let s = `${JSON.stringify(head).slice(0, -1)},"counts":{`;
   const entries = closed.entries;
   for (let i = 0; i < entries.length; i++) {
@@ -84,11 +95,22 @@ export async function formatLogLine(closed: ClosedWindow, type: string, interval
     s += `${i === 0 ? '' : ','}${JSON.stringify(k)}:${c}`;
     if ((i + 1) % CHUNK_KEYS === 0) await yieldToLoop();
   }
-  return `${s}}}\n`;
+  s += '}';
+  if (closed.sets) {
+    s += ',"sets":{';
+    for (let i = 0; i < entries.length; i++) {
+      s += `${i === 0 ? '' : ','}${JSON.stringify(entries[i]![0])}:${JSON.stringify(closed.sets[i])}`;
+      if ((i + 1) % CHUNK_KEYS === 0) await yieldToLoop();
+    }
+    s += '}';
+  }
+  return `${s}}\n`;
 }
 
-/** The fields of a log line a query needs; null for a line that is not one (e.g. torn by a crash). */
-export function parseLogLine(text: string): { series: string; type: string; start: string; counts: Record<string, unknown> } | null {
+/** The fields of a log line a query needs (sets: a distinct series'); null for a line that is not one (e.g. torn by a crash). */
+export function parseLogLine(
+  text: string,
+): { series: string; type: string; start: string; counts: Record<string, unknown>; sets?: Record<string, unknown> } | null {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -99,5 +121,8 @@ export function parseLogLine(text: string): { series: string; type: string; star
   const o = v as Record<string, unknown>;
   if (typeof o.series !== 'string' || typeof o.type !== 'string' || typeof o.start !== 'string') return null;
   if (typeof o.counts !== 'object' || o.counts === null || Array.isArray(o.counts)) return null;
-  return { series: o.series, type: o.type, start: o.start, counts: o.counts as Record<string, unknown> };
+  const line = { series: o.series, type: o.type, start: o.start, counts: o.counts as Record<string, unknown> };
+  if (o.distinct !== true) return line;
+  if (typeof o.sets !== 'object' || o.sets === null || Array.isArray(o.sets)) return null;
+  return { ...line, sets: o.sets as Record<string, unknown> };
 }

@@ -1,7 +1,9 @@
 /**
  * Querying serialized history (the logs SeriesLogWriter appends), Momentum `cidr_cli` style:
  * "the ten /24s with the most rejections yesterday". The `auditgate history` command is
- * src/cli/history.ts.
+ * src/cli/history.ts. Distinct series' windows are united, not added: a row counts the distinct
+ * values over its windows and the keys it groups ("the /24s that sent to the most distinct
+ * recipients yesterday").
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -9,6 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { type ParsedPrefix, FAMILY_BITS, applyMask, formatPrefix, parsePrefix, prefixContains } from '../series/address.js';
 import { DAY_MS, dayFileStart, parseLogLine, seriesLogDir } from './format.js';
+import { DistinctSketch } from '../series/distinct.js';
 
 export interface HistoryQuery {
   logDir: string;
@@ -27,6 +30,8 @@ export interface HistoryQuery {
   order?: 'count' | 'key';
   /** Called for each malformed line skipped (e.g. a line torn by a crash). */
   onProblem?: (message: string) => void;
+  /** Distinct series: called with the distinct values over every row (not the sum of the rows). */
+  onDistinctTotal?: (count: number) => void;
 }
 
 export interface HistoryRow {
@@ -39,6 +44,8 @@ export async function queryHistory(opts: HistoryQuery): Promise<HistoryRow[]> {
   const fromMs = opts.from.getTime();
   const toMs = opts.to.getTime();
   const totals = new Map<string, number>();
+  /** Distinct series: each row's values over its windows and keys (the count is their number). */
+  const unions = new Map<string, DistinctSketch>();
   if (!(fromMs < toMs)) return [];
   const filterPrefix = opts.prefix !== undefined ? parsePrefix(opts.prefix) : null;
   const keyCache = new Map<string, string | null>();
@@ -79,6 +86,20 @@ export async function queryHistory(opts: HistoryQuery): Promise<HistoryRow[]> {
         if (line.series !== series) continue;
         const start = Date.parse(line.start);
         if (!(start >= fromMs && start < toMs)) continue;
+        if (line.sets) {
+          for (const [key, set] of Object.entries(line.sets)) {
+            const k = mapKey(line.type, key);
+            if (k === null) continue;
+            let u = unions.get(k);
+            if (!u) unions.set(k, (u = new DistinctSketch()));
+            try {
+              u.merge(DistinctSketch.fromJSON(set));
+            } catch {
+              opts.onProblem?.(`${file}:${lineNo}: the set of "${key}" is not a distinct set; skipped`);
+            }
+          }
+          continue;
+        }
         for (const [key, c] of Object.entries(line.counts)) {
           if (typeof c !== 'number' || !Number.isFinite(c) || c === 0) continue;
           const k = mapKey(line.type, key);
@@ -89,8 +110,13 @@ export async function queryHistory(opts: HistoryQuery): Promise<HistoryRow[]> {
     }
   }
 
+  if (unions.size > 0 && totals.size > 0) {
+    throw new Error('the series chosen mix distinct series (distinct values) and counting series (sums): query them separately');
+  }
   const rows: HistoryRow[] = [];
   for (const [key, count] of totals) if (count !== 0) rows.push({ key, count });
+  for (const [key, u] of unions) if (u.count() !== 0) rows.push({ key, count: u.count() });
+  if (unions.size > 0 && opts.onDistinctTotal) opts.onDistinctTotal(DistinctSketch.unionCount([...unions.values()]));
   if ((opts.order ?? 'count') === 'key') rows.sort((a, b) => compareKeys(a.key, b.key));
   else rows.sort((a, b) => b.count - a.count || compareKeys(a.key, b.key));
   return opts.limit ? rows.slice(0, opts.limit) : rows;

@@ -185,9 +185,13 @@ export class SeriesLogWriter {
     const s = this.registry.get(snapshot.name);
     if (snapshot.window >= s.currentWindow()) return; // still open: it will close normally
     const startMs = snapshot.window * snapshot.interval * 1000;
-    const entries: Array<[string, number]> = [];
-    for (const [key, counts] of snapshot.entries) if (counts[0]) entries.push([key, counts[0]]);
-    this.enqueue(s, { series: snapshot.name, window: snapshot.window, startMs, endMs: startMs + snapshot.interval * 1000, entries });
+    const closed: ClosedWindow = { series: snapshot.name, window: snapshot.window, startMs, endMs: startMs + snapshot.interval * 1000, entries: [] };
+    for (const [key, counts, sets] of snapshot.entries) {
+      if (!counts[0]) continue;
+      closed.entries.push([key, counts[0]]);
+      if (sets) (closed.sets ??= []).push(sets[0] ?? { v: 1, exact: '' });
+    }
+    this.enqueue(s, closed);
   }
 
   private enqueue(s: AuditSeries, closed: ClosedWindow): void {

@@ -8,6 +8,12 @@
  *   ["192.0.2.1",[3,0,1,0]],
  *   …
  *   ]}}
+ *
+ * A distinct series writes snapshot version 2: each entry adds the key's set per window, in the
+ * JSON of DistinctSketch (the exact 64-bit hashes, or Redis's HLL string, base64), null where the
+ * window is empty; the counts are the sets' sizes:
+ *
+ *   ["192.0.2.1",[2,0,0,0],[{"v":1,"exact":"C+1SymXfQqMQHCYF…"},null,null,null]]
  */
 import { PersistError } from '../errors.js';
 import type { SeriesSnapshot } from '../series/types.js';
@@ -43,7 +49,7 @@ export function parseStateFile(text: string, name: string): StateFile {
   if (doc.series !== name) throw new PersistError(`the file holds series ${JSON.stringify(doc.series)}, expected "${name}"`);
   const s = doc.snapshot;
   if (!isObject(s)) throw new PersistError('snapshot missing');
-  if (s.version !== 1) throw new PersistError(`unsupported snapshot version ${JSON.stringify(s.version)}`);
+  if (s.version !== 1 && s.version !== 2) throw new PersistError(`unsupported snapshot version ${JSON.stringify(s.version)}`);
   if (s.name !== name) throw new PersistError(`snapshot is for series ${JSON.stringify(s.name)}, expected "${name}"`);
   if (typeof s.type !== 'string') throw new PersistError('snapshot type missing');
   if (typeof s.interval !== 'number' || !(s.interval > 0)) throw new PersistError('snapshot interval invalid');
@@ -52,13 +58,17 @@ export function parseStateFile(text: string, name: string): StateFile {
   if (s.store_prefix !== undefined && !Number.isInteger(s.store_prefix)) throw new PersistError('snapshot store_prefix invalid');
   if (!Array.isArray(s.entries)) throw new PersistError('snapshot entries missing');
   const entries = s.entries as unknown[];
+  const distinct = s.version === 2;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
-    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || !Array.isArray(e[1])) {
-      throw new PersistError(`snapshot entry ${i} is not [key, [counts…]]`);
+    if (!Array.isArray(e) || e.length !== (distinct ? 3 : 2) || typeof e[0] !== 'string' || !Array.isArray(e[1])) {
+      throw new PersistError(`snapshot entry ${i} is not [key, [counts…]${distinct ? ', [sets…]' : ''}]`);
     }
     for (const c of e[1] as unknown[]) {
       if (!Number.isSafeInteger(c)) throw new PersistError(`snapshot entry ${i} has a count that is not an integer`);
+    }
+    if (distinct && (!Array.isArray(e[2]) || e[2].length !== e[1].length || !e[2].every((set: unknown) => set === null || isObject(set)))) {
+      throw new PersistError(`snapshot entry ${i} does not hold one set (or null) per window`);
     }
   }
   return doc as unknown as StateFile;

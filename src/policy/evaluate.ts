@@ -5,7 +5,8 @@
 import type { Stage } from '../config/vocabulary.js';
 import type { CompiledPolicy } from './compile.js';
 import { MAX_STRING_KEY_LENGTH } from '../series/string-series.js';
-import type { ClientAddress } from '../series/address.js';
+import { applyMask, formatPrefix, type ClientAddress } from '../series/address.js';
+import { NET_MASKS } from '../config/vocabulary.js';
 
 export interface EventContext {
   stage: Stage;
@@ -19,13 +20,26 @@ export interface EventContext {
   rcpt?: string;
   rcpt_domain?: string;
   auth_user?: string;
+  /** data stage: the message's accepted recipients (`count: rcpts`). */
+  rcpts?: number;
+  /** The message's size in bytes, once received (`count: bytes`). */
+  bytes?: number;
+}
+
+/** `{net}`: the client's network, its /24 (IPv4) or /64 (IPv6); undefined without an address. */
+export function clientNet(client: ClientAddress | undefined): string | undefined {
+  if (!client) return undefined;
+  const mask = NET_MASKS[client.family];
+  const w = Uint32Array.from(client.words);
+  applyMask(w, client.family, mask);
+  return formatPrefix(client.family, w, mask);
 }
 
 /** Expands {placeholders}; undefined when a placeholder has no value at this stage. */
 export function expandTemplate(template: string, ctx: EventContext): string | undefined {
   let missing = false;
   const out = template.replace(/\{([a-z_]+)\}/g, (_, name: string) => {
-    const v = (ctx as unknown as Record<string, string | undefined>)[name];
+    const v = name === 'net' ? clientNet(ctx.client) : (ctx as unknown as Record<string, string | undefined>)[name];
     if (v === undefined || v === '') {
       missing = true;
       return '';

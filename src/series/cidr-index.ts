@@ -8,7 +8,6 @@ import type { Clock } from './clock.js';
 import { SeriesDefinitionError } from '../errors.js';
 import { FAMILY_BITS, type Family, applyMask, formatPrefix } from './address.js';
 import { KIND_AGGREGATE, KIND_FREE, KIND_LEAF, growArray } from './entry-table.js';
-import { clampCount } from './counts.js';
 import { WindowedSeries } from './windowed.js';
 import { DEFAULT_LEVELS, type SeriesDefinition } from './types.js';
 
@@ -43,7 +42,8 @@ export abstract class CidrIndex extends WindowedSeries {
       }
     }
     this.leafBits = sp ?? full;
-    const requested = def.options?.levels ?? DEFAULT_LEVELS[this.family];
+    // A distinct series keeps a union set per aggregate: none unless asked for (its policies' masks).
+    const requested = def.options?.levels ?? (def.options?.distinct ? [] : DEFAULT_LEVELS[this.family]);
     for (const l of requested) {
       if (!Number.isInteger(l) || l < 0 || l > full) {
         throw new SeriesDefinitionError(`series "${def.name}": level ${l} is not a prefix length from 0 to ${full}`);
@@ -102,7 +102,7 @@ export abstract class CidrIndex extends WindowedSeries {
     this.indexDelete(id);
     let p = this.parent[id]!;
     while (p >= 0) {
-      for (let s = 0; s < this.windows; s++) this.slots[s]![p] = clampCount(this.slots[s]![p]! - this.slots[s]![id]!);
+      this.detachCounts(p, id);
       const up = this.parent[p]!;
       this.prev[p] = this.prev[p]! - 1;
       if (this.prev[p] === 0) {
@@ -111,6 +111,11 @@ export abstract class CidrIndex extends WindowedSeries {
       }
       p = up;
     }
+  }
+
+  /** Takes a leaf's counts out of one of its aggregates (a distinct series keeps the values: a set cannot subtract). */
+  protected detachCounts(agg: number, leaf: number): void {
+    for (let s = 0; s < this.windows; s++) this.slots[s]![agg] = this.clamp(this.slots[s]![agg]! - this.slots[s]![leaf]!);
   }
 
   protected override keyText(id: number): string {

@@ -9,7 +9,6 @@ import { InvalidKeyError } from '../errors.js';
 import { FAMILY_BITS, type ClientAddress, applyMask, formatPrefix, parsePrefix, prefixContains } from './address.js';
 import { CidrIndex } from './cidr-index.js';
 import { KIND_FREE, isLeafKind } from './entry-table.js';
-import { clampCount } from './counts.js';
 import type { SnapshotHead } from './windowed.js';
 import { TopK } from './topk.js';
 import type { TopEntry, TopOptions } from './types.js';
@@ -17,6 +16,9 @@ import type { TopEntry, TopOptions } from './types.js';
 const MAX_ENUMERATE_BITS = 8;
 /** Scans yield to the event loop every 2^16 entries (topAsync). */
 const SCAN_CHUNK_MASK = 0xffff;
+
+/** A group of top at a mask that is not kept: a running sum, or (distinct series) the entry ids to unite. */
+export type GroupAcc = number | number[];
 
 export type KeyResult = { ok: true; words: Uint32Array; mask: number } | { ok: false; reason: 'family' };
 
@@ -34,7 +36,8 @@ export class CidrSeries extends CidrIndex {
     return { ok: true, words: p.words, mask: p.mask };
   }
 
-  private loadKey(key: string): number {
+  /** Parses `key` into this.scratch; returns its mask, or -1 for the other family. */
+  protected loadKey(key: string): number {
     const r = this.parseKey(key);
     if (!r.ok) return -1;
     this.scratch.set(r.words);
@@ -91,7 +94,7 @@ export class CidrSeries extends CidrIndex {
     const s = this.slotOf(this.current - v);
     this.totals[s] = this.totals[s]! + count;
     const arr = this.slots[s]!;
-    for (let id = leaf; id >= 0; id = this.parent[id]!) arr[id] = clampCount(arr[id]! + count);
+    for (let id = leaf; id >= 0; id = this.parent[id]!) arr[id] = this.clamp(arr[id]! + count);
     return leaf;
   }
 
@@ -114,12 +117,41 @@ export class CidrSeries extends CidrIndex {
   private countWords(words: Uint32Array, mask: number, startv: number, last: number): number {
     if (startv > last) return 0;
     if (mask === 0) return this.sumTotals(startv, last);
-    if (mask >= this.leafBits || this.levelSet[mask] === 1) {
-      const lvl = mask >= this.leafBits ? this.leafBits : mask;
-      applyMask(words, this.family, lvl);
-      const id = this.find(words, lvl);
-      return id < 0 ? 0 : this.sumEntry(id, startv, last);
-    }
+    const kept = this.keptEntry(words, mask);
+    if (kept !== undefined) return kept < 0 ? 0 : this.sumEntry(kept, startv, last);
+    const ids = this.idScratch;
+    this.entriesUnder(words, mask, ids);
+    let sum = 0;
+    for (const id of ids) sum += this.sumEntry(id, startv, last);
+    return sum;
+  }
+
+  private readonly idScratch: number[] = [];
+
+  /**
+   * The entry that holds the count at `mask` itself — the leaf (mask ≥ the stored length) or a
+   * kept aggregate — masking `words` to it: its id, -1 when there is none, undefined when the mask
+   * is not kept (then entriesUnder).
+   */
+  protected keptEntry(words: Uint32Array, mask: number): number | undefined {
+    if (mask < this.leafBits && this.levelSet[mask] !== 1) return undefined;
+    const lvl = mask >= this.leafBits ? this.leafBits : mask;
+    applyMask(words, this.family, lvl);
+    return this.find(words, lvl);
+  }
+
+  /** The next kept level finer than `mask` (or the stored length): where entriesUnder looks. */
+  protected finerLevel(mask: number): number {
+    for (const l of this.levels) if (l > mask) return l;
+    return this.leafBits;
+  }
+
+  /**
+   * Fills `out` with the entries at the next finer kept level (or the leaves) inside the prefix
+   * `words`/`mask` (a mask that is not kept, > 0): their counts together are the prefix's.
+   */
+  protected entriesUnder(words: Uint32Array, mask: number, out: number[]): void {
+    out.length = 0;
     applyMask(words, this.family, mask);
     // Nothing under the enclosing kept level means nothing under this prefix either.
     let coarser = 0;
@@ -128,17 +160,10 @@ export class CidrSeries extends CidrIndex {
       const w2 = this.scratch2;
       w2.set(words);
       applyMask(w2, this.family, coarser);
-      if (this.find(w2, coarser) < 0) return 0;
+      if (this.find(w2, coarser) < 0) return;
     }
-    let finer = this.leafBits;
-    for (const l of this.levels) {
-      if (l > mask) {
-        finer = l;
-        break;
-      }
-    }
+    const finer = this.finerLevel(mask);
     const gap = finer - mask;
-    let sum = 0;
     if (gap <= MAX_ENUMERATE_BITS) {
       const child = new Uint32Array(4);
       for (let c = 0; c < 1 << gap; c++) {
@@ -151,17 +176,14 @@ export class CidrSeries extends CidrIndex {
           }
         }
         const id = this.find(child, finer);
-        if (id >= 0) sum += this.sumEntry(id, startv, last);
+        if (id >= 0) out.push(id);
       }
-      return sum;
+      return;
     }
     for (let id = 0; id < this.highWater; id++) {
       if (this.kind[id] === KIND_FREE || this.level[id] !== finer) continue;
-      if (prefixContains(words, mask, this.keys.subarray(id * this.nwords, id * this.nwords + this.nwords), finer, this.nwords)) {
-        sum += this.sumEntry(id, startv, last);
-      }
+      if (prefixContains(words, mask, this.keys.subarray(id * this.nwords, id * this.nwords + this.nwords), finer, this.nwords)) out.push(id);
     }
-    return sum;
   }
 
   /** Removes `ip` (or every address inside `ip/mask`) from all windows; returns keys removed. */
@@ -233,29 +255,23 @@ export class CidrSeries extends CidrIndex {
     const heap = new TopK(limit);
     const zero = new Uint32Array(4);
     if (mask === 0) {
-      heap.offer(formatPrefix(this.family, zero, 0), this.sumTotals(startv, last));
+      heap.offer(formatPrefix(this.family, zero, 0), this.totalWeight(startv, last));
       return heap.result();
     }
     const nw = this.nwords;
     if (mask === this.leafBits || this.levelSet[mask] === 1) {
       for (let id = 0; id < this.highWater; id++) {
         if (this.kind[id] === KIND_FREE || this.level[id] !== mask) continue;
-        const c = this.sumEntry(id, startv, last);
+        const c = this.entryWeight(id, startv, last);
         if (heap.wouldAccept(c)) heap.offer(formatPrefix(this.family, this.keys.subarray(id * nw, id * nw + nw), mask), c);
       }
       return heap.result();
     }
-    let finer = this.leafBits;
-    for (const l of this.levels) {
-      if (l > mask) {
-        finer = l;
-        break;
-      }
-    }
+    const finer = this.finerLevel(mask);
     // Group by the masked key as a number (IPv4) or a compact word string (IPv6); only the
     // groups that make the top are formatted. The scan yields (topAsync): ids are pinned so a
     // compaction meanwhile cannot move entries behind it.
-    const groups = new Map<number | string, number>();
+    const groups = new Map<number | string, GroupAcc>();
     const w = new Uint32Array(4);
     const v4mask = mask === 0 ? 0 : (0xffffffff << (32 - mask)) >>> 0;
     const release = this.pinIds();
@@ -270,25 +286,48 @@ export class CidrSeries extends CidrIndex {
           applyMask(w, this.family, mask);
           k = `${w[0]},${w[1]},${w[2]},${w[3]}`;
         }
-        groups.set(k, (groups.get(k) ?? 0) + this.sumEntry(id, startv, last));
+        groups.set(k, this.accumulate(groups.get(k), id, startv, last));
+      }
+      for (const [k, acc] of groups) {
+        const c = this.accumulated(acc, startv, last);
+        if (!heap.wouldAccept(c)) continue;
+        if (typeof k === 'number') w[0] = k;
+        else k.split(',').forEach((x, i) => (w[i] = Number(x)));
+        heap.offer(formatPrefix(this.family, w, mask), c);
       }
     } finally {
       release();
     }
-    for (const [k, c] of groups) {
-      if (!heap.wouldAccept(c)) continue;
-      if (typeof k === 'number') w[0] = k;
-      else k.split(',').forEach((x, i) => (w[i] = Number(x)));
-      heap.offer(formatPrefix(this.family, w, mask), c);
-    }
     return heap.result();
+  }
+
+  // ---- what top ranks by (a distinct series ranks by distinct values) ----------------------
+
+  /** The /0 figure over windows startv..last. */
+  protected totalWeight(startv: number, last: number): number {
+    return this.sumTotals(startv, last);
+  }
+
+  /** One entry's figure (a leaf or a kept aggregate). */
+  protected entryWeight(id: number, startv: number, last: number): number {
+    return this.sumEntry(id, startv, last);
+  }
+
+  /** Adds entry `id` to a group of top at a mask that is not kept: a running sum here. */
+  protected accumulate(acc: GroupAcc | undefined, id: number, startv: number, last: number): GroupAcc {
+    return ((acc as number | undefined) ?? 0) + this.sumEntry(id, startv, last);
+  }
+
+  /** A group's figure. */
+  protected accumulated(acc: GroupAcc, _startv: number, _last: number): number {
+    return acc as number;
   }
 
   protected override describeSnapshot(snap: SnapshotHead): void {
     if (this.leafBits !== FAMILY_BITS[this.family]) snap.store_prefix = this.leafBits;
   }
 
-  private readonly restoreWords = new Uint32Array(4);
+  protected readonly restoreWords = new Uint32Array(4);
 
   protected override selectRestoreKey(key: string): boolean {
     const r = typeof key === 'string' ? parsePrefix(key) : null;

@@ -1,13 +1,14 @@
-/** Window counts: their bounds (32-bit, saturating), and the checks every count and add makes. */
+/**
+ * Window counts: their bounds (32-bit, saturating; 53-bit for `wide` series, which sum message
+ * bytes), and the checks every count and add makes.
+ */
 import { WindowRangeError } from '../errors.js';
 
 export const MAX_COUNT = 2 ** 31 - 1;
 export const MIN_COUNT = -(2 ** 31);
-
-/** Window counts saturate instead of wrapping. */
-export function clampCount(v: number): number {
-  return v > MAX_COUNT ? MAX_COUNT : v < MIN_COUNT ? MIN_COUNT : v;
-}
+/** Bounds of a `wide` series' window counts (doubles: every integer up to 2^53 - 1 is exact, 8 PiB). */
+export const MAX_WIDE_COUNT = Number.MAX_SAFE_INTEGER;
+export const MIN_WIDE_COUNT = -Number.MAX_SAFE_INTEGER;
 
 /** Validates a window range of a series and clamps it: returns the last window to read (≤ windows-1). */
 export function checkWindowRange(series: { name: string; windows: number }, startv: number, endv: number): number {

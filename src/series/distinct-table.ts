@@ -184,6 +184,42 @@ export class DistinctTable {
     return b;
   }
 
+  /**
+   * Follows a renumbering of ids (the series compacted its entries): `map[old]` is the new id,
+   * -1 for an id that is gone (its sets are dropped), for old ids below `oldCount`; the id space
+   * becomes `capacity`.
+   */
+  remap(map: Int32Array, oldCount: number, capacity: number): void {
+    const W = this.windows;
+    const off = new Int32Array(capacity).fill(-1);
+    const cls = new Uint8Array(capacity);
+    const len = new Int32Array(capacity);
+    const slotN = new Uint8Array(capacity * W);
+    for (let id = 0; id < Math.min(oldCount, this.capacity); id++) {
+      const to = map[id]!;
+      if (to < 0) {
+        if (this.off[id]! >= 0) this.releaseBlock(id);
+        continue;
+      }
+      off[to] = this.off[id]!;
+      cls[to] = this.cls[id]!;
+      len[to] = this.len[id]!;
+      slotN.set(this.slotN.subarray(id * W, id * W + W), to * W);
+    }
+    const big = [...this.big];
+    this.big.clear();
+    for (const [k, sketch] of big) {
+      const id = Math.floor(k / W);
+      const to = id < oldCount ? map[id]! : -1;
+      if (to >= 0) this.big.set(to * W + (k % W), sketch);
+    }
+    this.off = off;
+    this.cls = cls;
+    this.len = len;
+    this.slotN = slotN;
+    this.capacity = capacity;
+  }
+
   /** Rebuilds the arena with no free blocks, each block shrunk to the class its entries need. */
   compact(): void {
     let words = 0;

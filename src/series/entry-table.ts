@@ -14,6 +14,8 @@
  *
  * Windows, keys and counts belong to the subclasses (windowed.ts, then the series types).
  */
+import { MAX_COUNT, MAX_WIDE_COUNT, MIN_COUNT, MIN_WIDE_COUNT } from './counts.js';
+
 export const KIND_FREE = 0;
 /** A leaf in the probation segment (seen once). */
 export const KIND_LEAF = 1;
@@ -35,8 +37,11 @@ const COMPACT_BELOW = 4;
 /** Below this capacity compaction is not worth a pass. */
 const COMPACT_MIN_CAPACITY = 4096;
 
+/** A window's counts: 32-bit integers, or doubles for a `wide` series (see counts.ts). */
+export type CountArray = Int32Array | Float64Array;
+
 /** A copy of `a` with `capacity` entries (cut short, or zero-filled past the old length). */
-export function growArray<T extends Int32Array | Uint8Array>(a: T, ctor: new (n: number) => T, capacity: number): T {
+export function growArray<T extends Int32Array | Uint8Array | Float64Array>(a: T, ctor: new (n: number) => T, capacity: number): T {
   const b = new ctor(capacity);
   b.set(a.subarray(0, Math.min(a.length, capacity)) as never);
   return b;
@@ -47,13 +52,20 @@ export abstract class EntryTable {
   readonly maxKeys: number;
   /** Leaves the protected segment may hold: floor(max_keys × 0.9). */
   readonly protectedCap: number;
+  /** Window counts saturate at these bounds (see clamp). */
+  readonly maxCount: number;
+  readonly minCount: number;
+  private readonly countArray: new (n: number) => CountArray;
+  /** Bytes per window count (4, or 8 for a wide series). */
+  protected readonly countBytes: number;
 
   protected capacity = 0;
   /**
    * slots[s][id]: count of entry id in ring slot s (absolute window w lives in slot w % windows).
-   * Counts are 32-bit signed integers, saturating at ±2^31 (see clampCount).
+   * Counts are 32-bit signed integers saturating at ±2^31, or for a wide series doubles
+   * saturating at ±(2^53 - 1) (see clamp).
    */
-  protected slots: Int32Array[] = [];
+  protected slots: CountArray[] = [];
   protected kind = new Uint8Array(0);
   protected prev = new Int32Array(0);
   protected next = new Int32Array(0);
@@ -77,11 +89,21 @@ export abstract class EntryTable {
   /** Ids freed while pinned, linked through `next`; back on the free list once the last pin is released. */
   private heldHead = -1;
 
-  constructor(windows: number, maxKeys: number) {
+  constructor(windows: number, maxKeys: number, wide = false) {
     this.windows = windows;
     this.maxKeys = maxKeys;
     this.protectedCap = Math.floor(maxKeys * PROTECTED_SHARE);
+    this.maxCount = wide ? MAX_WIDE_COUNT : MAX_COUNT;
+    this.minCount = wide ? MIN_WIDE_COUNT : MIN_COUNT;
+    this.countArray = wide ? Float64Array : Int32Array;
+    this.countBytes = wide ? 8 : 4;
   }
+
+  /** A window count saturated to this table's bounds instead of wrapping. */
+  protected clamp(v: number): number {
+    return v > this.maxCount ? this.maxCount : v < this.minCount ? this.minCount : v;
+  }
+
 
   /** Subclasses call this at the end of their constructor, once their own fields exist. */
   protected initStorage(): void {
@@ -99,7 +121,7 @@ export abstract class EntryTable {
   protected abstract removeLeaf(id: number): void;
 
   protected resize(capacity: number): void {
-    this.slots = Array.from({ length: this.windows }, (_, s) => growArray(this.slots[s] ?? new Int32Array(0), Int32Array, capacity));
+    this.slots = Array.from({ length: this.windows }, (_, s) => growArray(this.slots[s] ?? new this.countArray(0), this.countArray, capacity));
     this.kind = growArray(this.kind, Uint8Array, capacity);
     this.prev = growArray(this.prev, Int32Array, capacity);
     this.next = growArray(this.next, Int32Array, capacity);
@@ -292,7 +314,7 @@ export abstract class EntryTable {
     for (let id = 0; id < hw; id++) if (this.kind[id] !== KIND_FREE) map[id] = n++;
     const cap = Math.max(capacity, n);
     const remap = (x: number): number => (x < 0 ? -1 : map[x]!);
-    const slots = this.slots.map(() => new Int32Array(cap));
+    const slots = this.slots.map(() => new this.countArray(cap));
     const kind = new Uint8Array(cap);
     const prev = new Int32Array(cap);
     const next = new Int32Array(cap);
@@ -323,7 +345,11 @@ export abstract class EntryTable {
     this.highWater = n;
     this.capacity = cap;
     this.compactExtra(map, hw, cap);
+    this.compacted(map, hw, cap);
   }
+
+  /** After compactExtra: what keeps per-id state beside the subclass arrays follows (distinct sets). */
+  protected compacted(_map: Int32Array, _oldHighWater: number, _capacity: number): void {}
 
   /**
    * Subclass arrays follow a compaction: `map[old id]` is the new id (-1 for a free one),

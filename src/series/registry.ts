@@ -62,7 +62,9 @@ function sameShape(s: AuditSeries, def: SeriesDefinition): boolean {
     s.interval === def.interval &&
     s.windows === def.windows &&
     (s.options.store_prefix ?? null) === (o.store_prefix ?? null) &&
-    (s.options.max_keys ?? null) === (o.max_keys ?? null)
+    (s.options.max_keys ?? null) === (o.max_keys ?? null) &&
+    (s.options.distinct ?? false) === (o.distinct ?? false) &&
+    (s.options.wide ?? false) === (o.wide ?? false)
   );
   // `levels` only decide which masks are O(1); counts at every mask stay exact, so a reload
   // that adds a policy mask keeps the series (and its counts) rather than starting it again.

@@ -9,7 +9,7 @@ import type { SeriesDefinition, TopEntry, TopOptions } from './types.js';
 export const MAX_STRING_KEY_LENGTH = 1024;
 
 export class StringSeries extends WindowedSeries {
-  private readonly index = new Map<string, number>();
+  protected readonly index = new Map<string, number>();
   private keyOf: (string | undefined)[] = [];
   /** Characters held in keys (memoryBytes without walking the index). */
   private keyChars = 0;
@@ -57,7 +57,7 @@ export class StringSeries extends WindowedSeries {
     this.keyOf[id] = undefined;
   }
 
-  private checkKey(key: string): void {
+  protected checkKey(key: string): void {
     if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STRING_KEY_LENGTH) {
       throw new InvalidKeyError(`series "${this.name}": a string key must be 1 to ${MAX_STRING_KEY_LENGTH} characters`);
     }
@@ -74,6 +74,15 @@ export class StringSeries extends WindowedSeries {
 
   /** Adds `count` in window v to `key`; returns its leaf id. */
   private addAt(key: string, v: number, count: number): number {
+    const id = this.leafFor(key, count);
+    this.bump(id, v, count);
+    const s = this.slotOf(this.current - v);
+    this.totals[s] = this.totals[s]! + count;
+    return id;
+  }
+
+  /** Finds or creates the leaf of `key` for an add of `count` (which decides its LRU segment). */
+  protected leafFor(key: string, count: number): number {
     let id = this.index.get(key);
     if (id === undefined) {
       this.makeRoom();
@@ -85,9 +94,6 @@ export class StringSeries extends WindowedSeries {
     } else {
       this.touchLeaf(id);
     }
-    this.bump(id, v, count);
-    const s = this.slotOf(this.current - v);
-    this.totals[s] = this.totals[s]! + count;
     return id;
   }
 
@@ -131,7 +137,7 @@ export class StringSeries extends WindowedSeries {
     return heap.result();
   }
 
-  private restoreKey = '';
+  protected restoreKey = '';
 
   protected override selectRestoreKey(key: string): boolean {
     if (typeof key !== 'string' || key.length === 0 || key.length > MAX_STRING_KEY_LENGTH) return false;

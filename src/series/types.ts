@@ -1,4 +1,5 @@
 import type { Family } from './address.js';
+import type { DistinctJSON } from './distinct.js';
 
 export type SeriesType = 'cidr' | 'cidr_ipv6' | 'string';
 export type Replicate = 'none' | 'cluster' | 'manager';
@@ -21,6 +22,16 @@ export interface SeriesOptions {
    * Counts at other masks stay exact, only slower. Defaults: cidr [8,16,24], cidr_ipv6 [32,48,56,64].
    */
   levels?: number[];
+  /**
+   * Counts distinct values per key and window (adds carry a value) instead of summing counts:
+   * exact up to 64 values, then Redis's HyperLogLog (distinct.ts).
+   */
+  distinct?: boolean;
+  /**
+   * Window counts as 64-bit-safe doubles (exact to 2^53) instead of 32-bit integers, for series
+   * that sum large amounts (message bytes).
+   */
+  wide?: boolean;
 }
 
 export interface SeriesDefinition {
@@ -47,9 +58,16 @@ export interface TopEntry {
   count: number;
 }
 
+/**
+ * One key of a snapshot: its text and counts[v] (the count in window v); a distinct series adds
+ * sets[v], the key's values in window v (null when none), and its counts are the sets' sizes.
+ */
+export type SnapshotEntry = [key: string, counts: number[]] | [key: string, counts: number[], sets: Array<DistinctJSON | null>];
+
 /** Plain-data snapshot of one series: what persistence writes and the cluster merge reads. */
 export interface SeriesSnapshot {
-  version: 1;
+  /** 1: counts; 2: a distinct series (entries carry their sets). */
+  version: 1 | 2;
   name: string;
   type: SeriesType;
   interval: number;
@@ -61,7 +79,7 @@ export interface SeriesSnapshot {
    * Leaf keys: the probation segment least recently touched first, then the protected one
    * likewise; counts[v] is the count in window v.
    */
-  entries: Array<[string, number[]]>;
+  entries: SnapshotEntry[];
 }
 
 export const DEFAULT_MAX_KEYS = 1_000_000;

@@ -5,35 +5,14 @@
  * subclasses.
  */
 import type { Clock } from './clock.js';
-import { SeriesDefinitionError, SnapshotError } from '../errors.js';
-import { checkAddCount, checkWindowRange, clampCount } from './counts.js';
+import { SnapshotError } from '../errors.js';
+import { checkAddCount, checkWindowRange } from './counts.js';
 import { EntryTable, isLeafKind } from './entry-table.js';
-import { DEFAULT_MAX_KEYS, type SeriesDefinition, type SeriesOptions, type SeriesSnapshot, type SeriesType } from './types.js';
+import type { DistinctJSON } from './distinct.js';
+import type { SeriesDefinition, SeriesOptions, SeriesSnapshot, SeriesType, SnapshotEntry } from './types.js';
+import { type ClosedWindow, type SnapshotCursor, type SnapshotHead, type WindowCloseListener, checkDefinition, checkSnapshot } from './windowed-shapes.js';
 
-export interface ClosedWindow {
-  series: string;
-  /** Absolute window number: floor(epoch seconds / interval). */
-  window: number;
-  startMs: number;
-  endMs: number;
-  /** Every key with a non-zero count in that window: probation keys, then protected ones, each most recently touched first. */
-  entries: Array<[string, number]>;
-}
-export type WindowCloseListener = (closed: ClosedWindow) => void;
-/** The max_keys of a valid definition; throws SeriesDefinitionError for a bad interval, window count or max_keys. */
-function checkDefinition(def: SeriesDefinition): number {
-  if (!Number.isFinite(def.interval) || def.interval <= 0) {
-    throw new SeriesDefinitionError(`series "${def.name}": interval must be a positive number of seconds`);
-  }
-  if (!Number.isInteger(def.windows) || def.windows < 1 || def.windows > 1024) {
-    throw new SeriesDefinitionError(`series "${def.name}": windows must be an integer from 1 to 1024`);
-  }
-  const maxKeys = def.options?.max_keys ?? DEFAULT_MAX_KEYS;
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) {
-    throw new SeriesDefinitionError(`series "${def.name}": max_keys must be a positive integer`);
-  }
-  return maxKeys;
-}
+export type { ClosedWindow, SnapshotCursor, SnapshotHead, WindowCloseListener };
 
 export abstract class WindowedSeries extends EntryTable {
   readonly name: string;
@@ -51,7 +30,7 @@ export abstract class WindowedSeries extends EntryTable {
   protected current: number;
 
   constructor(def: SeriesDefinition, clock: Clock) {
-    super(def.windows, checkDefinition(def));
+    super(def.windows, checkDefinition(def), def.options?.wide === true);
     this.name = def.name;
     this.type = def.type;
     this.interval = def.interval;
@@ -105,7 +84,7 @@ export abstract class WindowedSeries extends EntryTable {
   }
   /** Bytes held by this series' arrays (what the benchmark divides by keys). */
   memoryBytes(): number {
-    return this.capacity * (4 * this.windows + 1 + 4 + 4) + this.totals.byteLength + this.extraBytes();
+    return this.capacity * (this.countBytes * this.windows + 1 + 4 + 4) + this.totals.byteLength + this.extraBytes();
   }
 
   protected abstract extraBytes(): number;
@@ -140,6 +119,7 @@ export abstract class WindowedSeries extends EntryTable {
       const s = this.slotOf(w - elapsed + k);
       this.slots[s]!.fill(0);
       this.totals[s] = 0;
+      this.slotCleared(s);
     }
     this.sweepEmpty();
     this.maybeCompact();
@@ -161,15 +141,21 @@ export abstract class WindowedSeries extends EntryTable {
     const slot = this.slotOf(this.current);
     const arr = this.slots[slot]!;
     const entries: Array<[string, number]> = [];
+    const ids: number[] = [];
     for (const head of [this.probHead, this.protHead]) {
       for (let id = head; id >= 0; id = this.next[id]!) {
         const c = arr[id]!;
-        if (c !== 0) entries.push([this.keyText(id), c]);
+        if (c === 0) continue;
+        entries.push([this.keyText(id), c]);
+        ids.push(id);
       }
     }
     const start = this.current * this.intervalMs;
+    const closed: ClosedWindow = { series: this.name, window: this.current, startMs: start, endMs: start + this.intervalMs, entries };
+    const sets = this.closedSets(ids, slot);
+    if (sets) closed.sets = sets;
     try {
-      this.closeListener!({ series: this.name, window: this.current, startMs: start, endMs: start + this.intervalMs, entries });
+      this.closeListener!(closed);
     } catch {
       // a failing listener must not break counting; the listener reports its own errors
     }
@@ -178,11 +164,20 @@ export abstract class WindowedSeries extends EntryTable {
   /** The text of a leaf's key (address, stored prefix or string). */
   protected abstract keyText(id: number): string;
 
+  /** A ring slot was emptied (its window aged out of coverage): distinct series clear their sets. */
+  protected slotCleared(_slot: number): void {}
+
+  /** Distinct series: the sets of the leaves `ids` in a closing slot (ClosedWindow.sets). */
+  protected closedSets(_ids: readonly number[], _slot: number): DistinctJSON[] | undefined {
+    return undefined;
+  }
+
   private resetAll(): void {
     this.clearEntries();
     this.totals.fill(0);
     this.clearIndex();
     this.initStorage();
+    for (let s = 0; s < this.windows; s++) this.slotCleared(s);
   }
 
 
@@ -227,7 +222,7 @@ export abstract class WindowedSeries extends EntryTable {
   protected bump(id: number, v: number, count: number): void {
     const s = this.slotOf(this.current - v);
     const arr = this.slots[s]!;
-    arr[id] = clampCount(arr[id]! + count);
+    arr[id] = this.clamp(arr[id]! + count);
   }
 
   protected checkCount(count: number): void {
@@ -282,14 +277,14 @@ export abstract class WindowedSeries extends EntryTable {
     const series = this;
     return {
       head,
-      next(max: number): Array<[string, number[]]> {
-        const out: Array<[string, number[]]> = [];
+      next(max: number): SnapshotEntry[] {
+        const out: SnapshotEntry[] = [];
         if (open) series.advance(); // counts as of now: windows that aged out since are not copied
         while (open && pos < n && out.length < max) {
           const id = order[pos++]!;
           if (id >= series.highWater || !isLeafKind(series.kind[id])) continue; // removed since the cursor opened
           const counts = series.framedWindows(id, frame);
-          if (counts) out.push([series.keyText(id), counts]);
+          if (counts) out.push(series.snapshotEntry(id, counts, frame));
         }
         return out;
       },
@@ -305,17 +300,27 @@ export abstract class WindowedSeries extends EntryTable {
    * Null when every one is 0 (nothing to save).
    */
   private framedWindows(id: number, frame: number): number[] | null {
-    const d = this.current - frame;
-    if (d >= this.windows) return null;
+    if (this.current - frame >= this.windows) return null;
     const out = new Array<number>(this.windows);
     let any = false;
     for (let v = 0; v < this.windows; v++) {
-      const u = v + d;
-      const c = u < this.windows ? this.slots[this.slotOf(this.current - u)]![id]! : 0;
+      const slot = this.frameSlot(v, frame);
+      const c = slot >= 0 ? this.slots[slot]![id]! : 0;
       out[v] = c;
       if (c !== 0) any = true;
     }
     return any ? out : null;
+  }
+
+  /** The ring slot now holding window v of the frame whose window 0 was absolute window `frame`; -1 when it aged out. */
+  protected frameSlot(v: number, frame: number): number {
+    const u = v + this.current - frame;
+    return u < this.windows ? this.slotOf(this.current - u) : -1;
+  }
+
+  /** One key of a snapshot: its text and counts (distinct series add their sets). */
+  protected snapshotEntry(id: number, counts: number[], _frame: number): SnapshotEntry {
+    return [this.keyText(id), counts];
   }
 
   /** Subclasses add what a snapshot needs beyond the common fields (store_prefix). */
@@ -334,7 +339,9 @@ export abstract class WindowedSeries extends EntryTable {
     let restored = 0;
     this.restoring = true;
     try {
-      for (const [key, counts] of snap.entries) {
+      for (const entry of snap.entries) {
+        const [key, counts] = entry;
+        const sets = entry.length > 2 ? entry[2] : undefined;
         if (!Array.isArray(counts) || !this.selectRestoreKey(key)) continue;
         let id = -1;
         let sum = 0;
@@ -342,13 +349,14 @@ export abstract class WindowedSeries extends EntryTable {
           const c = counts[v]!;
           const nv = v + shift;
           if (c === 0 || nv < 0 || nv >= this.windows || !Number.isSafeInteger(c)) continue;
-          id = this.restoreCount(nv, clampCount(c));
+          const set = sets?.[v];
+          if (sets === undefined) id = this.restoreCount(nv, this.clamp(c));
+          else if (set) id = this.restoreSet(nv, set);
+          else continue;
           sum += c;
         }
         if (id < 0 || !isLeafKind(this.kind[id])) continue;
-        this.lruUnlink(id);
-        this.lruPush(id, false);
-        if (sum >= 2) this.promote(id);
+        this.placeRestored(id, sum);
         restored++;
       }
     } finally {
@@ -358,32 +366,20 @@ export abstract class WindowedSeries extends EntryTable {
     return restored;
   }
 
+  /** A restored leaf goes to the head of probation, or of protected when its counts sum to 2 or more. */
+  protected placeRestored(id: number, sum: number): void {
+    this.lruUnlink(id);
+    this.lruPush(id, false);
+    if (sum >= 2) this.promote(id);
+  }
+
   /** Validates a snapshot key and makes it the target of restoreCount; false skips it. */
   protected abstract selectRestoreKey(key: string): boolean;
   /** Adds `count` in window v to the key chosen by selectRestoreKey; returns its leaf id. */
   protected abstract restoreCount(v: number, count: number): number;
-}
 
-/** The fields of a snapshot other than its entries. */
-export type SnapshotHead = Omit<SeriesSnapshot, 'entries'>;
-
-/** A snapshot being copied a slice at a time (see WindowedSeries.openSnapshot). */
-export interface SnapshotCursor {
-  /** Everything but the entries; `window` is window 0 when the cursor opened. */
-  readonly head: SnapshotHead;
-  /** Copies up to `max` more entries (keys whose counts are all 0 are skipped); [] when done. */
-  next(max: number): Array<[string, number[]]>;
-  /** Releases the series (held ids, compaction). Idempotent. */
-  close(): void;
-}
-
-export function checkSnapshot(series: { name: string; type: string; interval: number }, snap: SeriesSnapshot): void {
-  if (!snap || snap.version !== 1 || !Array.isArray(snap.entries) || !Number.isInteger(snap.window)) {
-    throw new SnapshotError(`series "${series.name}": snapshot has an unknown shape`);
-  }
-  if (snap.type !== series.type || snap.interval !== series.interval) {
-    throw new SnapshotError(
-      `series "${series.name}": snapshot is ${snap.type}/${snap.interval}s, series is ${series.type}/${series.interval}s`,
-    );
+  /** Distinct series: adds a set's values in window v to the key chosen by selectRestoreKey; returns its leaf id. */
+  protected restoreSet(_v: number, _set: DistinctJSON): number {
+    throw new SnapshotError(`series "${this.name}": a snapshot with sets is for a distinct series`);
   }
 }

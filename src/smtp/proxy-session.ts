@@ -333,7 +333,7 @@ export class ProxySession {
       this.tx = undefined;
       void tx.release().catch(() => {});
       if (reply.code >= 200 && reply.code < 300) {
-        this.deps.engine.delivered(s);
+        this.deps.engine.delivered(s, stream.byteLength); // the message as the client sent it
         cb(null, `${reply.enhanced ?? '2.0.0'} ${reply.message || 'Ok'} [${s.tag}]`);
         return;
       }

@@ -15,6 +15,7 @@ import { MemoryStore } from './memory-store.js';
 import type { RedisStoreOptions } from './redis-link.js';
 import { RedisSeriesStore } from './redis-store.js';
 import type { AddOp, CountQuery, ManagedStore, SeriesStore, StoreStatus } from './types.js';
+import { partitioned } from './partition.js';
 
 export interface StoreContext {
   config: Config;
@@ -74,20 +75,13 @@ export class RoutingStore implements ManagedStore {
     return this.pick(series).count(series, key, startv, endv);
   }
 
-  async countMany(queries: readonly CountQuery[]): Promise<number[]> {
-    const memIdx: number[] = [];
-    const redIdx: number[] = [];
-    queries.forEach((q, i) => (this.pick(q.series) === this.redis ? redIdx : memIdx).push(i));
-    if (redIdx.length === 0) return this.memory.countMany(queries);
-    if (memIdx.length === 0) return this.redis.countMany(queries);
-    const [m, r] = await Promise.all([
-      this.memory.countMany(memIdx.map((i) => queries[i]!)),
-      this.redis.countMany(redIdx.map((i) => queries[i]!)),
-    ]);
-    const out = new Array<number>(queries.length);
-    memIdx.forEach((i, j) => (out[i] = m[j]!));
-    redIdx.forEach((i, j) => (out[i] = r[j]!));
-    return out;
+  countMany(queries: readonly CountQuery[]): Promise<number[]> {
+    return partitioned(
+      queries,
+      (q) => this.pick(q.series) === this.redis,
+      (qs) => this.memory.countMany(qs),
+      (qs) => this.redis.countMany(qs),
+    );
   }
 
   removeItem(series: string, key: string): Promise<number> {

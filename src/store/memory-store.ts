@@ -1,6 +1,8 @@
 /** The default store: counts live in this process, in the series registry. */
 import type { SeriesRegistry } from '../series/registry.js';
 import { CidrSeries } from '../series/cidr-series.js';
+import { DistinctCidrSeries, isDistinct, type AuditSeries } from '../series/index.js';
+import { notDistinct } from '../series/distinct-series.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import type { AddOp, CountQuery, SeriesStore } from './types.js';
 
@@ -13,11 +15,7 @@ export class MemoryStore implements SeriesStore {
   }
 
   async addMany(ops: readonly AddOp[]): Promise<void> {
-    for (const op of ops) {
-      const s = this.registry.get(op.series);
-      if (op.address && s instanceof CidrSeries) s.addAddress(op.address, op.count);
-      else s.add(op.key, op.count);
-    }
+    for (const op of ops) applyAdd(this.registry.get(op.series), op);
   }
 
   async count(series: string, key: string, startv = 0, endv = startv): Promise<number> {
@@ -42,4 +40,19 @@ export class MemoryStore implements SeriesStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Applies one add to an in-process series: its count, or for a distinct series its value (a
+ * value for any other series, or a distinct add without one, is an InvalidValueError).
+ */
+export function applyAdd(s: AuditSeries, op: AddOp): void {
+  if (op.value === undefined) {
+    if (op.address && s instanceof CidrSeries) s.addAddress(op.address, op.count);
+    else s.add(op.key, op.count);
+    return;
+  }
+  if (!isDistinct(s)) throw notDistinct(s.name);
+  if (op.address && s instanceof DistinctCidrSeries) s.addAddressValue(op.address, op.value);
+  else s.addValue(op.key, op.value);
 }

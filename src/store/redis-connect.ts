@@ -8,6 +8,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ADD_LUA, COUNT_LUA, LEAVES_LUA, REMOVE_LUA } from './redis-scripts.js';
+import { ADD_DISTINCT_LUA, COUNT_DISTINCT_LUA, REMOVE_DISTINCT_LUA } from './redis-distinct-scripts.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -28,6 +29,12 @@ export interface ScriptCommands {
   /** [lastSeq, flat field/value list per leaf hash] */
   agLeaves(numKeys: number, ...args: Array<string | number>): Promise<[number, ...string[][]]>;
   agRemove(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
+  /** Distinct series (redis-distinct-scripts.ts): as agAdd. */
+  agAddDistinct(numKeys: number, ...args: Array<string | number>): Promise<[number, number]>;
+  /** One count per query; -1 where a writer did not keep the mask. */
+  agCountDistinct(numKeys: number, ...args: Array<string | number>): Promise<number[]>;
+  /** The fields removed. */
+  agRemoveDistinct(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 500;
@@ -82,6 +89,9 @@ function defineScripts(client: RedisClient): void {
   client.defineCommand('agCount', { lua: COUNT_LUA, readOnly: true });
   client.defineCommand('agLeaves', { lua: LEAVES_LUA, readOnly: true });
   client.defineCommand('agRemove', { lua: REMOVE_LUA });
+  client.defineCommand('agAddDistinct', { lua: ADD_DISTINCT_LUA });
+  client.defineCommand('agCountDistinct', { lua: COUNT_DISTINCT_LUA }); // writes its scratch key
+  client.defineCommand('agRemoveDistinct', { lua: REMOVE_DISTINCT_LUA });
 }
 
 /** Connects (in the background) to one Redis or a Redis Cluster, with the store's scripts defined. */

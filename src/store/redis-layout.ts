@@ -13,6 +13,14 @@
  *   <prefix>{S}:<I>s:seq:<node>   string  last batch sequence applied from one node (retries are
  *                                         applied once)
  *
+ * Distinct series (distinct: true) keep the leaf hash as an index (leaf → values added) and the
+ * "#m"/"#x"/"#o" markers in the aggregate hash, and the values themselves per leaf and per kept
+ * prefix (field: the leaf's or the prefix's text, as above):
+ *
+ *   <prefix>{S}:<I>s:<W>:s:<field>  set   the values while there are at most 64
+ *   <prefix>{S}:<I>s:<W>:h:<field>  HLL   PFADD of the values, once there are more (the set goes)
+ *   <prefix>{S}:<I>s:tmp            HLL   scratch of a union, inside one script
+ *
  * A window's leaf hash holds at most `max_keys` fields (the series' max_keys): past it, adds for
  * new fields are dropped (counted in "#o"); existing fields and the aggregates keep counting.
  *
@@ -41,6 +49,8 @@ export interface ReplicatedSeries {
    * always includes 0. Empty for string series.
    */
   masks: number[];
+  /** Counts distinct values (PFADD / PFCOUNT; see redis-distinct.ts) instead of summing adds. */
+  distinct?: boolean;
 }
 
 export const DEFAULT_KEY_PREFIX = 'ag:';
@@ -81,5 +91,20 @@ export class KeyLayout {
 
   seq(s: Pick<ReplicatedSeries, 'name' | 'interval'>, node: string): string {
     return `${this.base(s)}:seq:${node}`;
+  }
+
+  /** A distinct series: the values of a leaf or kept prefix in a window, a SET while it holds at most 64. */
+  values(s: Pick<ReplicatedSeries, 'name' | 'interval'>, window: number, field: string): string {
+    return `${this.base(s)}:${window}:s:${field}`;
+  }
+
+  /** A distinct series: the HyperLogLog of a leaf or kept prefix in a window, once it passed 64 values. */
+  hll(s: Pick<ReplicatedSeries, 'name' | 'interval'>, window: number, field: string): string {
+    return `${this.base(s)}:${window}:h:${field}`;
+  }
+
+  /** A distinct series: scratch space for a union (created and deleted inside one script). */
+  tmp(s: Pick<ReplicatedSeries, 'name' | 'interval'>): string {
+    return `${this.base(s)}:tmp`;
   }
 }

@@ -32,6 +32,7 @@ import {
 } from './redis-connect.js';
 import { KeyLayout, type ReplicatedSeries } from './redis-layout.js';
 import { type Batch, PendingAdds, batchCall } from './redis-pending.js';
+import { distinctBatchCall } from './redis-distinct.js';
 import { type Runtime, runtimeFor } from './redis-runtime.js';
 
 export interface RedisStoreOptions {
@@ -178,9 +179,9 @@ export abstract class RedisLink {
     return st;
   }
 
-  /** Keeps an add for shipping; one that does not fit the bounded buffer is counted (dropped) and logged once per outage. */
-  protected keep(rt: Runtime, w: number, field: string, words: Uint32Array | undefined, delta: number): void {
-    if (this.adds.put(rt, w, field, words, delta)) return;
+  /** Keeps an add (a distinct series' value) for shipping; one that does not fit the bounded buffer is counted (dropped) and logged once per outage. */
+  protected keep(rt: Runtime, w: number, field: string, words: Uint32Array | undefined, delta: number, value?: string): void {
+    if (this.adds.put(rt, w, field, words, delta, value)) return;
     this.dropped++;
     if (!this.droppedLogged) {
       this.droppedLogged = true;
@@ -284,6 +285,10 @@ export abstract class RedisLink {
   }
 
   private sendBatch(b: Batch): Promise<[number, number]> {
+    if (b.rt.spec.distinct) {
+      const [keys, args] = distinctBatchCall(this.layout, this.nodeId, b);
+      return scripts(this.client).agAddDistinct(keys.length, ...keys, ...args);
+    }
     const [keys, args] = batchCall(this.layout, this.nodeId, b);
     return scripts(this.client).agAdd(keys.length, ...keys, ...args);
   }

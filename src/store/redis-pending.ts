@@ -18,6 +18,8 @@ export interface PendingEntry {
   words: Uint32Array | undefined;
   delta: number;
   ops: number;
+  /** Distinct series: the values added (delta is unused). */
+  values?: Set<string>;
 }
 
 /** absolute window → field → entry */
@@ -54,22 +56,32 @@ export class PendingAdds {
     private readonly maxBuffered: number,
   ) {}
 
-  /** Merges one add into its key's entry for window `w`. False when it was not kept: a new entry past maxBuffered. */
-  put(rt: Runtime, w: number, field: string, words: Uint32Array | undefined, delta: number): boolean {
+  /**
+   * Merges one add into its key's entry for window `w` (a distinct series' add brings a value, and
+   * each new value counts as one buffered entry). False when it was not kept: past maxBuffered.
+   */
+  put(rt: Runtime, w: number, field: string, words: Uint32Array | undefined, delta: number, value?: string): boolean {
     this.pendingOps++;
     let wins = this.pending.get(rt.spec.name);
     if (!wins) this.pending.set(rt.spec.name, (wins = new Map()));
     let m = wins.get(w);
     if (!m) wins.set(w, (m = new Map()));
-    const e = m.get(field);
-    if (e) {
+    let e = m.get(field);
+    if (e && value === undefined) {
       e.delta += delta;
       e.ops++;
       return true;
     }
+    if (value !== undefined && e?.values?.has(value)) {
+      e.ops++;
+      return true;
+    }
     if (this.buffered >= this.maxBuffered) return false;
-    m.set(field, { field, words, delta, ops: 1 });
     this.buffered++;
+    if (!e) m.set(field, (e = { field, words, delta: 0, ops: 0 }));
+    e.ops++;
+    if (value === undefined) e.delta = delta;
+    else (e.values ??= new Set()).add(value);
     return true;
   }
 
@@ -90,7 +102,7 @@ export class PendingAdds {
   retain(keep: (name: string) => boolean): void {
     for (const name of [...this.pending.keys()]) {
       if (keep(name)) continue;
-      for (const m of this.pending.get(name)!.values()) this.buffered -= m.size;
+      for (const m of this.pending.get(name)!.values()) for (const e of m.values()) this.buffered -= e.values?.size ?? 1;
       this.pending.delete(name);
     }
     for (const name of [...this.sent.keys()]) if (!keep(name)) this.sent.delete(name);
@@ -124,7 +136,7 @@ export class PendingAdds {
           let bm = cur.windows.get(w);
           if (!bm) cur.windows.set(w, (bm = new Map()));
           bm.set(e.field, e);
-          cur.entries++;
+          cur.entries += e.values?.size ?? 1;
           cur.ops += e.ops;
         }
       }
@@ -190,11 +202,53 @@ export class PendingAdds {
       for (const e of [...m.values()]) {
         if (!matches(e)) continue;
         m.delete(e.field);
-        this.buffered--;
+        this.buffered -= e.values?.size ?? 1;
         removed.push(e.field);
       }
     }
     return removed;
+  }
+
+  /** The fields of a series this node added to in absolute windows from..to, not yet acknowledged (top lists them too). */
+  fields(rt: Runtime, from: number, to: number): Set<string> {
+    const out = new Set<string>();
+    const collect = (wins: Windows) => {
+      for (const [w, m] of wins) if (w >= from && w <= to) for (const f of m.keys()) out.add(f);
+    };
+    this.eachHeld(rt, collect);
+    return out;
+  }
+
+  /**
+   * Distinct series: this node's values for a query that Redis may not hold yet, each with the
+   * sequence number of the batch that carries it (0: not sent yet): the count script takes those
+   * above the last batch Redis applied (read atomically with the sets).
+   */
+  values(q: Query, cur: number): Map<string, number> {
+    const out = new Map<string, number>();
+    const collect = (wins: Windows, seq: number) => {
+      for (const [w, m] of wins) {
+        const v = cur - w;
+        if (v < q.startv || v > q.last) continue;
+        for (const e of m.values()) {
+          if (!e.values || !covers(q, e)) continue;
+          for (const x of e.values) {
+            const had = out.get(x);
+            if (had === undefined || (had !== 0 && (seq === 0 || seq > had))) out.set(x, seq);
+          }
+        }
+      }
+    };
+    this.eachHeld(q.rt, collect);
+    return out;
+  }
+
+  /** Calls `fn` with every window map of a series this node holds and its batch (0: pending), sent (retained), to retry. */
+  private eachHeld(rt: Runtime, fn: (wins: Windows, seq: number) => void): void {
+    const wins = this.pending.get(rt.spec.name);
+    if (wins) fn(wins, 0);
+    for (const b of this.sentList(rt)) fn(b.windows, b.seq);
+    for (const b of this.retry) if (b.rt.spec.name === rt.spec.name) fn(b.windows, b.seq);
   }
 }
 
@@ -233,7 +287,12 @@ function windowsDelta(wins: Windows, q: Query, cur: number): number {
     const v = cur - w;
     if (v < q.startv || v > q.last) continue;
     if (q.kind === 'l') sum += m.get(q.field)?.delta ?? 0;
-    else for (const e of m.values()) if (prefixContains(q.words!, q.mask, e.words!, q.rt.leafBits, q.rt.nwords)) sum += e.delta;
+    else for (const e of m.values()) if (covers(q, e)) sum += e.delta;
   }
   return sum;
+}
+
+/** True when a pending entry's key lies in what the query counts (its leaf, or its prefix). */
+function covers(q: Query, e: PendingEntry): boolean {
+  return q.kind === 'l' ? e.field === q.field : prefixContains(q.words!, q.mask, e.words!, q.rt.leafBits, q.rt.nwords);
 }

@@ -5,6 +5,26 @@
  */
 
 /**
+ * Lua: what an add script writes to a window's aggregate hash besides aggregates: the writer's
+ * mask set ("#m"; "#x" once writers disagree) when it wrote aggregates, the adds refused because
+ * the leaf hash was full ("#o"), and the hash's TTL.
+ */
+export const MARK_WINDOW = `
+local function markwindow(agg, masks, na, over, ttl)
+  if na > 0 then
+    local cur = redis.call('HGET', agg, '#m')
+    if not cur then
+      redis.call('HSET', agg, '#m', masks)
+    elseif cur ~= masks then
+      redis.call('HSET', agg, '#x', '1')
+    end
+  end
+  if over > 0 then redis.call('HINCRBY', agg, '#o', over) end
+  if na > 0 or over > 0 then redis.call('EXPIRE', agg, ttl) end
+end
+`;
+
+/**
  * Applies one batch of adds of one series, atomically and at most once.
  *
  * KEYS[1]  the node's seq key; then per window: leaf hash, aggregate hash
@@ -21,7 +41,7 @@
  *
  * Returns {1, adds dropped} when applied, {0, 0} when skipped as a duplicate.
  */
-export const ADD_LUA = `
+export const ADD_LUA = `${MARK_WINDOW}
 local seq = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -53,23 +73,12 @@ for k = 2, #KEYS, 2 do
     i = i + 2
   end
   redis.call('EXPIRE', leaf, ttl)
-  if na > 0 then
-    local cur = redis.call('HGET', agg, '#m')
-    if not cur then
-      redis.call('HSET', agg, '#m', masks)
-    elseif cur ~= masks then
-      redis.call('HSET', agg, '#x', '1')
-    end
-    for _ = 1, na do
-      if redis.call('HINCRBY', agg, ARGV[i], ARGV[i + 1]) == 0 then redis.call('HDEL', agg, ARGV[i]) end
-      i = i + 2
-    end
+  for _ = 1, na do
+    if redis.call('HINCRBY', agg, ARGV[i], ARGV[i + 1]) == 0 then redis.call('HDEL', agg, ARGV[i]) end
+    i = i + 2
   end
-  if over > 0 then
-    redis.call('HINCRBY', agg, '#o', over)
-    dropped = dropped + over
-  end
-  if na > 0 or over > 0 then redis.call('EXPIRE', agg, ttl) end
+  markwindow(agg, masks, na, over, ttl)
+  dropped = dropped + over
 end
 return {1, dropped}
 `;

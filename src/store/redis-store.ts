@@ -21,9 +21,24 @@ import { scripts } from './redis-connect.js';
 import { RedisLink, type RedisStoreOptions } from './redis-link.js';
 import { type Query, type Runtime, checkCount, checkRange, checkStringKey, compileQuery, leafOf, sumMatching } from './redis-runtime.js';
 import type { AddOp, CountQuery, ManagedStore } from './types.js';
+import { partitioned } from './partition.js';
+import { RedisDistinct } from './redis-distinct.js';
+import { applyAdd } from './memory-store.js';
+import { checkValue } from '../series/distinct-sets.js';
+import { notDistinct, valueRequired } from '../series/distinct-series.js';
 
 export class RedisSeriesStore extends RedisLink implements ManagedStore {
   readonly kind = 'redis';
+  /** Distinct series: their batches, counts, top and removal (redis-distinct.ts). */
+  private readonly distinct = new RedisDistinct({
+    client: this.client,
+    layout: this.layout,
+    nodeId: this.nodeId,
+    adds: this.adds,
+    windowNow: (rt) => this.windowNow(rt),
+    deadline: (p, what, ms) => this.deadline(p, what, ms),
+    readLeaves: (rt, startv, last) => this.readLeaves(rt, startv, last),
+  });
 
   /** Creates the store and waits (at most connectTimeoutMs) for Redis; unreachable means fallback from the start. */
   static async connect(opts: RedisStoreOptions): Promise<RedisSeriesStore> {
@@ -34,13 +49,13 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
   // ---- adds ------------------------------------------------------------------------------
 
   async add(series: string, key: string, count = 1): Promise<void> {
-    this.addOne(series, key, count);
+    this.addOne({ series, key, count });
     this.afterAdds();
   }
 
   async addMany(ops: readonly AddOp[]): Promise<void> {
     try {
-      for (const op of ops) this.addOne(op.series, op.key, op.count);
+      for (const op of ops) this.addOne(op);
     } catch (err) {
       if (this.state === 'ok') this.scheduleFlush();
       throw err;
@@ -48,13 +63,20 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     this.afterAdds();
   }
 
-  private addOne(series: string, key: string, count: number): void {
-    const rt = this.runtime(series);
-    checkCount(rt, count);
-    const leaf = leafOf(rt, key);
+  private addOne(op: AddOp): void {
+    const rt = this.runtime(op.series);
+    if (rt.spec.distinct) {
+      if (op.value === undefined) throw valueRequired(op.series);
+      checkValue(op.series, op.value);
+    } else {
+      if (op.value !== undefined) throw notDistinct(op.series);
+      checkCount(rt, op.count);
+    }
+    const leaf = leafOf(rt, op.key);
     if (!leaf) return; // the other address family: ignored, as the memory series does
-    this.local(rt)?.add(key, count);
-    this.keep(rt, this.windowNow(rt), leaf.field, leaf.words, count);
+    const local = this.local(rt);
+    if (local) applyAdd(local, op);
+    this.keep(rt, this.windowNow(rt), leaf.field, leaf.words, op.count, op.value);
   }
 
   private afterAdds(): void {
@@ -99,11 +121,21 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     return out;
   }
 
+  /** Counts from Redis: sums (countSums) and distinct values (redis-distinct.ts), in query order. */
+  private countRemote(qs: Query[]): Promise<number[]> {
+    return partitioned(
+      qs,
+      (q) => q.rt.spec.distinct === true,
+      (sums) => this.countSums(sums),
+      (distinct) => this.distinct.count(distinct),
+    );
+  }
+
   /**
    * One Lua call per series (sent together: one round trip). A query at a mask some writer of
    * a window did not keep is summed from the leaves instead (a second round trip).
    */
-  private async countRemote(qs: Query[]): Promise<number[]> {
+  private async countSums(qs: Query[]): Promise<number[]> {
     const groups = new Map<Runtime, number[]>();
     qs.forEach((q, i) => {
       const g = groups.get(q.rt);
@@ -182,19 +214,23 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
     const startv = opts.startv ?? 0;
     const last = checkRange(rt, startv, opts.endv ?? rt.spec.windows - 1);
     if (rt.readLocal) return this.localOrThrow(rt).top(opts);
-    let sums: Map<string, number> | undefined;
+    const limit = opts.limit ?? 10;
+    const remote = () => (rt.spec.distinct ? this.distinct.top(rt, mask, startv, last, limit) : this.topSums(rt, mask, startv, last, limit));
     if (this.state === 'ok') {
       try {
-        sums = await this.leafSums(rt, startv, last);
+        return await remote();
       } catch (err) {
         this.fail(err, 'top');
       }
     }
-    if (!sums) {
-      this.checkFallback('top');
-      return this.localOrThrow(rt).top(opts);
-    }
-    const heap = new TopK(opts.limit ?? 10);
+    this.checkFallback('top');
+    return this.localOrThrow(rt).top(opts);
+  }
+
+  /** The heaviest stored keys, or prefixes at `mask`, of a series that sums its adds. */
+  private async topSums(rt: Runtime, mask: number, startv: number, last: number, limit: number): Promise<TopEntry[]> {
+    const sums = await this.leafSums(rt, startv, last);
+    const heap = new TopK(limit);
     if (rt.family === undefined || mask === rt.leafBits) {
       for (const [k, c] of sums) heap.offer(k, c);
       return heap.result();
@@ -252,8 +288,13 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
       if (rt.readLocal) return localRemoved;
       throw this.unavailableError('remove (removed locally only; the shared counts still hold it)');
     }
+    const fieldMatches = (f: string): boolean => {
+      const words = rt.family === undefined ? undefined : parsePrefix(f)?.words;
+      return (rt.family === undefined || words !== undefined) && matches({ field: f, words });
+    };
     try {
-      for (const f of await this.removeRemote(rt, target.field, matches)) removed.add(f);
+      const gone = rt.spec.distinct ? await this.distinct.remove(rt, fieldMatches, target) : await this.removeRemote(rt, target.field, matches);
+      for (const f of gone) removed.add(f);
     } catch (err) {
       this.fail(err, 'remove');
       if (rt.readLocal) return localRemoved;
@@ -319,7 +360,12 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
         type: s.type,
         interval: s.interval,
         windows: s.windows,
-        options: { replicate: s.replicate, max_keys: s.max_keys, ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}) },
+        options: {
+          replicate: s.replicate,
+          max_keys: s.max_keys,
+          ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}),
+          ...(s.distinct ? { distinct: true, levels: s.masks.filter((m) => m > 0) } : {}),
+        },
       });
     }
     return reg.get(rt.spec.name);

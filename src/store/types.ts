@@ -24,7 +24,10 @@ export interface CountQuery {
 export interface AddOp {
   series: string;
   key: string;
+  /** Added to the key's current window (ignored by a distinct series, which adds `value`). */
   count: number;
+  /** Distinct series: the value added to the key's set (required there, refused elsewhere). */
+  value?: string;
   /** `key` as a parsed client address (see CountQuery.address). */
   address?: ClientAddress;
 }

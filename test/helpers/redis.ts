@@ -15,6 +15,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { parseConfigText } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
+import { seriesDefinitions } from '../../src/config/catalogue.js';
 import { ManualClock } from '../../src/series/clock.js';
 import { SeriesRegistry } from '../../src/series/registry.js';
 import { createStore, type RedisTuning, type RoutingStore } from '../../src/store/create.js';
@@ -296,9 +297,16 @@ series:
   conn: { type: cidr, interval: 60, windows: 4, replicate: ${rep}${mk} }
   conn6: { type: cidr_ipv6, interval: 60, windows: 4, store_prefix: 64, replicate: ${rep}${mk} }
   helo: { type: string, interval: 60, windows: 4, replicate: ${rep}${mk} }
+  dest: { type: cidr, interval: 60, windows: 4, distinct: true, replicate: ${rep}${mk} }
+  users: { type: string, interval: 60, windows: 4, distinct: true, replicate: ${rep}${mk} }
   local_only: { type: cidr, interval: 60, windows: 4 }
 policies:
-${o.mask24 === false ? '  []' : '  - { name: p24, on: connect, series: conn, mask: 24, windows: [0, 3], above: 1000, action: tempfail }'}
+${
+  o.mask24 === false
+    ? '  []'
+    : `  - { name: p24, on: connect, series: conn, mask: 24, windows: [0, 3], above: 1000, action: tempfail }
+  - { name: d24, on: rcpt, series: dest, mask: 24, windows: [0, 3], above: 1000, action: tempfail }`
+}
 `;
   return parseConfigText(text, path.join(os.tmpdir(), 'auditgate-redis-test.yaml'));
 }
@@ -331,19 +339,8 @@ export interface TestNode {
 /** One gateway node: its own clock, registry (series defined from config) and store. */
 export async function startNode(config: Config, tuning: RedisTuning = {}, clock = new ManualClock(T0)): Promise<TestNode> {
   const registry = new SeriesRegistry(clock);
-  for (const s of Object.values(config.series)) {
-    registry.define({
-      name: s.name,
-      type: s.type,
-      interval: s.interval,
-      windows: s.windows,
-      options: {
-        replicate: s.replicate,
-        ...(s.store_prefix !== undefined ? { store_prefix: s.store_prefix } : {}),
-        ...(s.max_keys !== undefined ? { max_keys: s.max_keys } : {}),
-      },
-    });
-  }
+  for (const d of seriesDefinitions(config)) registry.define(d); // as the gateway does
+
   const { logger, lines } = captureLogger();
   const store: ManagedStore = await createStore({ config, registry, clock, logger, redis: { probeIntervalMs: 100, ...tuning } });
   if (store.kind !== 'memory+redis') throw new Error(`expected a routing store, got ${store.kind}`);

@@ -154,6 +154,7 @@ describe('the default config', () => {
       persist: true,
       serialize: false,
       replicate: 'none',
+      distinct: false,
     });
     expect(config.series.connections6).toMatchObject({ type: 'cidr_ipv6', store_prefix: 64, persist: false });
     expect(Object.keys(config.series)).toEqual([
@@ -164,12 +165,23 @@ describe('the default config', () => {
       'mailfrom_domain',
       'auth_failures',
       'auth_failures6',
+      'rcpts_per_net',
+      'bytes_per_ip',
+      'rcpt_distinct',
+      'auth_user_nets',
+      'sender_domains6',
     ]);
+    expect(config.series.sender_domains6).toMatchObject({ type: 'cidr_ipv6', store_prefix: 64, distinct: true });
     expect(config.record).toEqual([
-      { on: 'connect', series: ['connections', 'connections6'], count: 1 },
-      { on: 'rcpt_rejected', series: ['invalid_recipients', 'invalid_recipients6'], count: 1 },
-      { on: 'mail', series: ['mailfrom_domain'], key: '{mail_from_domain}', count: 1 },
-      { on: 'auth_fail', series: ['auth_failures', 'auth_failures6'], count: 1 },
+      { on: 'connect', series: ['connections', 'connections6'] },
+      { on: 'rcpt_rejected', series: ['invalid_recipients', 'invalid_recipients6'] },
+      { on: 'mail', series: ['mailfrom_domain'], key: '{mail_from_domain}' },
+      { on: 'auth_fail', series: ['auth_failures', 'auth_failures6'] },
+      { on: 'data', series: ['rcpts_per_net'], count: 'rcpts' },
+      { on: 'data', series: ['bytes_per_ip'], count: 'bytes' },
+      { on: 'rcpt', series: ['rcpt_distinct'], value: '{rcpt}' },
+      { on: 'mail', series: ['auth_user_nets'], key: '{auth_user}', value: '{net}' },
+      { on: 'mail', series: ['sender_domains6'], value: '{mail_from_domain}' },
     ]);
     expect(config.policies.map((p) => p.name)).toEqual([
       'internal',
@@ -186,6 +198,11 @@ describe('the default config', () => {
       'auth-guessing',
       'auth-guessing6',
       'sender-domain-flood',
+      'rcpts-per-24',
+      'bytes-per-ip',
+      'harvest-per-24',
+      'auth-user-nets',
+      'sender-domains-per-64',
     ]);
     expect(config.warnings).toEqual([]);
     const byName = Object.fromEntries(config.policies.map((p) => [p.name, p]));
@@ -391,7 +408,7 @@ describe('problems name the file, line, column and key', () => {
       `${FILE}:6:1 logging: unknown key "logging" (did you mean "log"?)`,
     ]);
     expect(problems(`${RELAY}series:\n  a: { type: cidr, interval: 60, windows: 2, color: red }\n`)).toEqual([
-      `${FILE}:4:46 series.a.color: unknown key "color"; known keys: type, interval, windows, persist, serialize, replicate, store_prefix, max_keys`,
+      `${FILE}:4:46 series.a.color: unknown key "color"; known keys: type, interval, windows, persist, serialize, replicate, store_prefix, max_keys, distinct`,
     ]);
   });
 
@@ -536,10 +553,10 @@ policies:
   - { name: a, on: helo, series: s, key: "{rcpt}", above: 1, action: tempfail }
 `;
     expect(problems(text)).toEqual([
-      `${FILE}:6:28 record[0].key: unknown placeholder {sender} in key template "{sender}"; known: {ip} {helo} {mail_from} {mail_from_domain} {rcpt} {rcpt_domain} {auth_user}`,
-      `${FILE}:7:31 record[1].key: {mail_from_domain} has no value at stage "connect"; available there: {ip}`,
+      `${FILE}:6:28 record[0].key: unknown placeholder {sender} in key template "{sender}"; known: {ip} {net} {helo} {mail_from} {mail_from_domain} {rcpt} {rcpt_domain} {auth_user}`,
+      `${FILE}:7:31 record[1].key: {mail_from_domain} has no value at stage "connect"; available there: {ip} {net}`,
       `${FILE}:8:28 record[2].key: unbalanced brace in key template "{rcpt_domain}|{ip"`,
-      `${FILE}:10:37 policies[0].key: {rcpt} has no value at stage "helo"; available there: {ip} {helo}`,
+      `${FILE}:10:37 policies[0].key: {rcpt} has no value at stage "helo"; available there: {ip} {net} {helo}`,
     ]);
   });
 

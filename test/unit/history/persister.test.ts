@@ -484,7 +484,7 @@ describe('SeriesPersister: only what changed, a slice at a time', () => {
       s.add('198.51.100.1', 7); // new: not in this save
       s.add('192.0.2.4', 1000); // not copied yet: copied as it is when its slice comes
     });
-    const entries = new Map(state.snapshot.entries);
+    const entries = new Map(state.snapshot.entries.map(([k, c]) => [k, c] as const));
     expect(state.snapshot.entries).toHaveLength(9);
     expect(entries.get('192.0.2.0')).toEqual([1, 0, 0, 0, 0, 0]);
     expect(entries.has('192.0.2.5')).toBe(false);

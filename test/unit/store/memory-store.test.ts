@@ -11,6 +11,8 @@ storeContract('memory', async () => {
   const reg = new SeriesRegistry(clock);
   reg.define({ name: 'conn', type: 'cidr', interval: 60, windows: 4 });
   reg.define({ name: 'helo', type: 'string', interval: 60, windows: 4 });
+  reg.define({ name: 'dest', type: 'cidr', interval: 60, windows: 4, options: { distinct: true, levels: [24] } });
+  reg.define({ name: 'users', type: 'string', interval: 60, windows: 4, options: { distinct: true } });
   const store = new MemoryStore(reg);
   return { store, clock, done: () => store.close() };
 });
