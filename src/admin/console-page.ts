@@ -76,7 +76,7 @@ table { border-collapse: collapse; margin: .5rem 0 1rem; font-variant-numeric: t
 caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 th, td { border-bottom: 1px solid var(--line); padding: .3rem .6rem; text-align: left; vertical-align: top; }
 td.num, th.num { text-align: right; }
-.bar { display: inline-block; height: .8rem; background: var(--bar); vertical-align: middle; margin-right: .35rem; min-width: 1px; }
+.bar { display: inline-block; height: .8rem; background: var(--bar); vertical-align: middle; margin-right: .35rem; }
 .spark { display: inline-flex; align-items: flex-end; gap: 1px; height: 1.5rem; }
 .spark span { display: inline-block; width: 3px; background: var(--bar); }
 form.inline { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; margin: .5rem 0; }

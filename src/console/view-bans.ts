@@ -44,17 +44,18 @@ export const bansView: View = {
 
     const refresh = async (): Promise<void> => {
       const { bans, total } = await api<{ bans: ApiBan[]; total: number }>('bans?limit=500', { signal: ctx.signal });
+      // The lift button right after the prefix: on a phone the rest of the row may need scrolling.
       const rows = bans.map((b) => [
         b.prefix,
+        h('button', { type: 'button', 'aria-label': `Lift the ban on ${b.prefix}`, 'data-prefix': b.prefix, onclick: () => void lift(b.prefix) }, 'Lift'),
         b.policy,
         b.level,
         b.seconds_left,
         fmtTime(b.until),
         b.node ?? '',
-        h('button', { type: 'button', 'aria-label': `Lift the ban on ${b.prefix}`, 'data-prefix': b.prefix, onclick: () => void lift(b.prefix) }, 'Lift'),
       ]);
       const focused = document.activeElement instanceof HTMLElement ? document.activeElement.dataset.prefix : undefined;
-      out.replaceChildren(table(`${total} active ban(s)${total > bans.length ? `, the first ${bans.length} shown` : ''}`, ['Prefix', 'Policy', '#Level', '#Seconds left', 'Until', 'Node', 'Action'], rows, 'No active bans.'));
+      out.replaceChildren(table(`${total} active ban(s)${total > bans.length ? `, the first ${bans.length} shown` : ''}`, ['Prefix', 'Action', 'Policy', '#Level', '#Seconds left', 'Until', 'Node'], rows, 'No active bans.'));
       // A refresh must not steal the keyboard from an operator on a lift button.
       if (focused !== undefined) out.querySelector<HTMLButtonElement>(`button[data-prefix="${CSS.escape(focused)}"]`)?.focus();
     };
