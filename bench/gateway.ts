@@ -154,6 +154,13 @@ export interface RunSpec {
   concurrency: number;
   warmupMs: number;
   durationMs: number;
+  /**
+   * Count-based phases instead of timed ones (warmupMs and durationMs are then ignored): the
+   * measured phase starts exactly `sessions` sessions and ends when the last has finished; the
+   * warm-up, if `warmupSessions` > 0, likewise. The cost suite's callgrind fallback uses these.
+   */
+  sessions?: number;
+  warmupSessions?: number;
 }
 
 export interface RunResult {
@@ -174,7 +181,10 @@ function sourceAddress(i: number): string {
   return `198.18.${n >>> 8}.${n & 255}`;
 }
 
-function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promise<RunResult> {
+/** One phase: until `ms` have passed (sessions in flight then still finish), or exactly `sessions` sessions. */
+type Phase = { ms: number } | { sessions: number };
+
+function runClients(spec: RunSpec, phase: Phase, counter: { next: number }): Promise<RunResult> {
   const body = `From: a@bench.example\r\nTo: b@bench.example\r\nSubject: bench\r\n\r\n`;
   const fill = 'x'.repeat(76);
   let text = body;
@@ -182,7 +192,10 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
   const message = `${text.slice(0, BODY_BYTES - 2)}\r\n.\r\n`;
   const res: RunResult = { sessions: 0, failures: 0, dataNot250: 0, accepted: 0, refused: 0, elapsedMs: 0, reasons: [] };
   const t0 = performance.now();
-  const deadline = t0 + ms;
+  const deadline = 'ms' in phase ? t0 + phase.ms : Infinity;
+  const budget = 'sessions' in phase ? phase.sessions : Infinity;
+  let started = 0;
+  const more = (): boolean => started < budget && performance.now() < deadline;
   let active = 0;
 
   return new Promise<RunResult>((resolve) => {
@@ -192,6 +205,7 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
     };
 
     const session = (): void => {
+      started++;
       const i = counter.next++;
       // spread client ports over a few loopback source addresses
       const sock = net.connect({ port: spec.port, host: '127.0.0.1' });
@@ -267,7 +281,7 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
     };
 
     const next = (): void => {
-      if (performance.now() < deadline) {
+      if (more()) {
         session();
         return;
       }
@@ -278,10 +292,12 @@ function runClients(spec: RunSpec, ms: number, counter: { next: number }): Promi
       }
     };
 
-    for (let c = 0; c < spec.concurrency; c++) {
+    // (a timed phase starts its first wave even when ms is 0, as it always has)
+    for (let c = 0; c < spec.concurrency && started < budget; c++) {
       active++;
       session();
     }
+    if (active === 0) resolve(res);
   });
 }
 
@@ -289,8 +305,10 @@ async function childMain(): Promise<void> {
   const counter = { next: 0 };
   process.on('message', (msg: { id: number; spec: RunSpec }) => {
     void (async () => {
-      await runClients(msg.spec, msg.spec.warmupMs, counter);
-      const r = await runClients(msg.spec, msg.spec.durationMs, counter);
+      const { spec } = msg;
+      const counted = spec.sessions !== undefined;
+      await runClients(spec, counted ? { sessions: spec.warmupSessions ?? 0 } : { ms: spec.warmupMs }, counter);
+      const r = await runClients(spec, counted ? { sessions: spec.sessions! } : { ms: spec.durationMs }, counter);
       process.send!({ id: msg.id, result: r });
     })();
   });
@@ -372,8 +390,11 @@ export function clientProcess(): { run(spec: RunSpec): Promise<RunResult>; close
   };
 }
 
-/** `relay`: the backend's port, or the relay's url value and any more relay lines (indented two spaces). */
-export function gatewayYaml(relay: number | { url: string; extra?: string }, dir: string, policies: string, replicate?: { redisPort: number }): string {
+/**
+ * `relay`: the backend's port, or the relay's url value and any more relay lines (indented two spaces).
+ * `intervalS`: the connections series' interval (the cost suite's callgrind rows lengthen it so that no rotation falls in a counted window).
+ */
+export function gatewayYaml(relay: number | { url: string; extra?: string }, dir: string, policies: string, replicate?: { redisPort: number }, intervalS = 60): string {
   const url = typeof relay === 'number' ? `smtp://127.0.0.1:${relay}` : relay.url;
   const extra = typeof relay === 'number' ? '' : (relay.extra ?? '');
   const store = replicate ? `store: { redis: "redis://127.0.0.1:${replicate.redisPort}", on_error: local }\n` : '';
@@ -393,7 +414,7 @@ log_dir: ${JSON.stringify(path.join(dir, 'log'))}
 admin: { enabled: false }
 log: { level: silent }
 ${store}series:
-  connections: { type: cidr, interval: 60, windows: 4, replicate: ${rep} }
+  connections: { type: cidr, interval: ${intervalS}, windows: 4, replicate: ${rep} }
 record:
   - { on: connect, series: connections }
 policies:

@@ -1,4 +1,4 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|cost|soak]` (cost and soak run only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|replay|cost|soak]` (cost and soak run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
@@ -6,6 +6,7 @@ import { benchRelay } from './relay.js';
 import { benchPersist } from './persist.js';
 import { benchCost } from './cost.js';
 import { benchSoak } from './soak.js';
+import { benchReplay } from './replay.js';
 import { report, type Figure } from './harness.js';
 
 const args = process.argv.slice(2);
@@ -20,6 +21,7 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   distinct: benchDistinct,
   gateway: benchGateway,
   relay: benchRelay,
+  replay: benchReplay,
   cost: benchCost,
   soak: benchSoak,
 };

@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   AG_POLICY_PROTOCOL: 'Policy service: an MTA sent a malformed request (line or request too long, a line without "="); that connection is closed.',
   AG_BAN: 'A ban was refused: it covers a protected network, or the ban list is full.',
   AG_BAN_NOT_FOUND: 'No ban on exactly that prefix (a lift names the banned prefix itself).',
+  AG_POLICY_TEST: 'A policy-test file (auditgate policy test) is invalid; the message lists every problem with file:line and key.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

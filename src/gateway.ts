@@ -4,14 +4,15 @@
  */
 import type { Logger } from 'pino';
 import { seriesCatalogue } from './config/catalogue.js';
-import type { Config, HostPort } from './config/types.js';
+import type { Config, HostPort, JournalConfig } from './config/types.js';
 import { systemClock, type Clock } from './series/clock.js';
 import { SeriesRegistry } from './series/registry.js';
 import { createStore, RoutingStore } from './store/create.js';
 import type { ManagedStore } from './store/types.js';
-import { Recorder } from './audit/recorder.js';
+import type { Recorder } from './audit/recorder.js';
 import { SessionTracker } from './audit/sessions.js';
-import { SessionEngine } from './audit/session.js';
+import type { SessionEngine } from './audit/session.js';
+import { createEngine } from './audit/engine.js';
 import { GatewayEvents } from './events.js';
 import { createRelay } from './smtp/relay/create.js';
 import type { Relay, RelayOptions } from './smtp/relay/types.js';
@@ -27,6 +28,9 @@ import { BanSync, type BanSyncOptions } from './bans/ban-sync.js';
 import { AlertSender, type AlertSenderOptions } from './alerts/alert-sender.js';
 import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import { OperatorControls } from './audit/controls.js';
+import { Journal } from './journal/journal.js';
+import { formatLine } from './journal/line.js';
+import { JournalWriter, type JournalStats } from './journal/writer.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -92,6 +96,9 @@ export class Gateway implements AdminView {
   controls!: OperatorControls;
   alerts!: AlertSender;
   private alertDispatcher!: AlertDispatcher;
+  /** Every stage event, to `journal.dir` when the config has a journal (else it builds nothing). */
+  readonly journal: Journal;
+  journalWriter: JournalWriter | undefined;
 
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
@@ -99,6 +106,7 @@ export class Gateway implements AdminView {
     this.logger = opts.logger ?? createLogger(opts.config.log.level);
     this.registry = new SeriesRegistry(this.clock);
     this.sessions = new SessionTracker(this.clock);
+    this.journal = new Journal(this.clock);
     this.startedAt = this.clock.now();
     this.banSync = opts.banSync;
     this.alertDelivery = opts.alertDelivery;
@@ -112,21 +120,15 @@ export class Gateway implements AdminView {
     this.bans = new BanService({ clock: this.clock, logger: this.logger, stateDir: this.config.state_dir, saveDelayMs, node: this.config.server.hostname });
     this.bans.start();
     this.controls = new OperatorControls(this.bans, this.config);
+    await this.configureJournal(this.config.journal);
     try {
       if (this.config.store.redis !== undefined) {
         this.bans.share = await BanSync.connect({ redis: this.config.store.redis, service: this.bans, clock: this.clock, logger: this.logger, ...this.banSync });
       }
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
-      this.recorder = new Recorder(this.config, this.store, this.sessions, this.logger, this.clock);
+      const { config, store, sessions, clock, logger, journal, controls, events } = this;
+      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, controls, events, hostname: () => this.config.server.hostname }));
       this.startAlerts();
-      this.engine = new SessionEngine({
-        recorder: this.recorder,
-        sessions: this.sessions,
-        hostname: () => this.config.server.hostname,
-        logger: this.logger,
-        controls: this.controls,
-        events: this.events,
-      });
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({
         config: () => this.config,
@@ -195,6 +197,27 @@ export class Gateway implements AdminView {
     recorder.onFiring = (e) => this.alertDispatcher.fired(e);
   }
 
+  /**
+   * Follows the config's journal: lines go to a writer on `journal.dir` (a new one when the
+   * directory changed; the old one writes what it holds and closes), or nowhere without one.
+   */
+  private async configureJournal(j: JournalConfig | undefined): Promise<void> {
+    const old = this.journalWriter;
+    if (old && j && old.dir === j.dir) {
+      old.setRetention(j.retention);
+      return;
+    }
+    const writer = j ? new JournalWriter({ dir: j.dir, retentionSec: j.retention, clock: this.clock, logger: this.logger }) : undefined;
+    writer?.start();
+    this.journalWriter = writer;
+    this.journal.setSink(writer ? (line) => writer.append(formatLine(line)) : undefined);
+    await old?.close();
+  }
+
+  journalStats(): JournalStats | undefined {
+    return this.journalWriter?.stats();
+  }
+
   smtpAddresses(): HostPort[] {
     return this.front.addresses();
   }
@@ -224,6 +247,7 @@ export class Gateway implements AdminView {
     this.recorder.configure(config);
     this.controls.configure(config);
     this.alertDispatcher.configure(config.alerts);
+    await this.configureJournal(config.journal);
     if (this.store instanceof RoutingStore) this.store.reconfigure(config);
     this.front.build(config);
     if (relayChanged) {
@@ -255,6 +279,8 @@ export class Gateway implements AdminView {
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
     await this.bans?.close();
     this.alerts?.close();
+    this.journal.setSink(undefined);
+    await this.journalWriter?.close();
     await this.relay?.close().catch(() => {});
     await this.store?.close().catch(() => {});
     this.logger.info('auditgate stopped');

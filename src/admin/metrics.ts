@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PersistStats } from '../history/persister.js';
 import type { AuditSeries } from '../series/index.js';
 import type { AdminView } from './view.js';
+import { journalMetrics } from './journal-metrics.js';
 
 type SeriesLabel = 'series' | 'type';
 
@@ -298,6 +299,8 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
       this.set(Math.max(0, (gateway.clock.now() - gateway.startedAt) / 1000));
     },
   });
+
+  journalMetrics(gateway, registers);
 
   return {
     registry,

@@ -16,6 +16,7 @@ import type { PersistStats } from '../history/persister.js';
 import type { ManagedStore } from '../store/types.js';
 import type { BansAdmin } from './bans.js';
 import type { AlertCounts } from '../alerts/alert-sender.js';
+import type { JournalStats } from '../journal/writer.js';
 
 export interface AdminView {
   /** The current configuration (a reload replaces it). */
@@ -44,4 +45,6 @@ export interface AdminView {
   readonly controls: BansAdmin;
   /** Alert deliveries per alert: sent, failed, dropped. */
   readonly alerts: { stats(): ReadonlyMap<string, AlertCounts> };
+  /** The journal writer's figures; undefined while the config has no journal. */
+  journalStats?(): JournalStats | undefined;
 }

@@ -60,6 +60,11 @@ export interface StageResult extends Decision {
   retryAfter?: number;
   /** True when the store failed and on_error: tempfail refused the event. */
   storeFailure?: boolean;
+  /** What the event did, for the journal: when it was recorded (epoch ms) and its adds. */
+  at?: number;
+  adds?: readonly AddOp[];
+  /** The policies that applied, with the count each saw (undefined: none), for the journal. */
+  seen?: { items: ReadonlyArray<{ policy: CompiledPolicy; key?: string }>; counts: ReadonlyArray<number | undefined> };
 }
 
 const FIRING_MESSAGES: Record<FiringMode, string> = {
@@ -160,12 +165,16 @@ export class Recorder {
 
   /** Records the event and evaluates the stage's policies. */
   async stage(ctx: EventContext, cid: string, opts: StageOptions = {}): Promise<StageResult> {
+    const at = this.clock.now();
     const ops: AddOp[] = [];
     this.collectAdds(ctx, ops);
     if (ops.length && !(await this.safeAdd(ops))) {
-      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true };
+      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true, at, adds: ops };
     }
-    return this.decide(ctx, cid, opts.skipPolicies === true, opts.protect === true);
+    const res = await this.decide(ctx, cid, opts.skipPolicies === true, opts.protect === true);
+    res.at = at;
+    res.adds = ops;
+    return res;
   }
 
   /**
@@ -257,6 +266,7 @@ export class Recorder {
       }
     }
     const decision: StageResult = evaluate(items, counts, protect);
+    decision.seen = { items, counts };
     for (const f of decision.shadow) this.fire(ctx, cid, f, f.policy.shadow ? 'shadow' : 'protected');
     if (decision.fired) {
       const f = decision.fired;

@@ -83,6 +83,24 @@ export interface EngineDeps {
   controls?: Controls;
   /** Where verdicts other than continue are published (the console's live decisions); never awaited. */
   events?: GatewayEvents;
+  /** Told every call a front makes and its outcome (the journal, src/journal/; replay's collector). */
+  journal?: EngineJournal;
+}
+
+/** The session events besides the stages: what replaying a session needs to know happened. */
+export type SessionEvent = 'open' | 'close' | 'delivered' | 'client' | 'auth_ok';
+
+/**
+ * What the engine reports, for the journal: each stage event with the facts it was decided on,
+ * its verdict and what the recorder did (absent when the stage had nothing to record or
+ * evaluate), each reject event with the context of the refused stage (`derived` when the engine
+ * refused, rather than a front reporting a refusal: replay derives those again instead of
+ * feeding them), and the session events.
+ */
+export interface EngineJournal {
+  stage(s: Session, ctx: EventContext, verdict: Verdict, res?: StageResult): void;
+  reject(s: Session, of: EventContext, res: StageResult | undefined, derived: boolean): void;
+  session(s: Session, event: SessionEvent): void;
 }
 
 /** Lower-cased address and its domain ('' when there is none, which templates treat as missing). */
@@ -137,7 +155,9 @@ export class SessionEngine {
 
   open(front: FrontKind, cid: string, client: ClientAddress | undefined): Session {
     this.deps.sessions.opened(client);
-    return { cid, front, tag: `${cid}@${this.deps.hostname()}`, client, rcpts: [], trusted: false, closed: false };
+    const s: Session = { cid, front, tag: `${cid}@${this.deps.hostname()}`, client, rcpts: [], trusted: false, closed: false };
+    this.deps.journal?.session(s, 'open');
+    return s;
   }
 
   /** The client changed mid-connection (XCLIENT): from now on the session counts the new one, untrusted. */
@@ -147,6 +167,7 @@ export class SessionEngine {
     s.client = client;
     s.trusted = false;
     this.deps.sessions.opened(client);
+    this.deps.journal?.session(s, 'client');
     return true;
   }
 
@@ -154,6 +175,7 @@ export class SessionEngine {
     if (s.closed) return;
     s.closed = true;
     this.deps.sessions.closed(s.client);
+    this.deps.journal?.session(s, 'close');
   }
 
   /**
@@ -165,7 +187,10 @@ export class SessionEngine {
       const banned = this.refuseBanned(s);
       if (banned) return banned;
     }
-    if (this.deps.recorder.passes(stage, s.trusted)) return CONTINUE;
+    if (this.deps.recorder.passes(stage, s.trusted)) {
+      this.deps.journal?.stage(s, contextOf(s, stage), CONTINUE);
+      return CONTINUE;
+    }
     return this.run(s, stage, contextOf(s, stage));
   }
 
@@ -179,7 +204,7 @@ export class SessionEngine {
     if (!ban) return undefined;
     const ctx = contextOf(s, 'connect');
     void this.deps.recorder.record(ctx).catch(() => undefined);
-    void this.rejectEvent(s, ctx);
+    void this.rejectEvent(s, ctx, true);
     const left = (ban.until - this.deps.recorder.now()) / 1000;
     this.deps.logger.info({ cid: s.cid, client: ctx.ip, stage: 'connect', ban: ban.prefix, policy: ban.policy, seconds_left: Math.ceil(left) }, 'banned client refused');
     return this.publish(s, 'connect', { action: 'tempfail', reply: banReply(s.tag, ban.prefix, left), close: true, policy: ban.policy }, ban.prefix);
@@ -193,7 +218,7 @@ export class SessionEngine {
 
   /** The backend (or the MTA) refused what the client sent: the `reject` event. */
   refused(s: Session, stage: Stage): void {
-    void this.rejectEvent(s, contextOf(s, stage));
+    void this.rejectEvent(s, contextOf(s, stage), false);
   }
 
   /**
@@ -207,8 +232,9 @@ export class SessionEngine {
     if (!this.deps.recorder.passes('rcpt_rejected', s.trusted)) {
       const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
       v = this.publish(s, 'rcpt', this.verdict(s, 'rcpt', res));
-    }
-    this.refused(s, 'rcpt');
+      this.deps.journal?.stage(s, ctx, v, res);
+    } else this.deps.journal?.stage(s, ctx, v);
+    void this.rejectEvent(s, contextOf(s, 'rcpt'), true);
     return v;
   }
 
@@ -221,11 +247,22 @@ export class SessionEngine {
   async authAttempt(s: Session, user: string): Promise<AuthAttempt> {
     const ctx = contextOf(s, 'auth_fail');
     ctx.auth_user = user.toLowerCase();
-    if (this.deps.recorder.passes('auth_fail', s.trusted)) return { verdict: CONTINUE, undo: () => undefined };
+    const journal = this.deps.journal;
+    if (this.deps.recorder.passes('auth_fail', s.trusted)) {
+      journal?.stage(s, ctx, CONTINUE);
+      return { verdict: CONTINUE, undo: () => journal?.session(s, 'auth_ok') };
+    }
     const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
     const verdict = s.closed ? CONTINUE : this.publish(s, 'auth_fail', this.verdict(s, 'auth_fail', res));
-    if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx).catch(() => undefined);
-    return { verdict, undo: () => void this.deps.recorder.undo(ctx) };
+    journal?.stage(s, ctx, verdict, res);
+    if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx, true).catch(() => undefined);
+    return {
+      verdict,
+      undo: () => {
+        journal?.session(s, 'auth_ok');
+        void this.deps.recorder.undo(ctx);
+      },
+    };
   }
 
   /**
@@ -235,15 +272,20 @@ export class SessionEngine {
    */
   delivered(s: Session, size?: number): void {
     if (size !== undefined) s.messageSize = size;
+    this.deps.journal?.session(s, 'delivered');
     void this.deps.recorder.monitor('receptions', s.client);
     if (s.messageSize !== undefined && this.deps.recorder.countsBytes()) void this.deps.recorder.messageBytes(contextOf(s, 'data'));
   }
 
   private async run(s: Session, stage: Stage, ctx: EventContext): Promise<Verdict> {
     const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
-    if (s.closed) return CONTINUE;
+    if (s.closed) {
+      this.deps.journal?.stage(s, ctx, CONTINUE, res);
+      return CONTINUE;
+    }
     const v = this.publish(s, stage, this.verdict(s, stage, res));
-    if (v.action === 'tempfail' || v.action === 'reject') void this.rejectEvent(s, ctx);
+    this.deps.journal?.stage(s, ctx, v, res);
+    if (v.action === 'tempfail' || v.action === 'reject') void this.rejectEvent(s, ctx, true);
     else if (v.action === 'accept' && stage === 'connect') s.trusted = true;
     return v;
   }
@@ -296,10 +338,16 @@ export class SessionEngine {
     return v;
   }
 
-  private async rejectEvent(s: Session, ctx: EventContext): Promise<void> {
-    if (ctx.stage === 'reject' || this.deps.recorder.passes('reject')) return;
+  /** The `reject` event of a refusal at ctx.stage; `derived` when the engine refused (not a front's report). */
+  private async rejectEvent(s: Session, ctx: EventContext, derived: boolean): Promise<void> {
+    if (ctx.stage === 'reject') return;
+    if (this.deps.recorder.passes('reject')) {
+      this.deps.journal?.reject(s, ctx, undefined, derived);
+      return;
+    }
     try {
-      await this.deps.recorder.stage({ ...ctx, stage: 'reject' }, s.cid);
+      const res = await this.deps.recorder.stage({ ...ctx, stage: 'reject' }, s.cid);
+      this.deps.journal?.reject(s, ctx, res, derived);
     } catch (err) {
       this.deps.logger.debug({ err, cid: s.cid }, 'recording a reject event failed');
     }

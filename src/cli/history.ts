@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { DAY_MS, seriesLogDir } from '../history/format.js';
 import { type HistoryQuery, type HistoryRow, queryHistory } from '../history/log-query.js';
 import { parsePrefix } from '../series/address.js';
+import { isUsageProblem, parseDate, UsageProblem } from './args.js';
 
 export interface HistoryCommandOptions {
   /** Where error messages go (default: `out`). */
@@ -23,8 +24,6 @@ const USAGE = [
   '  DATE is YYYY-MM-DD (UTC midnight) or an ISO timestamp; windows starting in [from, to) are summed.',
   '  --to defaults to now; --limit 0 prints every row (default 10).',
 ];
-
-class UsageProblem extends Error {}
 
 /**
  * `auditgate history …`: `argv` is the arguments after `history` (a leading "history" is
@@ -46,7 +45,7 @@ export async function historyCommand(
     q = parsed.query;
     json = parsed.json;
   } catch (e) {
-    if (e instanceof UsageProblem || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (isUsageProblem(e)) {
       err(`auditgate history: ${(e as Error).message}`);
       for (const l of USAGE) err(l);
       return 2;
@@ -205,28 +204,4 @@ export function splitSeriesList(text: string, logDir: string): string[] {
     i += taken;
   }
   return out;
-}
-
-/** YYYY-MM-DD (UTC midnight) or an ISO timestamp (UTC when it names no zone). */
-function parseDate(text: string, flag: string): Date {
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.exec(text);
-  if (!m) throw new UsageProblem(`${flag} "${text}" is not a date (YYYY-MM-DD or an ISO timestamp)`);
-  const [, y, mo, d, h, mi, s, ms, zone] = m;
-  const iso = `${y}-${mo}-${d}T${h ?? '00'}:${mi ?? '00'}:${s ?? '00'}.${(ms ?? '0').padEnd(3, '0')}${normalizeZone(zone)}`;
-  const t = Date.parse(iso);
-  // Date.parse rolls 2026-02-30 over to March: check the fields themselves
-  if (!Number.isFinite(t) || Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > daysIn(Number(y), Number(mo))) {
-    throw new UsageProblem(`${flag} "${text}" is not a valid date`);
-  }
-  if (Number(h ?? 0) > 23 || Number(mi ?? 0) > 59 || Number(s ?? 0) > 59) throw new UsageProblem(`${flag} "${text}" is not a valid time`);
-  return new Date(t);
-}
-
-function normalizeZone(zone: string | undefined): string {
-  if (zone === undefined || zone === 'Z') return 'Z';
-  return zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
-}
-
-function daysIn(y: number, m: number): number {
-  return new Date(Date.UTC(y, m, 0)).getUTCDate();
 }

@@ -2,6 +2,8 @@
 import { AuditgateError } from '../errors.js';
 import { checkConfig } from './check-config.js';
 import { historyCommand } from './history.js';
+import { policyCommand } from './policy-test.js';
+import { replayCommand } from './replay.js';
 import { serve } from './serve.js';
 import { seriesCommand } from './series.js';
 import { bansCommand } from './bans.js';
@@ -17,6 +19,10 @@ const USAGE = `usage:
                                              against a running gateway's admin listener
   auditgate bans list|lift PREFIX|add PREFIX --for DURATION
                                              the ban list of a running gateway (every node of a cluster)
+  auditgate replay --config FILE [--baseline FILE] JOURNAL… [--from T] [--to T] [--json]
+                                             what a config would have done to the journal's traffic
+  auditgate policy test CASES.yaml [--config FILE]
+                                             scripted sessions with expected verdicts; exit 1 on a mismatch
 `;
 
 function option(args: string[], name: string): string | undefined {
@@ -26,6 +32,8 @@ function option(args: string[], name: string): string | undefined {
   args.splice(i, 2);
   return v;
 }
+
+const stdio = { out: (l: string) => void process.stdout.write(`${l}\n`), err: (l: string) => void process.stderr.write(`${l}\n`) };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
@@ -41,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
         return await seriesCommand(args);
       case 'bans':
         return await bansCommand(args);
+      case 'replay':
+        return await replayCommand(args, stdio);
+      case 'policy':
+        return await policyCommand(args, stdio, DEFAULT_CONFIG);
       case undefined:
       case '-h':
       case '--help':

@@ -103,7 +103,7 @@ function keyText(key: unknown): string {
  * Source offset for a key path: the key itself for a map entry, the item for a list entry. When
  * the path goes further than the document (a missing key), the enclosing node that exists.
  */
-function locate(doc: Document, p: PathProblem['path']): number | undefined {
+export function locate(doc: Document, p: PathProblem['path']): number | undefined {
   let node: unknown = doc.contents;
   let offset = isNode(node) ? node.range?.[0] : undefined;
   for (const seg of p) {
@@ -207,6 +207,7 @@ export function formatConfig(config: Config, options: FormatOptions = {}): strin
       hosts: admin.hosts,
     },
     log: { level: config.log.level },
+    journal: config.journal ? { dir: config.journal.dir, retention: formatDuration(config.journal.retention) } : undefined,
     series: Object.fromEntries(
       Object.values(config.series).map(({ name, type, interval, ...rest }) => [name, { type, interval: formatDuration(interval), ...rest }]),
     ),

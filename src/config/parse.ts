@@ -25,6 +25,7 @@ const TOP_LEVEL_KEYS = [
   'store',
   'admin',
   'log',
+  'journal',
   'series',
   'record',
   'policies',
@@ -85,7 +86,7 @@ export function parseConfigObject(raw: unknown, file: string): ParseResult {
   };
 
   const out: Partial<Omit<Config, 'file'>> = {};
-  for (const key of ['server', 'relay', 'state_dir', 'log_dir', 'persist_interval', 'log_retention', 'monitors', 'store', 'admin', 'log', 'protected'] as const) {
+  for (const key of ['server', 'relay', 'state_dir', 'log_dir', 'persist_interval', 'log_retention', 'monitors', 'store', 'admin', 'log', 'protected', 'journal'] as const) {
     // `server:` with every child commented out is null in YAML: treat it as absent.
     const v = parse(sections[key], raw[key] ?? undefined, [key]);
     if (v !== undefined) (out as Record<string, unknown>)[key] = v;

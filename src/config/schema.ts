@@ -9,7 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { SERIES_TYPES, type SeriesType } from '../series/types.js';
 import { certificateKeyProblem, readPemFile } from './pem.js';
-import type { AdminConfig, AlertConfig, BanConfig, PolicyConfig, RecordRule, RelayConfig, RelayTlsConfig, ServerConfig, StoreConfig } from './types.js';
+import type { AdminConfig, AlertConfig, BanConfig, JournalConfig, PolicyConfig, RecordRule, RelayConfig, RelayTlsConfig, ServerConfig, StoreConfig } from './types.js';
 import { parseAlertHeaders, parseAlertUrl } from './control-values.js';
 import { unknownKeyMessage } from './problems.js';
 import {
@@ -32,7 +32,7 @@ import {
 import { ACTIONS, DEFAULTS, LOG_LEVELS, POLICY_MODES, RELAY_STRATEGIES, RELAY_TLS_MODES, REPLICATE_MODES, SERIES_NAME_RE, STAGES, STORE_ON_ERROR } from './vocabulary.js';
 
 /** A schema from a pure parser: a thrown ValueProblem becomes a zod issue with its message. */
-function custom<T>(parse: (v: unknown) => T) {
+export function custom<T>(parse: (v: unknown) => T) {
   return z.unknown().transform((v, ctx): T => {
     if (v === undefined) {
       ctx.addIssue({ code: 'custom', message: 'required key is missing', input: v });
@@ -190,6 +190,13 @@ export const adminSchema = z
   .transform(({ enabled, listen, token, hosts }): AdminConfig => dropUndefined({ listen: enabled ? listen : undefined, token, hosts }))
   .prefault({});
 
+export function journalSchema(baseDir: string) {
+  return z
+    .strictObject({ dir: resolvePath(baseDir), retention: duration({ positive: true }).default(DEFAULTS.journal_retention) })
+    .transform((j): JournalConfig => j)
+    .optional();
+}
+
 export const logSchema = z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({});
 
 /** One entry of `series:` (the name is the map key). */
@@ -296,6 +303,7 @@ export function topLevelSchemas(baseDir: string) {
     store: storeSchema,
     admin: adminSchema,
     log: logSchema,
+    journal: journalSchema(baseDir),
     series: z.record(z.string(), seriesEntrySchema).default(() => ({})),
     record: z.array(recordRuleSchema).default(() => []),
     policies: z.array(policySchema).default(() => []),

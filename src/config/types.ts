@@ -141,6 +141,14 @@ export interface AdminConfig {
   hosts: string[];
 }
 
+/** `journal:` every stage event as one JSONL line, one file per UTC day (replay reads them). */
+export interface JournalConfig {
+  /** Absolute. */
+  dir: string;
+  /** Seconds: day files whose whole day is older than this are deleted. */
+  retention: number;
+}
+
 export interface LogConfig {
   level: (typeof LOG_LEVELS)[number];
 }
@@ -243,6 +251,8 @@ export interface Config {
   store: StoreConfig;
   admin: AdminConfig;
   log: LogConfig;
+  /** Undefined: no journal. */
+  journal?: JournalConfig;
   series: Record<string, SeriesConfig>;
   record: RecordRule[];
   policies: PolicyConfig[];

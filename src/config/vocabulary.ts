@@ -115,4 +115,5 @@ export const DEFAULTS = {
   alert_min_interval: 300,
   alert_timeout: 5,
   alert_retries: 3,
+  journal_retention: 7 * 86_400,
 } as const;

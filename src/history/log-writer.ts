@@ -16,10 +16,10 @@ import type { SeriesRegistry } from '../series/registry.js';
 import type { ClosedWindow } from '../series/windowed.js';
 import type { SeriesSnapshot } from '../series/types.js';
 import { appendLine } from '../fs/durable-file.js';
-import { DAY_MS, dayFile, dayFileStart, formatLogLine } from './format.js';
+import { dayFile, formatLogLine } from './format.js';
+import { PRUNE_EVERY_MS, pruneDayFiles, type PruneResult } from './day-files.js';
 
 const TICK_MS = 1000;
-const PRUNE_EVERY_MS = 3_600_000;
 
 export interface SeriesLogWriterOptions {
   registry: SeriesRegistry;
@@ -126,7 +126,7 @@ export class SeriesLogWriter {
 
   private async pruneNow(): Promise<string[]> {
     const cutoff = this.clock.now() - this.retentionMs;
-    const deleted: string[] = [];
+    const result: PruneResult = { deleted: [], failed: [] };
     let dirs: string[];
     try {
       dirs = await fsp.readdir(this.logDir);
@@ -134,30 +134,14 @@ export class SeriesLogWriter {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
         this.logger.warn({ err: e, dir: this.logDir }, 'series log: cannot list log_dir for retention');
       }
-      return deleted;
+      return result.deleted;
     }
     for (const d of dirs) {
-      const dir = path.join(this.logDir, d);
-      let files: string[];
-      try {
-        files = await fsp.readdir(dir);
-      } catch {
-        continue; // not a directory
-      }
-      for (const f of files) {
-        const dayStart = dayFileStart(f);
-        if (dayStart === undefined || dayStart + DAY_MS > cutoff) continue;
-        const p = path.join(dir, f);
-        try {
-          await fsp.unlink(p);
-          deleted.push(p);
-        } catch (e) {
-          this.logger.warn({ err: e, file: p }, 'series log: cannot delete an expired day file');
-        }
-      }
+      await pruneDayFiles(path.join(this.logDir, d), cutoff, result).catch(() => undefined); // not a directory
     }
-    if (deleted.length > 0) this.logger.info({ files: deleted.length }, 'series log: expired day files deleted');
-    return deleted;
+    for (const f of result.failed) this.logger.warn({ err: f.err, file: f.file }, 'series log: cannot delete an expired day file');
+    if (result.deleted.length > 0) this.logger.info({ files: result.deleted.length }, 'series log: expired day files deleted');
+    return result.deleted;
   }
 
   private syncSubscriptions(): void {

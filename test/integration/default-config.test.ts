@@ -48,6 +48,7 @@ describe('the default config over IPv6', () => {
       .replace('url: dir:../var/mail', `url: smtp://127.0.0.1:${(backend.server.address() as AddressInfo).port}`)
       .replace('state_dir: ../var/state', `state_dir: ${dir}/state`)
       .replace('log_dir: ../var/series-log', `log_dir: ${dir}/log`)
+      .replace('dir: ../var/journal', `dir: ${dir}/journal`)
       .replace('listen: 127.0.0.1:8025', 'enabled: false');
     const config = parseConfigText(text, DEFAULT_CONFIG);
     expect(config.server.auth.enabled).toBe(true);
@@ -101,5 +102,20 @@ describe('the default config over IPv6', () => {
     // the rcpt policy sees the rejections counted so far; a rejection is counted after the
     // backend's 550, so the 51st unknown recipient still reaches the backend
     expect(rejected).toBe(51);
+  });
+
+  it('journals every stage event (the default config has the journal on), refusals with their policy', async () => {
+    await gateway.journalWriter!.flush();
+    const files = fs.readdirSync(`${dir}/journal`);
+    expect(files).toHaveLength(1);
+    const lines = fs
+      .readFileSync(`${dir}/journal/${files[0]}`, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { e: string; a?: string; o?: string; y?: string });
+    expect(lines.every((l) => l.a === '::1')).toBe(true);
+    expect(lines.filter((l) => l.e === 'auth_fail' && l.o === 'tempfail' && l.y === 'auth-guessing6')).toHaveLength(10);
+    expect(lines.filter((l) => l.e === 'rcpt' && l.o === 'tempfail' && l.y === 'dha6')).toHaveLength(1);
+    expect(lines.filter((l) => l.e === 'rcpt_rejected')).toHaveLength(51);
   });
 });

@@ -1,0 +1,160 @@
+/**
+ * One client's session driven through an engine as a client would have gone through a front:
+ * what the client did (from a journal, or a policy test's script) is fed in order, and what the
+ * engine's verdicts make impossible is not fed — a client refused at connect, or told 421, is
+ * gone; after a refused HELO, MAIL waits for a new HELO; after a refused MAIL the transaction's
+ * RCPTs and DATA do not happen; a refused RCPT is not the backend's to refuse; DATA needs an
+ * accepted recipient; a refused DATA delivers nothing; a refused AUTH attempt is never taken back.
+ * Each call returns the verdict, or undefined when the client could not have got there.
+ */
+import type { Stage } from '../config/vocabulary.js';
+import type { ClientAddress } from '../series/address.js';
+import { splitAddress, type AuthAttempt, type FrontKind, type Session, type SessionEngine, type Verdict } from '../audit/session.js';
+
+/** The facts a session's next event is decided on (undefined: not known at that point). */
+export interface Facts {
+  helo?: string | undefined;
+  authUser?: string | undefined;
+  mailFrom?: string | undefined;
+  rcpt?: string | undefined;
+  /** The message's size, when the front knew it at the data stage. */
+  bytes?: number | undefined;
+}
+
+/** The stages a client's commands run (rcpt_rejected and reject come from the backend). */
+export type ClientStage = Extract<Stage, 'connect' | 'helo' | 'mail' | 'rcpt' | 'data'>;
+
+export const refusal = (v: Verdict): boolean => v.action === 'tempfail' || v.action === 'reject';
+/** Lets the engine finish what it started and did not wait for (the reject event of a refusal). */
+export const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** A refusal that closes the connection (a 421). */
+const closing = (v: Verdict): boolean => (v.action === 'tempfail' || v.action === 'reject') && v.close;
+
+export class SessionDriver {
+  readonly s: Session;
+  /** The engine ended the session (a refusal at connect, a 421), or the client left. */
+  private ended = false;
+  private heloRefused = false;
+  /** A MAIL the engine let through, whose transaction is still open. */
+  private inTransaction = false;
+  /** The last RCPT passed the engine: the backend may still refuse it. */
+  private rcptPassed = false;
+  /** DATA passed the engine: the backend may deliver or refuse the message. */
+  private dataPassed = false;
+  private attempt: AuthAttempt | undefined;
+
+  constructor(
+    private readonly engine: SessionEngine,
+    front: FrontKind,
+    cid: string,
+    client: ClientAddress | undefined,
+  ) {
+    this.s = engine.open(front, cid, client);
+  }
+
+  get gone(): boolean {
+    return this.ended;
+  }
+
+  /** Sets the facts exactly (an undefined fact is cleared). */
+  facts(f: Facts): void {
+    const s = this.s;
+    s.helo = f.helo;
+    s.authUser = f.authUser;
+    [s.mailFrom, s.mailFromDomain] = f.mailFrom === undefined ? [undefined, undefined] : splitAddress(f.mailFrom);
+    [s.rcpt, s.rcptDomain] = f.rcpt === undefined ? [undefined, undefined] : splitAddress(f.rcpt);
+    s.messageSize = f.bytes;
+  }
+
+  async stage(stage: ClientStage): Promise<Verdict | undefined> {
+    if (this.ended) return undefined;
+    if (stage === 'mail') {
+      if (this.heloRefused) return undefined;
+      this.s.rcpts = [];
+      this.s.messageSize = undefined;
+      this.inTransaction = false;
+    } else if (stage === 'rcpt' && !this.inTransaction) return undefined;
+    else if (stage === 'data' && (!this.inTransaction || this.s.rcpts.length === 0)) return undefined;
+    const v = await this.engine.stage(this.s, stage);
+    const refused = refusal(v);
+    if ((refused && stage === 'connect') || closing(v)) this.close();
+    if (stage === 'helo') this.heloRefused = refused;
+    else if (stage === 'mail') this.inTransaction = !refused;
+    else if (stage === 'rcpt') {
+      this.rcptPassed = !refused;
+      if (!refused) this.s.rcpts.push(this.s.rcpt ?? '');
+    } else if (stage === 'data') {
+      this.inTransaction = false;
+      this.dataPassed = !refused;
+    }
+    return v;
+  }
+
+  /** The backend refused the last recipient (5xx). */
+  async rcptRejected(): Promise<Verdict | undefined> {
+    if (this.ended || !this.rcptPassed) return undefined;
+    this.rcptPassed = false;
+    this.s.rcpts.pop();
+    const v = await this.engine.recipientRejected(this.s);
+    if (closing(v)) this.close();
+    return v;
+  }
+
+  /** The backend refused what the client sent at `stage` (a MAIL, a RCPT with a 4xx, a message). */
+  refused(stage: Stage): boolean {
+    if (this.ended) return false;
+    if (stage === 'rcpt') {
+      if (!this.rcptPassed) return false;
+      this.rcptPassed = false;
+      this.s.rcpts.pop();
+    } else if (stage === 'mail') {
+      if (!this.inTransaction) return false;
+      this.inTransaction = false;
+    } else if (stage === 'data') {
+      if (!this.dataPassed) return false;
+      this.dataPassed = false;
+    }
+    this.engine.refused(this.s, stage);
+    return true;
+  }
+
+  /** An AUTH attempt by `user`, counted before anyone checks the password. */
+  async auth(user: string): Promise<Verdict | undefined> {
+    if (this.ended) return undefined;
+    const attempt = await this.engine.authAttempt(this.s, user);
+    const v = attempt.verdict;
+    this.attempt = refusal(v) ? undefined : attempt;
+    if (closing(v)) this.close();
+    return v;
+  }
+
+  /** The password was right (or could not be checked): the attempt is taken back. */
+  authOk(): boolean {
+    const a = this.attempt;
+    this.attempt = undefined;
+    if (!a) return false;
+    a.undo();
+    return true;
+  }
+
+  /** The backend accepted the message (of `size` bytes, when the front knows it). */
+  delivered(size?: number): boolean {
+    if (this.ended || !this.dataPassed) return false;
+    this.dataPassed = false;
+    this.engine.delivered(this.s, size);
+    return true;
+  }
+
+  /** XCLIENT gave another address. */
+  changeClient(client: ClientAddress | undefined): void {
+    if (!this.ended) this.engine.changeClient(this.s, client);
+  }
+
+  /** The client left (or was sent away). */
+  close(): void {
+    this.ended = true;
+    this.engine.close(this.s);
+  }
+
+}

@@ -1,0 +1,40 @@
+/**
+ * The gateway's engine for a config, without sockets, on a virtual clock: the series the config
+ * defines (all in this process, whatever `replicate` says: a replay asks no Redis), the sessions
+ * gauge, the recorder and the session engine from the same factory the gateway uses
+ * (audit/engine.ts), its journal lines handed to `sink`. Replay and policy tests move the clock.
+ */
+import { pino } from 'pino';
+import { seriesCatalogue } from '../config/catalogue.js';
+import type { Config } from '../config/types.js';
+import { createEngine } from '../audit/engine.js';
+import type { SessionEngine } from '../audit/session.js';
+import { SessionTracker } from '../audit/sessions.js';
+import { ManualClock } from '../series/clock.js';
+import { SeriesRegistry } from '../series/registry.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { Journal, type LineSink } from '../journal/journal.js';
+
+export interface VirtualEngine {
+  readonly clock: ManualClock;
+  readonly engine: SessionEngine;
+  readonly registry: SeriesRegistry;
+}
+
+/** `lean`: the lines carry the decisions only (what replay and policy tests compare), not the facts, counts and adds. */
+export function virtualEngine(config: Config, startMs: number, sink?: LineSink, lean = false): VirtualEngine {
+  const clock = new ManualClock(startMs);
+  const registry = new SeriesRegistry(clock);
+  for (const d of seriesCatalogue(config).definitions) registry.define(d);
+  const sessions = new SessionTracker(clock);
+  const { engine } = createEngine({
+    config,
+    store: new MemoryStore(registry),
+    sessions,
+    clock,
+    logger: pino({ level: 'silent' }),
+    hostname: () => config.server.hostname,
+    journal: new Journal(clock, sink, lean),
+  });
+  return { clock, engine, registry };
+}

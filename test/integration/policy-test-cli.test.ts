@@ -1,0 +1,76 @@
+/**
+ * `auditgate policy test` as an operator's CI runs it (the compiled CLI in a child process): the
+ * shipped cases pass against the default config, a wrong expectation fails with exit 1, a bad
+ * cases file is refused with file:line:col and exit 2.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist/src/cli.js');
+const DEFAULT_CONFIG = join(ROOT, 'config/auditgate.yaml');
+
+function run(...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function casesFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'ag-policy-test-')), 'cases.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('auditgate policy test', () => {
+  it('the shipped config/policy-tests.yaml passes against the default config', () => {
+    const r = run('policy', 'test', 'config/policy-tests.yaml');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines[0]).toBe(`policy tests config/policy-tests.yaml with ${DEFAULT_CONFIG}`);
+    const cases = lines.filter((l) => /^(ok|FAIL) /.test(l));
+    expect(cases.length).toBeGreaterThanOrEqual(10);
+    expect(cases.every((l) => l.startsWith('ok '))).toBe(true);
+    expect(lines.at(-1)).toBe(`${cases.length} passed, 0 failed`);
+  });
+
+  it('a mismatch fails its case with what was expected and what came, and exits 1', () => {
+    const file = casesFile(`cases:
+  - name: the 5th connection is refused (wrong, the default allows 100 an hour)
+    sessions:
+      - { client: 192.0.2.1, repeat: 4 }
+      - { client: 192.0.2.1, expect: { connect: tempfail by conn-per-ip } }
+  - name: a single connection goes on
+    client: "2001:db8::1"
+    expect: { connect: continue }
+`);
+    const r = run('policy', 'test', file, '--config', DEFAULT_CONFIG);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('FAIL  the 5th connection is refused');
+    expect(r.out).toContain('cases[0].sessions[1] (192.0.2.1 at +0s): connect: expected tempfail by conn-per-ip, got continue');
+    expect(r.out).toContain('ok    a single connection goes on');
+    expect(r.out.trim().split('\n').at(-1)).toBe('1 passed, 1 failed');
+  });
+
+  it('a bad cases file is refused with file:line:col and key for every problem, exit 2', () => {
+    const file = casesFile(`cases:
+  - name: one
+    client: 300.1.1.1
+    expect: { connect: maybe }
+  - name: two
+    sessions:
+      - { client: 192.0.2.1, repeat: 0, bogus: 1 }
+`);
+    const r = run('policy', 'test', file, '--config', DEFAULT_CONFIG);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${file}:3:5 cases[0].client: expected an IPv4 or IPv6 address, got "300.1.1.1"`);
+    expect(r.err).toMatch(new RegExp(`${file}:4:\\d+ cases\\[0\\]\\.expect\\.connect: expected a verdict`));
+    expect(r.err).toMatch(new RegExp(`${file}:7:\\d+ cases\\[1\\]\\.sessions\\[0\\]\\.repeat: `));
+    expect(r.err).toMatch(new RegExp(`${file}:7:\\d+ cases\\[1\\]\\.sessions\\[0\\]\\.bogus: unknown key`));
+    expect(r.out).toBe('');
+  });
+});

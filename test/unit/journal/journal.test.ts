@@ -1,0 +1,194 @@
+/** What the session engine tells the journal, line by line, and the line format read back. */
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../../src/config/load.js';
+import { seriesDefinitions } from '../../../src/config/catalogue.js';
+import { createEngine } from '../../../src/audit/engine.js';
+import { SessionTracker } from '../../../src/audit/sessions.js';
+import { setRecipient, setSender } from '../../../src/audit/session.js';
+import { ManualClock } from '../../../src/series/clock.js';
+import { SeriesRegistry } from '../../../src/series/registry.js';
+import { parseClientAddress } from '../../../src/series/address.js';
+import { MemoryStore } from '../../../src/store/memory-store.js';
+import { Journal } from '../../../src/journal/journal.js';
+import { formatLine, LineProblem, parseLine, type JournalLine } from '../../../src/journal/line.js';
+
+const T0 = Date.UTC(2026, 10, 20, 10, 0, 0);
+
+function setup(lean = false) {
+  const config = parseConfigText(
+    `relay: { url: "dir:/tmp/x" }
+series:
+  c: { type: cidr, interval: 60, windows: 2 }
+  senders: { type: string, interval: 60, windows: 2 }
+  fails: { type: string, interval: 60, windows: 2 }
+record:
+  - { on: connect, series: c }
+  - { on: mail, series: senders, key: "{mail_from_domain}", count: 2 }
+  - { on: auth_fail, series: fails, key: "{auth_user}" }
+policies:
+  - { name: watch, on: connect, series: c, mask: 24, above: 0, action: reject, mode: shadow }
+  - { name: per-ip, on: connect, series: c, mask: 32, above: 1, action: tempfail }
+`,
+    'journal-test.yaml',
+  );
+  const clock = new ManualClock(T0);
+  const registry = new SeriesRegistry(clock);
+  for (const d of seriesDefinitions(config)) registry.define(d);
+  const lines: JournalLine[] = [];
+  const journal = new Journal(clock, (l) => lines.push(l), lean);
+  const { engine } = createEngine({ config, store: new MemoryStore(registry), sessions: new SessionTracker(clock), clock, logger: pino({ level: 'silent' }), hostname: () => 'gw.test', journal });
+  return { engine, lines, clock, journal };
+}
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('the journal of the session engine', () => {
+  it('one line per call a front makes: the facts, the verdict, the counts the policies saw and the adds', async () => {
+    const { engine, lines, clock } = setup();
+    const a = engine.open('smtp', 'cid1', parseClientAddress('192.0.2.7'));
+    expect(await engine.stage(a, 'connect')).toEqual({ action: 'continue' });
+    a.helo = 'mx.example';
+    await engine.stage(a, 'helo'); // nothing to record or evaluate: still a line
+    setSender(a, 'Someone@Example.ORG');
+    await engine.stage(a, 'mail');
+    setRecipient(a, 'b@example.net');
+    await engine.stage(a, 'rcpt');
+    engine.refused(a, 'rcpt'); // the backend said no
+    engine.delivered(a);
+    clock.advance(1500);
+    const attempt = await engine.authAttempt(a, 'Bob');
+    attempt.undo();
+    engine.changeClient(a, parseClientAddress('2001:db8::1'));
+    engine.close(a);
+    await settle();
+    expect(lines).toEqual([
+      { v: 1, t: T0, e: 'open', c: 'cid1', f: 'smtp', a: '192.0.2.7' },
+      { v: 1, t: T0, e: 'connect', c: 'cid1', f: 'smtp', a: '192.0.2.7', w: ['watch'], p: { watch: 1, 'per-ip': 1 }, k: [['c', '192.0.2.7']] },
+      { v: 1, t: T0, e: 'helo', c: 'cid1', f: 'smtp', a: '192.0.2.7', h: 'mx.example' },
+      { v: 1, t: T0, e: 'mail', c: 'cid1', f: 'smtp', a: '192.0.2.7', h: 'mx.example', m: 'someone@example.org', k: [['senders', 'example.org', 2]] },
+      { v: 1, t: T0, e: 'rcpt', c: 'cid1', f: 'smtp', a: '192.0.2.7', h: 'mx.example', m: 'someone@example.org', r: 'b@example.net' },
+      { v: 1, t: T0, e: 'reject', c: 'cid1', f: 'smtp', a: '192.0.2.7', h: 'mx.example', m: 'someone@example.org', r: 'b@example.net', s: 'rcpt' },
+      { v: 1, t: T0, e: 'delivered', c: 'cid1', f: 'smtp', a: '192.0.2.7' },
+      { v: 1, t: T0 + 1500, e: 'auth_fail', c: 'cid1', f: 'smtp', a: '192.0.2.7', h: 'mx.example', u: 'bob', k: [['fails', 'bob']] },
+      { v: 1, t: T0 + 1500, e: 'auth_ok', c: 'cid1', f: 'smtp', a: '192.0.2.7' },
+      { v: 1, t: T0 + 1500, e: 'client', c: 'cid1', f: 'smtp', a: '2001:db8::1' },
+      { v: 1, t: T0 + 1500, e: 'close', c: 'cid1', f: 'smtp', a: '2001:db8::1' },
+    ]);
+  });
+
+  it('a refusal names its policy and is followed by the reject event the engine derived from it', async () => {
+    const { engine, lines } = setup();
+    for (const cid of ['c1', 'c2']) await engine.stage(engine.open('milter', cid, parseClientAddress('192.0.2.7')), 'connect');
+    await settle();
+    const second = lines.filter((l) => l.c === 'c2');
+    expect(second.map((l) => l.e)).toEqual(['open', 'connect', 'reject']);
+    expect(second[1]).toMatchObject({ f: 'milter', o: 'tempfail', y: 'per-ip', p: { 'per-ip': 2 }, w: ['watch'] });
+    expect(second[2]).toMatchObject({ e: 'reject', s: 'connect', d: 1 });
+    expect(second[2]!.o).toBeUndefined();
+  });
+
+  it('a client gone before its decision is marked, with what the policies decided', async () => {
+    const { engine, lines } = setup();
+    await engine.stage(engine.open('smtp', 'c1', parseClientAddress('192.0.2.7')), 'connect');
+    const s = engine.open('smtp', 'c2', parseClientAddress('192.0.2.7'));
+    const v = engine.stage(s, 'connect');
+    engine.close(s); // while the recorder was deciding
+    expect(await v).toEqual({ action: 'continue' });
+    const line = lines.find((l) => l.c === 'c2' && l.e === 'connect')!;
+    expect(line).toMatchObject({ l: 1, o: 'tempfail', y: 'per-ip' });
+  });
+
+  it('a lean journal (replay\'s record of its own run) keeps the decisions and firings, not the facts, counts and adds', async () => {
+    const { engine, lines } = setup(true);
+    for (const cid of ['c1', 'c2']) {
+      const s = engine.open('smtp', cid, parseClientAddress('192.0.2.7'));
+      s.helo = 'mx.example';
+      await engine.stage(s, 'connect');
+    }
+    await settle();
+    const connect = lines.filter((l) => l.e === 'connect');
+    expect(connect[1]).toEqual({ v: 1, t: T0, e: 'connect', c: 'c2', f: 'smtp', a: '192.0.2.7', o: 'tempfail', y: 'per-ip', w: ['watch'] });
+    expect(connect[0]).toEqual({ v: 1, t: T0, e: 'connect', c: 'c1', f: 'smtp', a: '192.0.2.7', w: ['watch'] });
+  });
+
+  it('without a sink the engine builds no lines', async () => {
+    const { engine, lines, journal } = setup();
+    journal.setSink(undefined);
+    await engine.stage(engine.open('smtp', 'c1', parseClientAddress('192.0.2.7')), 'connect');
+    expect(lines).toEqual([]);
+    expect(journal.enabled).toBe(false);
+  });
+});
+
+describe('journal lines', () => {
+  it('read back what was written', async () => {
+    const { engine, lines } = setup();
+    await engine.stage(engine.open('smtp', 'c1', parseClientAddress('2001:db8::7')), 'connect');
+    for (const l of lines) expect(parseLine(formatLine(l).slice(0, -1))).toEqual(l);
+  });
+
+  it('are written as JSON.stringify writes them, whatever the strings hold (escapes, control characters, surrogates)', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 12 });
+    const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+    const line = fc
+      .record({
+        t: fc.integer({ min: 0, max: 2 ** 45 }),
+        e: fc.constantFrom('connect', 'rcpt', 'reject', 'close'),
+        c: text,
+        f: fc.constantFrom('smtp', 'milter', 'policy'),
+        a: maybe(text),
+        h: maybe(text),
+        u: maybe(text),
+        m: maybe(text),
+        r: maybe(text),
+        b: maybe(fc.integer({ min: 0, max: 2 ** 40 })),
+        s: maybe(fc.constantFrom('connect', 'rcpt')),
+        d: maybe(fc.constant(1)),
+        l: maybe(fc.constant(1)),
+        o: maybe(fc.constantFrom('accept', 'tarpit', 'tempfail', 'reject')),
+        y: maybe(text),
+        w: maybe(fc.array(text, { maxLength: 3 })),
+        p: maybe(fc.dictionary(text, fc.integer({ min: 0, max: 1e9 }), { maxKeys: 4 })),
+        k: maybe(fc.array(fc.oneof(fc.tuple(text, text), fc.tuple(text, text, fc.double({ noNaN: true, noDefaultInfinity: true }))), { maxLength: 3 })),
+        x: maybe(fc.constant(1)),
+      })
+      .map((r) => {
+        // the key order the journal builds lines in, without the absent keys
+        const l: Record<string, unknown> = { v: 1 };
+        for (const [k, v] of Object.entries(r)) if (v !== undefined) l[k] = v;
+        return l as unknown as JournalLine;
+      });
+    fc.assert(
+      fc.property(line, (l) => {
+        expect(formatLine(l)).toBe(`${JSON.stringify(l)}\n`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it.each([
+    ['{"v":1,"t":1,"e":"connect","c":"x","f":"smtp"', 'cut short (a line torn by a crash?)'],
+    ['hello', 'not JSON'],
+    ['[1]', 'not a JSON object'],
+    ['{"t":1,"e":"connect","c":"x","f":"smtp"}', 'no format version "v"'],
+    ['{"v":2,"t":1,"e":"connect","c":"x","f":"smtp"}', 'format version 2 is not known (this reader knows 1)'],
+    ['{"v":1,"t":"1","e":"connect","c":"x","f":"smtp"}', '"t" is not a time in ms'],
+    ['{"v":1,"t":1,"e":"bounce","c":"x","f":"smtp"}', '"e" is not a known event: "bounce"'],
+    ['{"v":1,"t":1,"e":"connect","f":"smtp"}', '"c" (connection id) is missing'],
+    ['{"v":1,"t":1,"e":"connect","c":"x","f":"lmtp"}', '"f" is not a front: "lmtp"'],
+    ['{"v":1,"t":1,"e":"connect","c":"x","f":"smtp","a":7}', '"a" is not a string'],
+    ['{"v":1,"t":1,"e":"connect","c":"x","f":"smtp","o":"defer"}', '"o" is not an outcome: "defer"'],
+    ['{"v":1,"t":1,"e":"reject","c":"x","f":"smtp"}', 'a reject event without "s" (the stage refused)'],
+  ])('%s is refused: %s', (text, message) => {
+    const r = parseLine(text);
+    expect(r).toBeInstanceOf(LineProblem);
+    expect((r as LineProblem).message).toBe(message);
+  });
+
+  it('keys it does not know are kept and ignored (later versions add optional fields)', () => {
+    const r = parseLine('{"v":1,"t":5,"e":"data","c":"x","f":"policy","z":1234,"ban":{"for":600}}');
+    expect(r).toMatchObject({ e: 'data', f: 'policy', z: 1234 });
+  });
+});
