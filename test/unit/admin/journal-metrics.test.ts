@@ -21,6 +21,8 @@ function stub(journal: JournalStats | undefined): AdminView {
     relay: { stats: () => ({ messages: 0, bytes: 0, transactions: 0, opened: 0, active: 0, idle: 0, backends: [] }) },
     store: { status: () => ({ kind: 'memory', state: 'ok', since: 0, errors: 0, pending: 0 }) },
     journalStats: () => journal,
+    alerts: { stats: () => new Map() },
+    controls: { bans: { stats: () => ({ active: 0, issued: new Map(), lifted: 0, refused: 0, skipped: 0, unshared: 0 }) } },
   } as unknown as AdminView;
 }
 
