@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   AG_ADMIN_CROSS_SITE: 'Admin API: the request comes from another site\'s web page (Origin or Sec-Fetch-Site).',
   AG_ADMIN_CONTENT_TYPE: 'Admin API: a request body was sent without Content-Type: application/json.',
   AG_ADMIN_INTERNAL: 'Admin API: an unexpected error (logged with details).',
+  AG_ADMIN_STREAMS: 'Admin API: too many live decision streams (GET /events/decisions) are open at once.',
   AG_PERSIST: 'Series state under state_dir could not be written, or a state file could not be restored.',
   AG_LISTEN: 'A listener could not bind its address (in use, not on this host, no permission); the message names the config key.',
   AG_MILTER_PROTOCOL: 'Milter front: an MTA sent a malformed packet (bad length, unknown command, bad payload); that MTA connection is closed.',

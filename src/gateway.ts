@@ -145,8 +145,8 @@ export class Gateway implements AdminView {
         this.bans.share = await BanSync.connect({ redis: this.config.store.redis, service: this.bans, clock: this.clock, logger: this.logger, ...this.banSync });
       }
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger, ...(this.redisTuning ? { redis: this.redisTuning } : {}) });
-      const { config, store, sessions, clock, logger, journal, controls } = this;
-      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, controls, hostname: () => this.config.server.hostname }));
+      const { config, store, sessions, clock, logger, journal, controls, events } = this;
+      ({ recorder: this.recorder, engine: this.engine } = createEngine({ config, store, sessions, clock, logger, journal, controls, events, hostname: () => this.config.server.hostname }));
       this.startAlerts();
       this.relay = relayFor(this.config, this.logger);
       this.front = new SmtpFront({

@@ -12,6 +12,7 @@ import { parseDuration } from '../config/duration.js';
 import type { Ban } from '../bans/ban-list.js';
 import type { BanStats } from '../bans/ban-service.js';
 import { AdminHttpError, bad, readJsonBody } from './http.js';
+import type { BanJson } from './answers.js';
 import { parseIntParam } from './params.js';
 
 /** What the admin API and /metrics see of the bans. */
@@ -31,7 +32,7 @@ export function bansOf(gateway: { controls?: BansAdmin }): BansAdmin {
 }
 
 /** A ban as the API shows it: times as ISO text, and the seconds it has left. */
-export function banJson(b: Ban, now: number): Record<string, unknown> {
+export function banJson(b: Ban, now: number): BanJson {
   return {
     prefix: b.prefix,
     policy: b.policy,

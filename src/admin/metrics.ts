@@ -48,6 +48,16 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
   });
   gateway.events.on('relayLatency', (command, seconds) => relayLatency.observe({ command }, seconds));
 
+  // Verdicts as the engine published them (the console's live decisions), per front: what each
+  // front (smtp proxy, milter, policy service) was told other than continue.
+  const verdicts = new Counter({
+    name: 'auditgate_verdicts_total',
+    help: 'Verdicts other than continue the session engine gave, by front (smtp, milter, policy) and action (accept, tarpit, tempfail, reject).',
+    labelNames: ['front', 'action'] as const,
+    registers,
+  });
+  gateway.events.on('decision', (e) => verdicts.inc({ front: e.front, action: e.action }));
+
   new Counter({
     name: 'auditgate_auth_total',
     help: 'AUTH attempts by result: ok, failed (the backend refused the credentials), refused (an auth_fail policy, before the backend was asked), tempfail.',

@@ -22,6 +22,9 @@ import { addBan, bansOf, liftBan, listBans } from './bans.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { guardRequest } from './request-guard.js';
 import type { AdminView } from './view.js';
+import { HANDLED, RawBody, type RequestContext, type Route } from './route.js';
+import { AdminConsole } from './console.js';
+import type { SeriesRow } from './answers.js';
 
 const MAX_TOP_LIMIT = 1000;
 
@@ -49,34 +52,13 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-interface Route {
-  method: string;
-  /** Path segments; ':x' captures. */
-  parts: string[];
-  auth: boolean;
-  handler: (ctx: RequestContext) => Promise<unknown>;
-}
-
-interface RequestContext {
-  req: http.IncomingMessage;
-  res: http.ServerResponse;
-  params: Record<string, string>;
-  query: URLSearchParams;
-}
-
-/** A raw response (metrics text) instead of JSON. */
-class RawBody {
-  constructor(
-    readonly contentType: string,
-    readonly body: string,
-  ) {}
-}
-
 export class AdminServer {
   private server: http.Server | undefined;
   private readonly metrics: GatewayMetrics;
   private readonly routes: Route[];
   private readonly sockets = new Set<net.Socket>();
+  /** The web console: its page, live decisions, firing rates. */
+  readonly console: AdminConsole;
 
   constructor(
     private readonly gateway: AdminView,
@@ -84,6 +66,7 @@ export class AdminServer {
     private readonly at: HostPort,
   ) {
     this.metrics = createMetrics(gateway);
+    this.console = new AdminConsole(gateway, (req) => this.authorized(req));
     this.routes = [
       { method: 'GET', parts: ['healthz'], auth: false, handler: () => this.healthz() },
       { method: 'GET', parts: ['metrics'], auth: true, handler: async () => new RawBody(this.metrics.contentType, await this.metrics.render()) },
@@ -98,6 +81,7 @@ export class AdminServer {
       { method: 'GET', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(listBans(bansOf(gateway), c.query, gateway.clock.now())) },
       { method: 'POST', parts: ['bans'], auth: true, handler: (c) => addBan(bansOf(gateway), c.req, c.res, gateway.clock.now()) },
       { method: 'DELETE', parts: ['bans'], auth: true, handler: (c) => Promise.resolve(liftBan(bansOf(gateway), c.query, gateway.clock.now())) },
+      ...this.console.routes(),
     ];
   }
 
@@ -132,6 +116,7 @@ export class AdminServer {
 
   async close(): Promise<void> {
     const server = this.server;
+    this.console.close();
     if (!server) return;
     this.server = undefined;
     const closed = new Promise<void>((r) => server.close(() => r()));
@@ -171,7 +156,8 @@ export class AdminServer {
       if (route.auth) this.authorize(req, res);
       if (route.auth) await this.gateway.refresh?.();
       const result = await route.handler({ req, res, params, query: url.searchParams });
-      if (result instanceof RawBody) this.send(res, 200, result.body, result.contentType);
+      if (result === HANDLED) return;
+      if (result instanceof RawBody) this.send(res, 200, result.body, result.contentType, result.headers);
       else this.sendJson(res, 200, result);
     } catch (err) {
       this.fail(req, res, err);
@@ -196,6 +182,14 @@ export class AdminServer {
       methodMismatch.push(r.method);
     }
     return { params: {}, methodMismatch };
+  }
+
+  /** True when the request may use the API (no token configured, or the right bearer token). */
+  private authorized(req: http.IncomingMessage): boolean {
+    const token = this.gateway.config.admin.token;
+    if (token === undefined) return true;
+    const m = /^Bearer\s+(.+)$/i.exec((req.headers.authorization ?? '').trim());
+    return m !== null && timingSafeEqual(digest(m[1]!.trim()), digest(token));
   }
 
   private authorize(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -239,9 +233,10 @@ export class AdminServer {
     this.send(res, status, `${JSON.stringify(body, null, 2)}\n`, 'application/json; charset=utf-8');
   }
 
-  private send(res: http.ServerResponse, status: number, body: string, contentType: string): void {
+  private send(res: http.ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void {
     if (res.writableEnded || res.destroyed) return;
     res.statusCode = status;
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     res.setHeader('Content-Type', contentType);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Cache-Control', 'no-store');
@@ -271,7 +266,7 @@ export class AdminServer {
   }
 
   private listSeries(): Promise<unknown> {
-    const series = this.gateway.registry.list().map((s) => ({
+    const series = this.gateway.registry.list().map((s): SeriesRow => ({
       name: s.name,
       type: s.type,
       distinct: isDistinct(s),
@@ -314,7 +309,7 @@ export class AdminServer {
         windows,
       };
     });
-    return { ip, key: n, family, sessions: this.gateway.sessions.count(ip), series };
+    return { ip, key: n, family, sessions: this.gateway.sessions.count(ip), series, ...this.console.aboutClient(n) };
   }
 
   private series(c: RequestContext): AuditSeries {
@@ -369,6 +364,14 @@ export class AdminServer {
     const opts: { mask?: number; startv: number; endv: number; limit: number } = { startv, endv, limit };
     if (mask !== undefined) opts.mask = mask;
     const top = await this.gateway.store.top(s.name, opts);
+    // per_window=1 (the console's bars): each entry counted per window, in one more round trip.
+    if (c.query.get('per_window') === '1' && top.length > 0) {
+      const queries = top.flatMap((t) => Array.from({ length: endv - startv + 1 }, (_, i) => ({ series: s.name, key: t.key, startv: startv + i, endv: startv + i })));
+      const counts = await this.gateway.store.countMany(queries);
+      const per = endv - startv + 1;
+      const withWindows = top.map((t, j) => ({ ...t, windows: counts.slice(j * per, (j + 1) * per) }));
+      return { series: s.name, mask: mask ?? null, windows: [startv, endv], limit, top: withWindows };
+    }
     return { series: s.name, mask: mask ?? null, windows: [startv, endv], limit, top };
   }
 

@@ -12,6 +12,7 @@ import { Recorder } from './recorder.js';
 import { SessionEngine, type EngineJournal } from './session.js';
 import type { Controls } from './controls.js';
 import type { SessionGauge } from './sessions.js';
+import type { GatewayEvents } from '../events.js';
 
 export interface EngineInputs {
   config: Config;
@@ -22,8 +23,10 @@ export interface EngineInputs {
   /** The name in refusals (`[cid@hostname]`); asked each session, so a reload applies. */
   hostname: () => string;
   journal?: EngineJournal;
-  /** Bans and protected networks (the gateway's; replay has none yet). */
+  /** Bans and protected networks (the gateway's); none in replay and policy tests for now. */
   controls?: Controls;
+  /** Where verdicts are published (the console's live decisions). */
+  events?: GatewayEvents;
 }
 
 export interface EngineParts {
@@ -33,6 +36,14 @@ export interface EngineParts {
 
 export function createEngine(i: EngineInputs): EngineParts {
   const recorder = new Recorder(i.config, i.store, i.sessions, i.logger, i.clock);
-  const engine = new SessionEngine({ recorder, sessions: i.sessions, hostname: i.hostname, logger: i.logger, ...(i.journal ? { journal: i.journal } : {}), ...(i.controls ? { controls: i.controls } : {}) });
+  const engine = new SessionEngine({
+    recorder,
+    sessions: i.sessions,
+    hostname: i.hostname,
+    logger: i.logger,
+    ...(i.journal ? { journal: i.journal } : {}),
+    ...(i.controls ? { controls: i.controls } : {}),
+    ...(i.events ? { events: i.events } : {}),
+  });
   return { recorder, engine };
 }

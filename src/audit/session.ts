@@ -25,6 +25,7 @@ import type { EventContext } from '../policy/evaluate.js';
 import type { Recorder, StageOptions, StageResult } from './recorder.js';
 import type { SessionGauge } from './sessions.js';
 import type { Controls } from './controls.js';
+import type { DecisionEvent, GatewayEvents } from '../events.js';
 import { banReply, refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
 
 export type FrontKind = 'smtp' | 'milter' | 'policy';
@@ -81,6 +82,8 @@ export interface EngineDeps {
   logger: Logger;
   /** Bans and protected networks; none when absent. */
   controls?: Controls;
+  /** Where verdicts other than continue are published (the console's live decisions); never awaited. */
+  events?: GatewayEvents;
   /** Told every call a front makes and its outcome (the journal, src/journal/; replay's collector). */
   journal?: EngineJournal;
 }
@@ -222,7 +225,7 @@ export class SessionEngine {
     void this.deps.recorder.record(ctx).catch(() => undefined);
     const left = (ban.until - this.deps.recorder.now()) / 1000;
     this.deps.logger.info({ cid: s.cid, client: ctx.ip, stage: 'connect', ban: ban.prefix, policy: ban.policy, seconds_left: Math.ceil(left) }, 'banned client refused');
-    const v: Verdict = { action: 'tempfail', reply: banReply(s.tag, ban.prefix, left), close: true, policy: ban.policy };
+    const v = this.publish(s, 'connect', { action: 'tempfail', reply: banReply(s.tag, ban.prefix, left), close: true, policy: ban.policy }, ban.prefix);
     this.deps.journal?.stage(s, ctx, v);
     void this.rejectEvent(s, ctx, true);
     return v;
@@ -249,7 +252,7 @@ export class SessionEngine {
     let v: Verdict = CONTINUE;
     if (!this.deps.recorder.passes('rcpt_rejected', s.trusted)) {
       const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
-      v = this.verdict(s, 'rcpt', res);
+      v = this.publish(s, 'rcpt', this.verdict(s, 'rcpt', res));
       this.deps.journal?.stage(s, ctx, v, res);
     } else this.deps.journal?.stage(s, ctx, v);
     void this.rejectEvent(s, contextOf(s, 'rcpt'), true);
@@ -271,7 +274,7 @@ export class SessionEngine {
       return { verdict: CONTINUE, undo: () => journal?.session(s, 'auth_ok') };
     }
     const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
-    const verdict = s.closed ? CONTINUE : this.verdict(s, 'auth_fail', res);
+    const verdict = s.closed ? CONTINUE : this.publish(s, 'auth_fail', this.verdict(s, 'auth_fail', res));
     journal?.stage(s, ctx, verdict, res);
     if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx, true).catch(() => undefined);
     return {
@@ -301,7 +304,7 @@ export class SessionEngine {
       this.deps.journal?.stage(s, ctx, CONTINUE, res);
       return CONTINUE;
     }
-    const v = this.verdict(s, stage, res);
+    const v = this.publish(s, stage, this.verdict(s, stage, res));
     this.deps.journal?.stage(s, ctx, v, res);
     if (v.action === 'tempfail' || v.action === 'reject') void this.rejectEvent(s, ctx, true);
     else if (v.action === 'accept' && stage === 'connect') s.trusted = true;
@@ -335,6 +338,25 @@ export class SessionEngine {
       default:
         return CONTINUE;
     }
+  }
+
+  /**
+   * Tells whoever listens (the console) about a verdict other than continue. Synchronous and
+   * guarded: a listener that throws is logged, never felt by the session.
+   */
+  private publish(s: Session, stage: Stage, v: Verdict, ban?: string): Verdict {
+    const events = this.deps.events;
+    if (v.action === 'continue' || !events || events.listenerCount('decision') === 0) return v;
+    const e: DecisionEvent = { at: this.deps.recorder.now(), cid: s.cid, front: s.front, stage, client: s.client?.text ?? '', action: v.action };
+    if (v.action !== 'accept' && v.policy !== undefined) e.policy = v.policy;
+    if (v.action === 'tempfail' || v.action === 'reject') e.reply = `${v.reply.code} ${v.reply.enhanced} ${v.reply.text}`;
+    if (ban !== undefined) e.ban = ban;
+    try {
+      events.emit('decision', e);
+    } catch (err) {
+      this.deps.logger.warn({ err, cid: s.cid }, 'a decision listener failed');
+    }
+    return v;
   }
 
   /** The `reject` event of a refusal at ctx.stage; `derived` when the engine refused (not a front's report). */

@@ -7,6 +7,7 @@
  * gateway, which refuses a ban over a protected network (exit 1). Options as `auditgate series`.
  */
 import { adminRequest, type AdminTarget } from '../admin/client.js';
+import type { BanJson as BanRow } from '../admin/answers.js';
 import { parseDuration } from '../config/duration.js';
 import { normalizeBanPrefix } from '../bans/ban-list.js';
 import { type CliIo, type Parsed, UsageError, defaultIo, expectArgs, formatTable, intOption, printer, query, runAdminCommand, verbError } from './admin-args.js';
@@ -21,15 +22,6 @@ options:
   --token T        bearer token (default: $AUDITGATE_TOKEN, else --config's admin.token)
   --json           print the raw JSON answer
 `;
-
-interface BanRow {
-  prefix: string;
-  policy: string;
-  until: string;
-  seconds_left: number;
-  level: number;
-  node?: string;
-}
 
 function prefixArg(text: string): string {
   const p = normalizeBanPrefix(text);

@@ -9,6 +9,7 @@
  * Exit codes: 0 ok, 1 the gateway refused or could not be reached, 2 usage error.
  */
 import { adminRequest, type AdminTarget } from '../admin/client.js';
+import type { SeriesRow } from '../admin/answers.js';
 import { type CliIo, type Parsed, UsageError, defaultIo, expectArgs, formatTable, intOption, printer, query, runAdminCommand, seg, verbError, windowsOption } from './admin-args.js';
 
 export type { CliIo } from './admin-args.js';
@@ -36,17 +37,6 @@ function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
-
-interface SeriesRow {
-  name: string;
-  type: string;
-  interval: number;
-  windows: number;
-  keys: number;
-  memory_bytes: number;
-  replicate: string;
-  monitor: boolean;
 }
 
 interface TopAnswer {

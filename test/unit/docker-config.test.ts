@@ -41,9 +41,9 @@ describe('docker/compose.yaml', () => {
     services: Record<string, { image?: string; ports?: string[]; volumes?: string[]; depends_on?: Record<string, unknown>; build?: { dockerfile?: string } }>;
   };
 
-  it('runs redis, a Mailpit backend and two gateway nodes on different host ports', () => {
+  it('runs redis, a Mailpit backend, two gateway nodes, Prometheus and Grafana on different host ports', () => {
     const s = compose.services;
-    expect(Object.keys(s).sort()).toEqual(['backend', 'node1', 'node2', 'redis']);
+    expect(Object.keys(s).sort()).toEqual(['backend', 'grafana', 'node1', 'node2', 'prometheus', 'redis']);
     expect(s.backend!.image).toMatch(/^axllent\/mailpit/);
     expect(s.redis!.image).toMatch(/^redis:/);
     const hostPorts: string[] = [];
@@ -55,7 +55,7 @@ describe('docker/compose.yaml', () => {
       expect(n.ports?.some((p) => p.endsWith(':2525'))).toBe(true);
       for (const p of n.ports ?? []) hostPorts.push(p.split(':').slice(0, -1).join(':'));
     }
-    for (const p of s.backend!.ports ?? []) hostPorts.push(p.split(':').slice(0, -1).join(':'));
+    for (const name of ['backend', 'prometheus', 'grafana']) for (const p of s[name]!.ports ?? []) hostPorts.push(p.split(':').slice(0, -1).join(':'));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
   });
 });
