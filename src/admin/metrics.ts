@@ -19,6 +19,8 @@ export interface GatewayMetrics {
   /** Prometheus text exposition. */
   render(): Promise<string>;
   readonly contentType: string;
+  /** Stops listening to the gateway's events (a rebound admin listener builds new metrics). */
+  close(): void;
 }
 
 export function createMetrics(gateway: AdminView): GatewayMetrics {
@@ -46,7 +48,8 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers,
   });
-  gateway.events.on('relayLatency', (command, seconds) => relayLatency.observe({ command }, seconds));
+  const onRelayLatency = (command: string, seconds: number): void => relayLatency.observe({ command }, seconds);
+  gateway.events.on('relayLatency', onRelayLatency);
 
   // Verdicts as the engine published them (the console's live decisions), per front: what each
   // front (smtp proxy, milter, policy service) was told other than continue.
@@ -56,7 +59,8 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     labelNames: ['front', 'action'] as const,
     registers,
   });
-  gateway.events.on('decision', (e) => verdicts.inc({ front: e.front, action: e.action }));
+  const onDecision = (e: { front: string; action: string }): void => verdicts.inc({ front: e.front, action: e.action });
+  gateway.events.on('decision', onDecision);
 
   new Counter({
     name: 'auditgate_auth_total',
@@ -312,5 +316,9 @@ export function createMetrics(gateway: AdminView): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     render: () => registry.metrics(),
+    close: () => {
+      gateway.events.off('relayLatency', onRelayLatency);
+      gateway.events.off('decision', onDecision);
+    },
   };
 }

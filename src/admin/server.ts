@@ -117,6 +117,7 @@ export class AdminServer {
   async close(): Promise<void> {
     const server = this.server;
     this.console.close();
+    this.metrics.close();
     if (!server) return;
     this.server = undefined;
     const closed = new Promise<void>((r) => server.close(() => r()));

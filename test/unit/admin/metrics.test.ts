@@ -73,3 +73,19 @@ describe('metrics: series and persistence', () => {
     expect(text).not.toMatch(/^auditgate_persist_saves_total\{/m);
   });
 });
+
+describe('metrics: event listeners', () => {
+  it('a closed metrics object stops counting the gateway events (a rebound admin listener does not count twice)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 20, 10, 2));
+    const view = stub(new SeriesRegistry(clock), clock, undefined);
+    const old = createMetrics(view);
+    old.close();
+    const current = createMetrics(view);
+    expect(view.events.listenerCount('decision')).toBe(1);
+    expect(view.events.listenerCount('relayLatency')).toBe(1);
+    view.events.emit('relayLatency', 'MAIL', 0.002);
+    const text = await current.render();
+    expect(text).toMatch(/^auditgate_relay_latency_seconds_count\{command="MAIL"\} 1$/m);
+    expect(await old.render()).not.toMatch(/relay_latency_seconds_count\{command="MAIL"\} 1/);
+  });
+});
