@@ -165,3 +165,11 @@ export function printer(p: Parsed, io: CliIo): (answer: unknown, readable: () =>
   const json = p.flags.has('--json');
   return (answer, readable) => io.out(json ? `${JSON.stringify(answer, null, 2)}\n` : readable());
 }
+
+/** The options every admin verb takes, as the usage texts print them. */
+export const ADMIN_OPTIONS_USAGE = `options:
+  --admin URL      admin listener (default: --config's admin.listen, else http://127.0.0.1:8025)
+  --config FILE    read admin.listen and admin.token from this config
+  --token T        bearer token (default: $AUDITGATE_TOKEN, else --config's admin.token)
+  --json           print the raw JSON answer
+`;

@@ -10,18 +10,13 @@ import { adminRequest, type AdminTarget } from '../admin/client.js';
 import type { BanJson as BanRow } from '../admin/answers.js';
 import { parseDuration } from '../config/duration.js';
 import { normalizeBanPrefix } from '../bans/ban-list.js';
-import { type CliIo, type Parsed, UsageError, defaultIo, expectArgs, formatTable, intOption, printer, query, runAdminCommand, verbError } from './admin-args.js';
+import { ADMIN_OPTIONS_USAGE, type CliIo, type Parsed, UsageError, defaultIo, expectArgs, formatTable, intOption, printer, query, runAdminCommand, verbError } from './admin-args.js';
 
 export const BANS_USAGE = `usage: auditgate bans VERB [options]
   list [--limit N]                          the active bans, soonest expiry first (default 1000)
   lift PREFIX                               lift the ban on exactly PREFIX, on every node
   add PREFIX --for DURATION                 ban PREFIX (an address or CIDR) by hand, e.g. --for 1h
-options:
-  --admin URL      admin listener (default: --config's admin.listen, else http://127.0.0.1:8025)
-  --config FILE    read admin.listen and admin.token from this config
-  --token T        bearer token (default: $AUDITGATE_TOKEN, else --config's admin.token)
-  --json           print the raw JSON answer
-`;
+${ADMIN_OPTIONS_USAGE}`;
 
 function prefixArg(text: string): string {
   const p = normalizeBanPrefix(text);

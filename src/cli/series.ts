@@ -10,7 +10,7 @@
  */
 import { adminRequest, type AdminTarget } from '../admin/client.js';
 import type { SeriesRow } from '../admin/answers.js';
-import { type CliIo, type Parsed, UsageError, defaultIo, expectArgs, formatTable, intOption, printer, query, runAdminCommand, seg, verbError, windowsOption } from './admin-args.js';
+import { ADMIN_OPTIONS_USAGE, type CliIo, type Parsed, UsageError, defaultIo, expectArgs, formatTable, intOption, printer, query, runAdminCommand, seg, verbError, windowsOption } from './admin-args.js';
 
 export type { CliIo } from './admin-args.js';
 
@@ -26,12 +26,7 @@ export const SERIES_USAGE = `usage: auditgate series VERB [options]
   sessions [--mask N] [--family 4|6] [--limit N]
                                             open sessions per prefix
   decisions [--limit N]                     recent policy firings
-options:
-  --admin URL      admin listener (default: --config's admin.listen, else http://127.0.0.1:8025)
-  --config FILE    read admin.listen and admin.token from this config
-  --token T        bearer token (default: $AUDITGATE_TOKEN, else --config's admin.token)
-  --json           print the raw JSON answer
-`;
+${ADMIN_OPTIONS_USAGE}`;
 
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`;

@@ -83,9 +83,9 @@ describe('metrics: event listeners', () => {
     const current = createMetrics(view);
     expect(view.events.listenerCount('decision')).toBe(1);
     expect(view.events.listenerCount('relayLatency')).toBe(1);
-    view.events.emit('relayLatency', 'MAIL', 0.002);
+    view.events.emit('relayLatency', 'mail', 0.002);
     const text = await current.render();
-    expect(text).toMatch(/^auditgate_relay_latency_seconds_count\{command="MAIL"\} 1$/m);
-    expect(await old.render()).not.toMatch(/relay_latency_seconds_count\{command="MAIL"\} 1/);
+    expect(text).toMatch(/^auditgate_relay_latency_seconds_count\{command="mail"\} 1$/m);
+    expect(await old.render()).not.toMatch(/relay_latency_seconds_count\{command="mail"\} 1/);
   });
 });
