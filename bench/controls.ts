@@ -19,15 +19,12 @@ import { parseConfigText } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { RoutingStore } from '../src/store/create.js';
 import type { Figure } from './harness.js';
+import { CONCURRENCY, ROUNDS, ROUND_MS, ROUND_WARMUP_MS } from './gateway.js';
+import { backendProcess } from './responder.js';
 import {
-  CONCURRENCY,
   FULL_POLICIES,
-  ROUNDS,
-  ROUND_MS,
-  ROUND_WARMUP_MS,
   type RunResult,
   type RunSpec,
-  backendProcess,
   checkConnect,
   checkFull,
   clientProcess,
@@ -36,7 +33,7 @@ import {
   median,
   rate,
   startRedisServer,
-} from './gateway.js';
+} from './gateway-kit.js';
 
 const BANS = 100_000;
 /** Every bench client address (198.18.0.0 – 198.18.15.255). */

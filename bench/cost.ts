@@ -42,7 +42,8 @@ import { readProxyHeader } from '../src/smtp/proxy-protocol.js';
 import type { SmtpReply } from '../src/smtp/relay/reply.js';
 import { UNLIMITED } from '../src/smtp/relay/capabilities.js';
 import type { Relay, RelayTransaction } from '../src/smtp/relay/types.js';
-import { backendProcess, clientProcess, FULL_POLICIES, gatewayYaml, startResponder, type RunResult } from './gateway.js';
+import { backendProcess, startResponder } from './responder.js';
+import { clientProcess, FULL_POLICIES, gatewayYaml, type RunResult } from './gateway-kit.js';
 import { CG_ATTEMPTS, CG_CONCURRENCY, CG_MAX_COMPILE, CG_MAX_EXTRA_WARMUP, CG_MAX_SWEEPING, CG_NODE_FLAGS, CG_QUIET_BATCH, CG_QUIET_COMPILES, CG_SERIES_INTERVAL_S, CG_SESSIONS, CG_SETTLE_MS, CG_VALGRIND_FLAGS, CG_WARMUP_SESSIONS, callgrindControl, callgrindVersion, countCompiles, readCallgrindDump, readDumpFile, sleep } from './callgrind.js';
 import type { Figure } from './harness.js';
 

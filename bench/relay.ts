@@ -20,7 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
-import { backendProcess, checkFull, clientProcess, FULL_POLICIES, gatewayYaml, measured, median, rate } from './gateway.js';
+import { backendProcess } from './responder.js';
+import { checkFull, clientProcess, FULL_POLICIES, gatewayYaml, measured, median, rate } from './gateway-kit.js';
 import type { Figure } from './harness.js';
 
 const CONCURRENCY = 64;

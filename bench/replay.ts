@@ -7,7 +7,7 @@
  *   SESSIONS sessions from 4,096 IPv4 and 1,024 IPv6 clients, every tenth with an unknown
  *   recipient the backend refuses, so the lines are what a gateway writes.
  * - full SMTP sessions/s through the gateway with `journal:` on, against the same gateway with
- *   it off, measured in alternation (ROUNDS rounds, the median ratio; bench/gateway.ts machinery).
+ *   it off, measured in alternation (ROUNDS rounds, the median ratio; bench/gateway-kit.ts machinery).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,7 +22,8 @@ import { SessionDriver } from '../src/replay/driver.js';
 import { replay } from '../src/replay/replay.js';
 import { virtualEngine } from '../src/replay/virtual-engine.js';
 import { parseClientAddress } from '../src/series/address.js';
-import { backendProcess, checkFull, clientProcess, FULL_POLICIES, gatewayYaml, measured, median, rate } from './gateway.js';
+import { backendProcess } from './responder.js';
+import { checkFull, clientProcess, FULL_POLICIES, gatewayYaml, measured, median, rate } from './gateway-kit.js';
 import type { Figure } from './harness.js';
 
 const SESSIONS = 60_000;

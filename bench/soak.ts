@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway } from '../src/gateway.js';
-import { backendProcess } from './gateway.js';
+import { backendProcess } from './responder.js';
 import { gc, rng, type Figure } from './harness.js';
 
 const CLIENT_ENV = 'AUDITGATE_SOAK_CLIENT';

@@ -20,7 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { backendProcess, clientProcess, FULL_POLICIES, gatewayYaml, type RunResult } from './gateway.js';
+import { backendProcess } from './responder.js';
+import { clientProcess, FULL_POLICIES, gatewayYaml, type RunResult } from './gateway-kit.js';
 import type { Figure } from './harness.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js');
