@@ -1,20 +1,12 @@
 /** `admin.hosts`: the names the admin listener answers to besides IP literals (config side). */
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/errors.js';
 import { formatConfig, parseConfigText } from '../../../src/config/load.js';
+import { problemsOf } from './load-helpers.js';
 
 const FILE = '/etc/auditgate/test.yaml';
 const RELAY = 'relay:\n  url: smtp://127.0.0.1:10025\n';
 
-function problems(text: string): readonly string[] {
-  try {
-    parseConfigText(text, FILE);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError, the config was accepted');
-}
+const problems = (text: string): readonly string[] => problemsOf(() => parseConfigText(text, FILE));
 
 describe('admin.hosts', () => {
   it('defaults to empty; takes a list or one name, lower-cased, without a trailing dot', () => {

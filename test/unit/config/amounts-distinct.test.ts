@@ -4,11 +4,11 @@
  * what the catalogue makes of them (64-bit counts for bytes, kept levels for distinct series).
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/errors.js';
 import { parseConfigText } from '../../../src/config/load.js';
 import { replicatedSeries, seriesDefinitions } from '../../../src/config/catalogue.js';
 import { expandTemplate } from '../../../src/policy/evaluate.js';
 import { parseClientAddress } from '../../../src/series/address.js';
+import { problemsOf } from './load-helpers.js';
 
 const FILE = '/etc/auditgate/amounts.yaml';
 const HEAD = `relay: { url: "smtp://127.0.0.1:10025" }
@@ -19,15 +19,7 @@ series:
   nets: { type: string, interval: 1h, windows: 24, distinct: true }
 `;
 
-function problems(text: string): readonly string[] {
-  try {
-    parseConfigText(text, FILE);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError, the config was accepted');
-}
+const problems = (text: string): readonly string[] => problemsOf(() => parseConfigText(text, FILE));
 
 describe('record amounts', () => {
   it('accepts rcpts and bytes at the data stage, and fixed numbers anywhere', () => {

@@ -1,7 +1,7 @@
 /** Config of the operator controls (SPEC §6): bans, protected networks, alerts. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/errors.js';
 import { formatConfig, parseConfigText } from '../../../src/config/load.js';
+import { problemsOf } from './load-helpers.js';
 
 const FILE = '/etc/auditgate/controls.yaml';
 const HEAD = `relay: { url: "smtp://127.0.0.1:10025" }
@@ -9,15 +9,7 @@ series:
   bad: { type: cidr, interval: 60, windows: 4 }
 `;
 
-function problems(text: string): readonly string[] {
-  try {
-    parseConfigText(text, FILE);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError, the config was accepted');
-}
+const problems = (text: string): readonly string[] => problemsOf(() => parseConfigText(text, FILE));
 
 describe('config: bans', () => {
   it('takes a duration or { for, factor, max }, with defaults', () => {

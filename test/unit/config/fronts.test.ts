@@ -4,20 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../../../src/errors.js';
 import { formatConfig, parseConfigText } from '../../../src/config/load.js';
+import { problemsOf } from './load-helpers.js';
 
 const FILE = '/etc/auditgate/fronts.yaml';
 
-function problems(text: string): readonly string[] {
-  try {
-    parseConfigText(text, FILE);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError, the config was accepted');
-}
+const problems = (text: string): readonly string[] => problemsOf(() => parseConfigText(text, FILE));
 
 describe('milter and policy_service config', () => {
   it('parses TCP and unix: listen addresses, with defaults for the bounds', () => {

@@ -1,4 +1,4 @@
-// Shared by the test/unit/config/load-*.test.ts files.
+// Shared by the test/unit/config/*.test.ts files.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
