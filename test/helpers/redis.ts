@@ -3,10 +3,11 @@
  * port (no persistence), and a 3-master Redis Cluster, each node in its own temp dir. Every
  * wait is bounded; every process started here is killed on teardown (and on process exit).
  *
- * redis-server missing: with CI=true the suites must fail (each Redis test file adds a failing
- * test carrying redisMissingMessage()); locally they skip with a visible message.
+ * redis-server missing: with CI=true the suites must fail (each Redis test file calls
+ * requireRedis(), which adds a failing test); locally they skip with a visible message.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { it } from 'vitest';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -36,6 +37,16 @@ export function redisMissingMessage(): string | undefined {
   const msg = 'redis-server / redis-cli not found on PATH: Redis integration tests ' + (IN_CI ? 'FAIL (CI=true)' : 'are SKIPPED (install redis-server)');
   console.warn(`\n*** ${msg} ***\n`);
   return msg;
+}
+
+/** Call at the top of a Redis test file: warns when redis-server is missing, and with CI=true adds a test that fails. */
+export function requireRedis(): void {
+  const missing = redisMissingMessage();
+  if (missing && IN_CI) {
+    it('redis-server and redis-cli are installed', () => {
+      throw new Error(missing);
+    });
+  }
 }
 
 const live = new Set<ChildProcess>();

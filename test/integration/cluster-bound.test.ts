@@ -8,15 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/series/clock.js';
 import { RoutingStore } from '../../src/store/create.js';
-import { HAVE_REDIS, IN_CI, RedisServer, redisMissingMessage } from '../helpers/redis.js';
+import { HAVE_REDIS, RedisServer, requireRedis } from '../helpers/redis.js';
 import { proxyV1, SmtpTestClient, startBackend, startTestGateway, type Backend, type TestGateway } from '../helpers/smtp.js';
 
-const missing = redisMissingMessage();
-if (missing && IN_CI) {
-  it('redis-server is installed', () => {
-    throw new Error(missing);
-  });
-}
+requireRedis();
 
 const LIMIT = 100;
 const PER_NODE_UNSHIPPED = 10; // max_pending 100 / 10

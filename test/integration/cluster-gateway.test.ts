@@ -1,15 +1,10 @@
 /** Two gateways sharing one real redis-server throttle together (replicate: cluster). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/series/clock.js';
-import { HAVE_REDIS, IN_CI, RedisServer, redisMissingMessage, waitUntil } from '../helpers/redis.js';
+import { HAVE_REDIS, RedisServer, requireRedis, waitUntil } from '../helpers/redis.js';
 import { proxyV1, sendMail, SmtpTestClient, startBackend, startTestGateway, type Backend, type TestGateway } from '../helpers/smtp.js';
 
-const missing = redisMissingMessage();
-if (missing && IN_CI) {
-  it('redis-server is installed', () => {
-    throw new Error(missing);
-  });
-}
+requireRedis();
 
 describe.skipIf(!HAVE_REDIS)('two gateways, one Redis', () => {
   let redis: RedisServer;

@@ -6,15 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/series/clock.js';
 import { DistinctSketch } from '../../src/series/distinct.js';
-import { HAVE_REDIS, IN_CI, RedisServer, redisMissingMessage, waitUntil } from '../helpers/redis.js';
+import { HAVE_REDIS, RedisServer, requireRedis, waitUntil } from '../helpers/redis.js';
 import { proxyV1, SmtpTestClient, startBackend, startTestGateway, type Backend, type TestGateway } from '../helpers/smtp.js';
 
-const missing = redisMissingMessage();
-if (missing && IN_CI) {
-  it('redis-server is installed', () => {
-    throw new Error(missing);
-  });
-}
+requireRedis();
 
 describe.skipIf(!HAVE_REDIS)('two gateways, one Redis, distinct recipients per /24', () => {
   let redis: RedisServer;

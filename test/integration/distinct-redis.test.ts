@@ -7,14 +7,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DistinctSketch } from '../../src/series/distinct.js';
 import { decodeRedis } from '../../src/series/hll.js';
-import { HAVE_REDIS, IN_CI, RedisServer, redisMissingMessage } from '../helpers/redis.js';
+import { HAVE_REDIS, RedisServer, requireRedis } from '../helpers/redis.js';
 
-const missing = redisMissingMessage();
-if (missing && IN_CI) {
-  it('redis-server and redis-cli are installed', () => {
-    throw new Error(missing);
-  });
-}
+requireRedis();
 
 /** Deterministic values, some non-ASCII (UTF-8 on the wire and in the hash). */
 function values(n: number, tag: string): string[] {

@@ -5,15 +5,10 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KeyLayout } from '../../src/store/redis-layout.js';
-import { HAVE_REDIS, IN_CI, RedisCluster, type TestNode, nodeConfig, redisMissingMessage, startNode } from '../helpers/redis.js';
+import { HAVE_REDIS, RedisCluster, type TestNode, nodeConfig, requireRedis, startNode } from '../helpers/redis.js';
 import { storeContract } from '../helpers/store-contract.js';
 
-const missing = redisMissingMessage();
-if (missing && IN_CI) {
-  it('redis-server and redis-cli are installed', () => {
-    throw new Error(missing);
-  });
-}
+requireRedis();
 
 describe.skipIf(!HAVE_REDIS)('redis store on a Redis Cluster', () => {
   let cluster: RedisCluster;

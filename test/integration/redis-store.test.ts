@@ -10,23 +10,17 @@ import type { RedisSeriesStore } from '../../src/store/redis-store.js';
 import { ttlSeconds } from '../../src/store/redis-layout.js';
 import {
   HAVE_REDIS,
-  IN_CI,
   RedisServer,
   T0,
   type TestNode,
   nodeConfig,
-  redisMissingMessage,
+  requireRedis,
   startNode,
   waitUntil,
 } from '../helpers/redis.js';
 import { storeContract } from '../helpers/store-contract.js';
 
-const missing = redisMissingMessage();
-if (missing && IN_CI) {
-  it('redis-server and redis-cli are installed', () => {
-    throw new Error(missing);
-  });
-}
+requireRedis();
 
 const COVERAGE_TTL = ttlSeconds({ interval: 60, windows: 4 });
 
