@@ -16,6 +16,8 @@ function report(n: number, over: Partial<WorkerStats> = {}): WorkerStats {
     roundTrips: 5 * n,
     cpu: { user: 1_000_000 * n, system: 0 },
     latencies: [],
+    bansRefused: n,
+    mta: [{ kind: 'milter', stats: { connections: n, open: n, refused: 0, protocolErrors: 0, idleTimeouts: 0, holding: 0, events: 2 * n } }],
     ...over,
   };
 }
