@@ -32,7 +32,7 @@ export class JournalMerge {
   private readonly maxHeld: number;
 
   constructor(private readonly opts: JournalMergeOptions) {
-    this.holdMs = opts.holdMs ?? 250;
+    this.holdMs = opts.holdMs ?? 1000;
     this.maxHeld = opts.maxHeld ?? 100_000;
   }
 

@@ -52,8 +52,8 @@ export interface WorkersYaml {
   workers: number;
   relay: string;
   policies: string;
-  /** More top-level sections (protected:, alerts:, journal:, milter:, …). */
-  extra?: string;
+  /** More top-level sections (protected:, alerts:, journal:, milter:, …), or a function of the gateway's directory giving them. */
+  extra?: string | ((dir: string) => string);
 }
 
 /** A config: the SMTP proxy on 127.0.0.1:0 (PROXY headers from loopback), the admin API, conn/conn6 counted at connect. */
@@ -76,7 +76,7 @@ record:
   - { on: connect, series: [conn, conn6] }
 policies:
 ${opts.policies}
-${opts.extra ?? ''}`;
+${typeof opts.extra === 'function' ? opts.extra(dir) : (opts.extra ?? '')}`;
 }
 
 export interface Running {
