@@ -62,6 +62,8 @@ export interface WorkerStats {
   latencies: Array<[RelayCommand, number]>;
   /** Connections this worker refused because their client was banned. */
   bansRefused: number;
+  /** Journal lines this worker dropped before they reached the primary (reporter.ts). */
+  journalDropped: number;
   /** The milter and policy-service fronts this worker runs, with their counters. */
   mta: Array<{ kind: MtaFrontKind; stats: MtaFrontStats }>;
 }

@@ -171,8 +171,11 @@ export class ClusterPrimary implements AdminView {
     for (const slot of this.slots.values()) this.send(slot, { ag: 'bans', changes });
   }
 
+  /** The journal writer's figures; lines the workers dropped before sending them count as dropped. */
   journalStats(): ReturnType<PrimaryServices['journalStats']> {
-    return this.services?.journalStats();
+    const stats = this.services?.journalStats();
+    if (!stats) return undefined;
+    return { ...stats, dropped: stats.dropped + [...this.reports.values()].reduce((n, r) => n + r.journalDropped, 0) };
   }
 
   /** Starts worker `index` and resolves with its pid when it listens. */

@@ -126,6 +126,7 @@ export class ClusterWorker {
       cpu: process.cpuUsage(),
       latencies,
       bansRefused: this.controls.refused,
+      journalDropped: this.reporter.dropped,
       mta: this.mta.stats(),
     };
   }
