@@ -48,7 +48,7 @@ describe('the whole gateway from worker reports', () => {
       { kind: 'milter', stats: { connections: 3, open: 3, refused: 0, protocolErrors: 0, idleTimeouts: 0, holding: 0, events: 6 } },
       { kind: 'policy', stats: { connections: 7, open: 1, refused: 0, protocolErrors: 1, idleTimeouts: 0, holding: 0, events: 9 } },
     ]);
-    expect(report(1).mta[0]!.stats.connections).toBe(1); // the sum is a copy: the reports are untouched
+    expect(reports.get('1')!.mta[0]!.stats.connections).toBe(1); // the sum is a copy: the reports are untouched
   });
 
   it('labels per-worker metrics by worker', async () => {
