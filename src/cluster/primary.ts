@@ -336,7 +336,9 @@ export class ClusterPrimary implements AdminView {
     await Promise.all(
       slots.map(async (slot) => {
         const t = setTimeout(() => slot.worker.process.kill('SIGKILL'), drainMs + 5000);
-        await slot.exited;
+        // its channel closed too: every message it sent (its last journal lines) was handled
+        const disconnected = new Promise<void>((r) => (slot.worker.isConnected() ? slot.worker.once('disconnect', () => r()) : r()));
+        await Promise.all([slot.exited, disconnected]);
         clearTimeout(t);
       }),
     );

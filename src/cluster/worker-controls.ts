@@ -64,6 +64,7 @@ export class WorkerControls implements Controls {
     if (!policy.ban || this.isProtected(client)) return;
     const prefix = clientPrefix(client, policy.mask);
     const r = this.list.issue(prefix, policy.ban, policy.name, this.node);
-    if (r?.created) this.request({ issue: { prefix, spec: policy.ban, policy: policy.name, cid } });
+    // a new ban here, or none (this copy is full): the primary decides; a ban already held here came from it
+    if (!r || r.created) this.request({ issue: { prefix, spec: policy.ban, policy: policy.name, cid } });
   }
 }
