@@ -12,12 +12,28 @@ import { ManualClock } from '../../../src/series/clock.js';
 import { SeriesRegistry } from '../../../src/series/registry.js';
 import { parseClientAddress } from '../../../src/series/address.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
+import type { SeriesStore } from '../../../src/store/types.js';
 import { Journal } from '../../../src/journal/journal.js';
 import { formatLine, LineProblem, parseLine, type JournalLine } from '../../../src/journal/line.js';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 0, 0);
 
-function setup(lean = false) {
+/** The store seam only, without answering at once: every count and add is awaited. */
+function awaitedOnly(m: MemoryStore): SeriesStore {
+  return {
+    kind: 'remote-like',
+    add: (series, key, count) => m.add(series, key, count),
+    addMany: (ops) => m.addMany(ops),
+    count: (series, key, startv, endv) => m.count(series, key, startv, endv),
+    countMany: (qs) => m.countMany(qs),
+    removeItem: (series, key) => m.removeItem(series, key),
+    top: (series, opts) => m.top(series, opts),
+    close: () => m.close(),
+  };
+}
+
+/** `remote`: the store answers later, as Redis or a cluster's primary does (the engine awaits it). */
+function setup(lean = false, remote = false) {
   const config = parseConfigText(
     `relay: { url: "dir:/tmp/x" }
 series:
@@ -39,7 +55,9 @@ policies:
   for (const d of seriesDefinitions(config)) registry.define(d);
   const lines: JournalLine[] = [];
   const journal = new Journal(clock, (l) => lines.push(l), lean);
-  const { engine } = createEngine({ config, store: new MemoryStore(registry), sessions: new SessionTracker(clock), clock, logger: pino({ level: 'silent' }), hostname: () => 'gw.test', journal });
+  const memory = new MemoryStore(registry);
+  const store = remote ? awaitedOnly(memory) : memory;
+  const { engine } = createEngine({ config, store, sessions: new SessionTracker(clock), clock, logger: pino({ level: 'silent' }), hostname: () => 'gw.test', journal });
   return { engine, lines, clock, journal };
 }
 
@@ -90,8 +108,8 @@ describe('the journal of the session engine', () => {
     expect(second[2]!.o).toBeUndefined();
   });
 
-  it('a client gone before its decision is marked, with what the policies decided', async () => {
-    const { engine, lines } = setup();
+  it('a client gone before its decision (from a store elsewhere) is marked, with what the policies decided', async () => {
+    const { engine, lines } = setup(false, true);
     await engine.stage(engine.open('smtp', 'c1', parseClientAddress('192.0.2.7')), 'connect');
     const s = engine.open('smtp', 'c2', parseClientAddress('192.0.2.7'));
     const v = engine.stage(s, 'connect');
@@ -99,6 +117,29 @@ describe('the journal of the session engine', () => {
     expect(await v).toEqual({ action: 'continue' });
     const line = lines.find((l) => l.c === 'c2' && l.e === 'connect')!;
     expect(line).toMatchObject({ l: 1, o: 'tempfail', y: 'per-ip' });
+  });
+
+  it('is decided at once with the store in this process, and the same as with a store that answers later', async () => {
+    const run = async (remote: boolean) => {
+      const { engine, lines } = setup(false, remote);
+      for (let i = 0; i < 4; i++) {
+        const s = engine.open('smtp', `c${i}`, parseClientAddress(i % 2 ? '192.0.2.7' : '2001:db8::7'));
+        const v = engine.stage(s, 'connect');
+        expect(v instanceof Promise).toBe(remote);
+        if ((await v).action === 'continue') {
+          s.mailFrom = 'a@example.org';
+          s.mailFromDomain = 'example.org';
+          await engine.stage(s, 'mail');
+        }
+        engine.close(s);
+        await settle();
+      }
+      return lines;
+    };
+    const here = await run(false);
+    expect(here.some((l) => l.o === 'tempfail')).toBe(true);
+    expect(here.some((l) => l.e === 'reject')).toBe(true);
+    expect(await run(true)).toEqual(here);
   });
 
   it('a lean journal (replay\'s record of its own run) keeps the decisions and firings, not the facts, counts and adds', async () => {
