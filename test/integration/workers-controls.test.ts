@@ -5,11 +5,13 @@
  * admin API holds for the very next connection, whichever worker takes it; protected clients
  * are never refused or banned; alerts are deduplicated across workers by the primary.
  */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { receiver, type Receiver } from '../helpers/alert-receiver.js';
 import { proxyV1, SmtpTestClient } from '../helpers/smtp.js';
 import { waitFor } from '../helpers/wait.js';
-import { burst, count, getJson, killGateways, start } from '../helpers/workers.js';
+import { burst, configText, count, getJson, killGateways, start } from '../helpers/workers.js';
 
 const receivers: Receiver[] = [];
 afterEach(async () => {
@@ -87,5 +89,25 @@ alerts:
     expect(metrics).toMatch(/^auditgate_bans_issued_total\{policy="ban-64"\} 1$/m);
     expect(metrics).toMatch(/^auditgate_bans_refused_total 16$/m); // 4 + 4 + 4 + 4 refused by a ban, summed over the workers
     expect(metrics).toMatch(/^auditgate_decisions_total\{policy="per-24",action="tempfail",mode="protected"\} 4$/m);
+  }, 120_000);
+});
+
+describe('server.workers: 2, reload', () => {
+  it('SIGHUP applies new protected networks and a journal in every worker', async () => {
+    const policies = '  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: 1, action: tempfail }';
+    const { p, port, file, dir } = await start({ workers: 2, env: { NODE_CLUSTER_SCHED_POLICY: 'rr' }, policies });
+    expect(count(await burst(port, 4, () => '198.51.100.1'), 220)).toBe(1);
+    const journal = join(dir, 'journal');
+    writeFileSync(file, configText(dir, { workers: 2, relay: `dir:${join(dir, 'mail')}`, policies, extra: `protected: [198.51.100.0/24]\njournal: { dir: ${journal} }\n` }));
+    p.child.kill('SIGHUP');
+    expect(await p.waitFor((l) => l.msg === 'configuration reloaded')).toMatchObject({ workers: 2 });
+    expect(count(await burst(port, 4, () => '198.51.100.1'), 220)).toBe(4); // protected now, on both workers
+    expect(count(await burst(port, 4, () => '192.0.2.1'), 220)).toBe(1);
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+    const lines = readdirSync(journal).flatMap((f) => readFileSync(join(journal, f), 'utf8').trim().split('\n')).map((l) => JSON.parse(l) as { e: string; a?: string; o?: string });
+    const connects = lines.filter((l) => l.e === 'connect');
+    expect(connects.filter((l) => l.a === '198.51.100.1').map((l) => l.o ?? 'continue')).toEqual(['continue', 'continue', 'continue', 'continue']);
+    expect(connects.filter((l) => l.a === '192.0.2.1' && l.o === 'tempfail')).toHaveLength(3);
   }, 120_000);
 });
