@@ -6,7 +6,9 @@
  * over its Postfix connection, a malformed request closes only its own connection, and /metrics
  * sums the workers' front figures.
  */
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MilterClient, policyRequest, PolicyClient, type Target } from '../../bench/mta-client.js';
@@ -20,13 +22,13 @@ afterEach(() => {
   killGateways();
 });
 
-const yaml = (dir: string): string => `server:
+const yaml = (dir: string, sock: string): string => `server:
   hostname: fronts.test
   listen: []
   workers: 2
 state_dir: ${join(dir, 'state')}
 admin: { listen: "127.0.0.1:0" }
-milter: { listen: ["127.0.0.1:0", "unix:${join(dir, 'milter.sock')}"] }
+milter: { listen: ["127.0.0.1:0", "unix:${sock}"] }
 policy_service: { listen: ["127.0.0.1:0"] }
 series:
   conn: { type: cidr, interval: 1h, windows: 2 }
@@ -59,11 +61,23 @@ async function policyClient(port: number): Promise<PolicyClient> {
   return c;
 }
 
+/** A unix socket file nobody listens on any more: its process was killed with -9. */
+async function staleSocket(): Promise<string> {
+  const sock = join(mkdtempSync(join(tmpdir(), 'ag-stale-')), 'milter.sock');
+  const child = spawn(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('up'))", sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+  expect(existsSync(sock)).toBe(true);
+  return sock;
+}
+
 const hostPort = (a: string): Target => ({ port: Number(a.slice(a.lastIndexOf(':') + 1)), host: '127.0.0.1' });
 
 describe('server.workers: 2, MTA fronts', () => {
   it('serves the milter (TCP and unix) and the policy service from both workers, with limits and bans across them', async () => {
-    const { up, admin, p } = await start({ workers: 2, policies: '', env: { NODE_CLUSTER_SCHED_POLICY: 'rr' }, text: yaml });
+    const sock = await staleSocket(); // a crashed run left its socket file behind: the primary replaces it
+    const { up, admin, p } = await start({ workers: 2, policies: '', env: { NODE_CLUSTER_SCHED_POLICY: 'rr' }, text: (dir) => yaml(dir, sock) });
     const milter = up.milter as string[];
     const tcp = hostPort(milter[0]!);
     const unix = { path: milter[1]!.replace(/^unix:/, '') };
