@@ -90,9 +90,9 @@ export interface Running {
   up: Record<string, unknown>;
 }
 
-/** Runs `auditgate serve` on configText(…) (or `text(dir)`) and waits for every worker to listen. */
-export async function start(opts: Omit<WorkersYaml, 'relay'> & { relay?: string; env?: NodeJS.ProcessEnv; text?: (dir: string) => string }): Promise<Running> {
-  const dir = mkdtempSync(join(tmpdir(), 'ag-workers-'));
+/** Runs `auditgate serve` on configText(…) (or `text(dir)`), in a new directory or `dir` (a restart), and waits for every worker to listen. */
+export async function start(opts: Omit<WorkersYaml, 'relay'> & { relay?: string; env?: NodeJS.ProcessEnv; text?: (dir: string) => string; dir?: string }): Promise<Running> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'ag-workers-'));
   const file = join(dir, 'auditgate.yaml');
   writeFileSync(file, opts.text ? opts.text(dir) : configText(dir, { ...opts, relay: opts.relay ?? `dir:${join(dir, 'mail')}` }));
   const p = new Proc(spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }));

@@ -111,3 +111,16 @@ describe('server.workers: 2, reload', () => {
     expect(connects.filter((l) => l.a === '192.0.2.1' && l.o === 'tempfail')).toHaveLength(3);
   }, 120_000);
 });
+
+describe('server.workers: 2, restart', () => {
+  it('a ban saved before a restart refuses the client in every worker after it', async () => {
+    const first = await start({ workers: 2, policies: '' });
+    expect((await api(first.admin, 'POST', '/bans', { prefix: '2001:db8:77::/48', for: '1h' })).status).toBe(200);
+    first.p.child.kill('SIGTERM');
+    expect(await first.p.exit).toBe(0);
+    const { port } = await start({ workers: 2, policies: '', dir: first.dir, env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } });
+    const codes = await burst(port, 4, (i) => `2001:db8:77:${i}::1`);
+    expect(codes).toEqual([421, 421, 421, 421]);
+    expect(await one(port, '2001:db8:78::1')).toEqual([expect.stringMatching(/^220 /)]);
+  }, 120_000);
+});
