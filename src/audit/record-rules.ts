@@ -19,6 +19,9 @@ interface CompiledRecord {
   /** Distinct series: the value template (every series of such a rule is distinct). */
   value?: string;
   cidr: boolean[];
+  /** Some series of the rule are keyed by the address (cidr), some by the key template (string). */
+  cidrs: boolean;
+  strings: boolean;
 }
 
 export class RecordRules {
@@ -31,7 +34,8 @@ export class RecordRules {
     const catalogue = seriesCatalogue(config);
     const types = catalogue.types;
     for (const r of config.record) {
-      const rec: CompiledRecord = { series: r.series, count: r.count ?? 1, cidr: r.series.map((s) => types.get(s)?.type !== 'string') };
+      const cidr = r.series.map((s) => types.get(s)?.type !== 'string');
+      const rec: CompiledRecord = { series: r.series, count: r.count ?? 1, cidr, cidrs: cidr.includes(true), strings: cidr.includes(false) };
       if (r.key !== undefined) rec.key = r.key;
       if (r.value !== undefined) rec.value = r.value;
       if (rec.count === 'bytes') {
@@ -83,20 +87,20 @@ export class RecordRules {
 function ruleAdds(r: CompiledRecord, ctx: EventContext, ops: AddOp[]): void {
   const count = typeof r.count === 'number' ? r.count : r.count === 'rcpts' ? (ctx.rcpts ?? 0) : (ctx.bytes ?? 0);
   if (count === 0) return; // a message of no recipients or no bytes adds nothing
+  const address = ctx.client;
+  // the string series' key, expanded once; undefined: nothing to count there for this event
+  const key = r.key !== undefined && r.strings ? expandTemplate(r.key, ctx) : undefined;
+  if (key === undefined && !(address && r.cidrs)) return;
   let value: string | undefined;
   if (r.value !== undefined) {
     value = expandTemplate(r.value, ctx);
     if (value === undefined) return; // nothing to count for this event (e.g. the null sender's domain)
   }
-  const address = ctx.client;
   for (let i = 0; i < r.series.length; i++) {
     let op: AddOp | undefined;
     if (r.cidr[i]) {
       if (address) op = { series: r.series[i]!, key: address.text, count, address };
-    } else {
-      const key = r.key ? expandTemplate(r.key, ctx) : undefined;
-      if (key !== undefined) op = { series: r.series[i]!, key, count };
-    }
+    } else if (key !== undefined) op = { series: r.series[i]!, key, count };
     if (!op) continue;
     if (value !== undefined) op.value = value;
     ops.push(op);
