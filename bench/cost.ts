@@ -28,7 +28,7 @@
  * `npm run bench -- --only cost`; needs `perf` (Debian: linux-perf) or `valgrind`. Not part of the
  * default run.
  */
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -46,6 +46,7 @@ import { backendProcess, startResponder } from './responder.js';
 import { clientProcess, FULL_POLICIES, gatewayYaml, type RunResult } from './gateway-kit.js';
 import { CG_ATTEMPTS, CG_CONCURRENCY, CG_MAX_COMPILE, CG_MAX_EXTRA_WARMUP, CG_MAX_SWEEPING, CG_NODE_FLAGS, CG_QUIET_BATCH, CG_QUIET_COMPILES, CG_SERIES_INTERVAL_S, CG_SESSIONS, CG_SETTLE_MS, CG_VALGRIND_FLAGS, CG_WARMUP_SESSIONS, callgrindControl, callgrindVersion, countCompiles, readCallgrindDump, readDumpFile, sleep } from './callgrind.js';
 import type { Figure } from './harness.js';
+import { perfAvailable, perfStat } from './perf-counter.js';
 
 const SERVER_ENV = 'AUDITGATE_COST_SERVER';
 /** The gateway rows' series interval in seconds (bench default 60), set for the callgrind server. */
@@ -125,7 +126,8 @@ async function serverMain(scenario: Scenario): Promise<void> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-cost-'));
     const backendPort = Number(process.env.AUDITGATE_COST_BACKEND ?? 9);
     const intervalS = Number(process.env[INTERVAL_ENV] ?? 60);
-    const gw = await startGateway({ config: parseConfigText(gatewayYaml(backendPort, dir, FULL_POLICIES, undefined, intervalS), 'bench-cost.yaml') });
+    const journal = process.env.AUDITGATE_COST_JOURNAL ? `journal: { dir: ${JSON.stringify(path.join(dir, 'journal'))} }\n` : '';
+    const gw = await startGateway({ config: parseConfigText(gatewayYaml(backendPort, dir, FULL_POLICIES, undefined, intervalS) + journal, 'bench-cost.yaml') });
     if (scenario === 'gateway-stub') gw.relay = stubRelay();
     port = gw.smtpAddresses()[0]!.port;
     process.on('disconnect', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -144,7 +146,7 @@ type Counter = 'perf' | 'callgrind';
 const COUNTER_ENV = 'AUDITGATE_COST_COUNTER';
 /** Set (to anything) to keep the callgrind dumps, for callgrind_annotate: where do a session's instructions go? */
 const KEEP_ENV = 'AUDITGATE_COST_KEEP';
-/** Comma-separated row keys (responder, smtp-server, gateway-stub, gateway-bdat, gateway-data) to run only those, in that order; repeats run again. */
+/** Comma-separated row keys (responder, smtp-server, gateway-stub, gateway-bdat, gateway-data, gateway-journal) to run only those, in that order; repeats run again. */
 const ROWS_ENV = 'AUDITGATE_COST_ROWS';
 
 interface ServerChild {
@@ -172,29 +174,6 @@ function serverProcess(scenario: Scenario, env: Record<string, string> = {}, cal
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`bench server (${scenario}) exited (${code})${callgrind ? `; valgrind log: ${callgrind.log}` : ''}`)));
   });
-}
-
-/** perf stat on one process until stop(); resolves with the instruction count. */
-function perfStat(pid: number): { stop(): Promise<number> } {
-  const perf = spawn('perf', ['stat', '-x,', '-e', 'instructions', '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  perf.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<void>((r) => perf.once('exit', () => r()));
-  return {
-    stop: async () => {
-      perf.kill('SIGINT');
-      await exited;
-      const line = err.split('\n').find((l) => l.includes('instructions'));
-      const n = line ? Number(line.split(',')[0]) : NaN;
-      if (!Number.isFinite(n) || n <= 0) throw new Error(`perf stat gave no instruction count: ${err.trim().slice(0, 300)}`);
-      return n;
-    },
-  };
-}
-
-function perfAvailable(): boolean {
-  const r = spawnSync('perf', ['stat', '-x,', '-e', 'instructions', 'true'], { encoding: 'utf8' });
-  return !r.error && r.status === 0 && /instructions/.test(r.stderr) && !/not supported|not counted/.test(r.stderr);
 }
 
 function pickCounter(): { counter: Counter; label: string } | undefined {
@@ -364,6 +343,7 @@ export async function benchCost(): Promise<Figure[]> {
     { key: 'gateway-stub', name: 'gateway, stub relay (policies, no backend)', scenario: 'gateway-stub' },
     { key: 'gateway-bdat', name: 'gateway → backend offering CHUNKING (BDAT)', scenario: 'gateway-backend', env: { AUDITGATE_COST_BACKEND: String(chunking.port) } },
     { key: 'gateway-data', name: 'gateway → backend with DATA only', scenario: 'gateway-backend', env: { AUDITGATE_COST_BACKEND: String(dataOnly.port) } },
+    { key: 'gateway-journal', name: 'gateway → backend with DATA only, journal on', scenario: 'gateway-backend', env: { AUDITGATE_COST_BACKEND: String(dataOnly.port), AUDITGATE_COST_JOURNAL: '1' } },
   ]);
   const cgDir = counter === 'callgrind' ? fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-cost-callgrind-')) : undefined;
   let failed = true;

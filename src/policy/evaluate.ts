@@ -26,13 +26,21 @@ export interface EventContext {
   bytes?: number;
 }
 
+/** `{net}` of each address object, worked out once (a session, or a replay's client, asks again and again). */
+const NETS = new WeakMap<ClientAddress, string>();
+
 /** `{net}`: the client's network, its /24 (IPv4) or /64 (IPv6); undefined without an address. */
 export function clientNet(client: ClientAddress | undefined): string | undefined {
   if (!client) return undefined;
-  const mask = NET_MASKS[client.family];
-  const w = Uint32Array.from(client.words);
-  applyMask(w, client.family, mask);
-  return formatPrefix(client.family, w, mask);
+  let net = NETS.get(client);
+  if (net === undefined) {
+    const mask = NET_MASKS[client.family];
+    const w = Uint32Array.from(client.words);
+    applyMask(w, client.family, mask);
+    net = formatPrefix(client.family, w, mask);
+    NETS.set(client, net);
+  }
+  return net;
 }
 
 /** Templates split once (config has few): literal text at even indexes, placeholder names at odd ones. */
