@@ -2,7 +2,8 @@
  * The decision journal with server.workers: 2: every worker's engine events reach the primary's
  * one journal writer, merged in time order, so `auditgate replay` of that journal with the same
  * config reproduces every decision — also for clients whose consecutive connections were served
- * by both workers (connections handed out in turn).
+ * by both workers (connections handed out in turn), and for those a policy banned (refused by the
+ * ban in whichever worker, by the ban replay issues again).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -38,7 +39,7 @@ describe('server.workers: 2, journal', () => {
     const { p, port, file, dir } = await start({
       workers: 2,
       env: { NODE_CLUSTER_SCHED_POLICY: 'rr' },
-      policies: `  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: 3, action: tempfail }
+      policies: `  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: 3, action: tempfail, ban: 10m }
   - { name: per-64, on: connect, series: conn6, mask: 64, windows: [0, 1], above: 5, action: tempfail }`,
       extra: (d) => `journal: { dir: ${join(d, 'journal')} }\n`,
     });
@@ -48,7 +49,7 @@ describe('server.workers: 2, journal', () => {
       for (let i = 0; i < PER_CLIENT; i++) out.push(await session(port, ip, k * 100 + i));
       return out;
     }));
-    expect(codes.flat().filter((c) => c === 421).length).toBe(9 + 8); // per-ip: 3 of 6 for each IPv4 client; per-64: 7 of the 12 of 2001:db8:7::/64, 1 of 6 of 2001:db8:8::/64
+    expect(codes.flat().filter((c) => c === 421).length).toBe(9 + 8); // per-ip: 3 of 6 for each IPv4 client (the 4th by the policy, which bans, the 5th and 6th by the ban); per-64: 7 of the 12 of 2001:db8:7::/64, 1 of 6 of 2001:db8:8::/64
     p.child.kill('SIGTERM');
     expect(await p.exit).toBe(0);
 
