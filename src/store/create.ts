@@ -12,7 +12,7 @@ import type { Clock } from '../series/clock.js';
 import type { SeriesRegistry } from '../series/registry.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
 import { MemoryStore } from './memory-store.js';
-import type { RedisStoreOptions } from './redis-link.js';
+import type { RedisStoreOptions } from './redis-options.js';
 import { RedisSeriesStore } from './redis-store.js';
 import type { AddOp, CountQuery, ManagedStore, SeriesStore, StoreStatus } from './types.js';
 import { partitioned } from './partition.js';
