@@ -1,10 +1,16 @@
 /**
  * A worker's view of the primary's series and sessions gauge, over the cluster's IPC channel.
  *
- * IpcBatcher queues every call made in one event-loop turn and sends them as one `batch` at
- * setImmediate. Adds (and session opens/closes) resolve at once: the channel is ordered and
- * the primary applies a batch's ops in order, so an add is counted before any later count —
- * the recorder's add-then-count of a stage therefore travels as one message, one round trip.
+ * IpcBatcher queues calls in one ordered queue and sends it as one `batch` message at
+ * setImmediate: what one event-loop turn calls is one message, one round trip. Each message costs
+ * far more than its bytes (its write wakes the primary: measured, most of the IPC's CPU), so
+ * while a batch that asks (counts, the gauge) is unanswered, the queue waits for its answer and
+ * then goes as one message: at most one round trip in flight per worker, and under load many
+ * sessions' stages share a message (a stage waits at most one earlier round trip more). Adds and
+ * session opens/closes resolve at once and want no answer; they wait in the same queue.
+ * The channel is ordered and the primary applies a batch's ops in order, so an add is counted
+ * before any count this worker asks after it; another worker's count sees it once it was sent
+ * (at most one round trip later than alone: the same race as adds in flight today).
  * IpcStore (the store seam) and IpcSessions (the gauge) share one batcher.
  */
 import { StoreError } from '../errors.js';
@@ -54,13 +60,14 @@ export class IpcBatcher {
     });
   }
 
+  /** Sends the queue at setImmediate, or when the batch in flight is answered. */
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.inflight.size > 0) return;
     this.scheduled = true;
     setImmediate(() => this.flush());
   }
 
-  /** Sends what is queued now. */
+  /** Sends what is queued now (also while a batch is in flight: drain, the admin's stats). */
   flush(): void {
     this.scheduled = false;
     if (this.ops.length === 0) return;
@@ -94,6 +101,7 @@ export class IpcBatcher {
       else if (isWireError(r)) w.reject(fromWireError(r));
       else w.resolve(r);
     });
+    if (this.inflight.size === 0 && this.ops.length > 0) this.schedule();
   }
 
   /** The channel is gone: every waiting and later call fails with `reason`. */
