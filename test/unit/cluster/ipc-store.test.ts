@@ -57,14 +57,17 @@ function worker(p: Primary, id = 1): { batcher: IpcBatcher; store: IpcStore; ses
 
 const addr = (ip: string): ClientAddress => parseClientAddress(ip)!;
 
-/** A worker whose batches reach `p` (as worker `id`) only when the test calls deliver(): the primary's answers are as late as the test wants. */
+/**
+ * A worker whose batches reach `p` (as worker `id`) only when the test calls deliver(): the
+ * primary's answers are as late as the test wants (and calls wait behind them for an hour).
+ */
 function slowWorker(p: Primary, id: number) {
   const sent: WorkerMessage[] = [];
   const queue: WorkerMessage[] = [];
   const batcher: IpcBatcher = new IpcBatcher((m) => {
     sent.push(m);
     queue.push(JSON.parse(JSON.stringify(m)) as WorkerMessage);
-  });
+  }, 3_600_000);
   /** Applies and answers every batch sent so far, in order. */
   const deliver = async (): Promise<void> => {
     for (const raw of queue.splice(0)) {
@@ -207,6 +210,22 @@ describe('IpcBatcher: one round trip in flight', () => {
     await a.deliver();
     expect(await same).toBe(1);
     expect(await other).toBe(1);
+  });
+
+  it('does not hold calls behind a batch the primary is slow to answer for longer than its wait: they go, and answers may come in any order', async () => {
+    const sent: WorkerMessage[] = [];
+    const batcher = new IpcBatcher((m) => sent.push(m), 1);
+    const store = new IpcStore(batcher);
+    const slow = store.count('conn', '192.0.2.1'); // say, a Redis series while Redis stalls
+    for (let i = 0; i < 100 && sent.length < 1; i++) await new Promise((r) => setImmediate(r));
+    const next = store.count('helo', 'mx.example');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 1000 && sent.length < 2; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(sent.map((m) => (m as Extract<WorkerMessage, { ag: 'batch' }>).id)).toEqual([1, 2]);
+    batcher.answer(2, [5]);
+    expect(await next).toBe(5);
+    batcher.answer(1, [7]);
+    expect(await slow).toBe(7);
   });
 
   it('a batch answered with no results fails its calls, and what queued behind it still goes', async () => {
