@@ -10,6 +10,8 @@
  *                          (CPU per session of a worker) ÷ (primary's) workers before it saturates
  *   IPC round trips        batches a worker waited on per session (the policies consult the
  *                          store at one stage, connect: baseline 1)
+ *   IPC messages           batches sent plus the primary's answers, per session (baseline 2:
+ *                          one round trip)
  *
  * The two gateways run side by side and are measured in alternation, ROUNDS times; figures are
  * medians. `npm run bench -- --only workers` (not part of the default run).
