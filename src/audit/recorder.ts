@@ -5,15 +5,16 @@
  * policies that need counts; tempfail refuses the event with a 4xx).
  */
 import type { Logger } from 'pino';
-import { seriesCatalogue } from '../config/catalogue.js';
 import type { Config } from '../config/types.js';
 import type { MonitorEvent, Stage } from '../config/vocabulary.js';
-import type { SeriesStore, AddOp, CountQuery } from '../store/types.js';
+import { immediateStore, type SeriesStore, type AddOp, type CountQuery, type ImmediateStore } from '../store/types.js';
+import { after, type Maybe } from '../maybe.js';
 import type { Clock } from '../series/clock.js';
 import { compilePolicies, type CompiledPolicies, type CompiledPolicy } from '../policy/compile.js';
-import { applicable, evaluate, expandTemplate, secondsUntilFree, type Decision, type EventContext, type Firing } from '../policy/evaluate.js';
+import { applicable, evaluate, secondsUntilFree, type Decision, type EventContext, type Firing } from '../policy/evaluate.js';
 import type { SessionGauge } from './sessions.js';
 import { InvalidKeyError } from '../errors.js';
+import { RecordRules } from './record-rules.js';
 import type { ClientAddress } from '../series/address.js';
 
 export interface FiredRecord {
@@ -73,22 +74,9 @@ const FIRING_MESSAGES: Record<FiringMode, string> = {
   protected: 'policy would fire (protected network: not enforced)',
 };
 
-interface CompiledRecord {
-  series: string[];
-  key?: string;
-  /** A fixed number, or the message's recipients (`rcpts`) or size (`bytes`). */
-  count: number | 'rcpts' | 'bytes';
-  /** Distinct series: the value template (every series of such a rule is distinct). */
-  value?: string;
-  cidr: boolean[];
-}
-
 export class Recorder {
   private policies!: CompiledPolicies;
-  private records!: Map<Stage, CompiledRecord[]>;
-  /** The data stage's `count: bytes` rules: added once the message was received (see messageBytes). */
-  private bytesRecords: CompiledRecord[] = [];
-  private monitorNames!: Readonly<Record<MonitorEvent, readonly string[]>>;
+  private rules!: RecordRules;
   private onError!: Config['store']['on_error'];
   private readonly recent: FiredRecord[] = [];
   private storeFailures = 0;
@@ -99,6 +87,8 @@ export class Recorder {
   readonly decisionCounts = new Map<string, number>();
   /** Called with every firing (logged first); it must not block: the SMTP reply waits for the recorder. */
   onFiring: ((e: FiringEvent) => void) | undefined;
+  /** The store, when it answers at once: stages are then decided without awaiting. */
+  private readonly immediate: ImmediateStore | undefined;
 
   constructor(
     config: Config,
@@ -107,32 +97,15 @@ export class Recorder {
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
+    this.immediate = immediateStore(store);
     this.configure(config);
   }
 
   /** Applies a (reloaded) config: compiled once here, never per event. */
   configure(config: Config): void {
     this.policies = compilePolicies(config);
-    const catalogue = seriesCatalogue(config);
-    const types = catalogue.types;
     this.onError = config.store.on_error;
-    const records = new Map<Stage, CompiledRecord[]>();
-    const bytesRecords: CompiledRecord[] = [];
-    for (const r of config.record) {
-      const rec: CompiledRecord = { series: r.series, count: r.count ?? 1, cidr: r.series.map((s) => types.get(s)?.type !== 'string') };
-      if (r.key !== undefined) rec.key = r.key;
-      if (r.value !== undefined) rec.value = r.value;
-      if (rec.count === 'bytes') {
-        bytesRecords.push(rec);
-        continue;
-      }
-      const list = records.get(r.on) ?? [];
-      list.push(rec);
-      records.set(r.on, list);
-    }
-    this.records = records;
-    this.bytesRecords = bytesRecords;
-    this.monitorNames = catalogue.monitors;
+    this.rules = new RecordRules(config);
   }
 
   /**
@@ -141,14 +114,14 @@ export class Recorder {
    */
   async record(ctx: EventContext): Promise<void> {
     const ops: AddOp[] = [];
-    this.collectAdds(ctx, ops);
+    this.rules.collect(ctx, ops);
     if (ops.length) await this.safeAdd(ops);
   }
 
   /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */
   async monitor(event: MonitorEvent, client: ClientAddress | undefined): Promise<void> {
     if (!client) return;
-    const ops = this.monitorNames[event].map((series) => ({ series, key: client.text, count: 1, address: client }));
+    const ops = this.rules.monitorAdds(event, client);
     if (ops.length) await this.safeAdd(ops);
   }
 
@@ -157,24 +130,24 @@ export class Recorder {
    * evaluate: the caller may go on at once without calling stage().
    */
   passes(stage: Stage, skipPolicies = false): boolean {
-    if (this.records.has(stage)) return false;
-    if (stage === 'connect' && this.monitorNames.connections.length > 0) return false;
-    if (stage === 'reject' && this.monitorNames.rejections.length > 0) return false;
+    if (this.rules.adds(stage)) return false;
     return skipPolicies || this.policies[stage].length === 0;
   }
 
-  /** Records the event and evaluates the stage's policies. */
-  async stage(ctx: EventContext, cid: string, opts: StageOptions = {}): Promise<StageResult> {
+  /** Records the event and evaluates the stage's policies (at once, with a store in this process). */
+  stage(ctx: EventContext, cid: string, opts: StageOptions = {}): Maybe<StageResult> {
     const at = this.clock.now();
     const ops: AddOp[] = [];
-    this.collectAdds(ctx, ops);
-    if (ops.length && !(await this.safeAdd(ops))) {
-      if (this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true, at, adds: ops };
-    }
-    const res = await this.decide(ctx, cid, opts.skipPolicies === true, opts.protect === true);
-    res.at = at;
-    res.adds = ops;
-    return res;
+    this.rules.collect(ctx, ops);
+    const decide = (added: boolean): Maybe<StageResult> => {
+      if (!added && this.onError === 'tempfail') return { verdict: 'tempfail', shadow: [], storeFailure: true, at, adds: ops };
+      return after(this.decide(ctx, cid, opts.skipPolicies === true, opts.protect === true), (res) => {
+        res.at = at;
+        res.adds = ops;
+        return res;
+      });
+    };
+    return ops.length ? after(this.safeAdd(ops), decide) : decide(true);
   }
 
   /**
@@ -184,7 +157,7 @@ export class Recorder {
    */
   async undo(ctx: EventContext): Promise<void> {
     const ops: AddOp[] = [];
-    this.collectAdds(ctx, ops);
+    this.rules.collect(ctx, ops);
     const back = ops.filter((op) => op.value === undefined);
     for (const op of back) op.count = -op.count;
     if (back.length) await this.safeAdd(back);
@@ -192,7 +165,7 @@ export class Recorder {
 
   /** True when some record rule adds the size of accepted messages (`count: bytes`). */
   countsBytes(): boolean {
-    return this.bytesRecords.length > 0;
+    return this.rules.countsBytes;
   }
 
   /**
@@ -201,46 +174,12 @@ export class Recorder {
    */
   async messageBytes(ctx: EventContext): Promise<void> {
     const ops: AddOp[] = [];
-    for (const r of this.bytesRecords) this.ruleAdds(r, ctx, ops);
+    this.rules.collectBytes(ctx, ops);
     if (ops.length) await this.safeAdd(ops);
   }
 
-  /** The adds an event makes: its record rules and the built-in monitors. */
-  private collectAdds(ctx: EventContext, ops: AddOp[]): void {
-    // A client without an address has nothing to count in address-keyed series.
-    const address = ctx.client;
-    for (const r of this.records.get(ctx.stage) ?? []) this.ruleAdds(r, ctx, ops);
-    if (!address) return;
-    if (ctx.stage === 'connect') for (const series of this.monitorNames.connections) ops.push({ series, key: address.text, count: 1, address });
-    if (ctx.stage === 'reject') for (const series of this.monitorNames.rejections) ops.push({ series, key: address.text, count: 1, address });
-  }
-
-  /** The adds of one record rule for an event: its amount (or value) to each of its series. */
-  private ruleAdds(r: CompiledRecord, ctx: EventContext, ops: AddOp[]): void {
-    const count = typeof r.count === 'number' ? r.count : r.count === 'rcpts' ? (ctx.rcpts ?? 0) : (ctx.bytes ?? 0);
-    if (count === 0) return; // a message of no recipients or no bytes adds nothing
-    let value: string | undefined;
-    if (r.value !== undefined) {
-      value = expandTemplate(r.value, ctx);
-      if (value === undefined) return; // nothing to count for this event (e.g. the null sender's domain)
-    }
-    const address = ctx.client;
-    for (let i = 0; i < r.series.length; i++) {
-      let op: AddOp | undefined;
-      if (r.cidr[i]) {
-        if (address) op = { series: r.series[i]!, key: address.text, count, address };
-      } else {
-        const key = r.key ? expandTemplate(r.key, ctx) : undefined;
-        if (key !== undefined) op = { series: r.series[i]!, key, count };
-      }
-      if (!op) continue;
-      if (value !== undefined) op.value = value;
-      ops.push(op);
-    }
-  }
-
   /** Reads the counts the stage's policies need and evaluates them. */
-  private async decide(ctx: EventContext, cid: string, skipPolicies: boolean, protect: boolean): Promise<StageResult> {
+  private decide(ctx: EventContext, cid: string, skipPolicies: boolean, protect: boolean): Maybe<StageResult> {
     const rules = this.policies[ctx.stage];
     if (rules.length === 0 || skipPolicies) return { verdict: 'continue', shadow: [] };
     const items = applicable(rules, ctx);
@@ -263,26 +202,47 @@ export class Recorder {
         queries.push(q);
       }
     });
-    if (queries.length || gauges) {
+    const conclude = (res: readonly number[] | undefined): Maybe<StageResult> => {
+      res?.forEach((c, j) => (counts[slot[j]!] = c));
+      return this.conclude(ctx, cid, items, counts, protect);
+    };
+    if (!queries.length && !gauges) return conclude(undefined);
+    const now = this.immediate;
+    if (now && !gauges) {
+      let res: number[];
       try {
-        const res = gauges ? (await Promise.all([this.store.countMany(queries), ...gauges]))[0] : await this.store.countMany(queries);
-        res.forEach((c, j) => (counts[slot[j]!] = c));
+        res = now.countManyNow(queries);
       } catch (err) {
-        this.noteStoreFailure(err);
-        if (this.onError === 'tempfail' && !(err instanceof InvalidKeyError)) return { verdict: 'tempfail', shadow: [], storeFailure: true };
+        return this.countFailed(err) ?? conclude(undefined);
       }
+      return conclude(res);
     }
+    const all = gauges ? Promise.all([this.store.countMany(queries), ...gauges]).then((r) => r[0]) : this.store.countMany(queries);
+    return all.then(conclude, (err: unknown) => this.countFailed(err) ?? conclude(undefined));
+  }
+
+  /** Counts the store could not give: noted; on_error: tempfail refuses the event (an invalid key does not). */
+  private countFailed(err: unknown): StageResult | undefined {
+    this.noteStoreFailure(err);
+    return this.onError === 'tempfail' && !(err instanceof InvalidKeyError) ? { verdict: 'tempfail', shadow: [], storeFailure: true } : undefined;
+  }
+
+  /** The policies evaluated on the counts: firings logged, and when a count refuses for now, when it frees up. */
+  private conclude(ctx: EventContext, cid: string, items: NonNullable<StageResult['seen']>['items'], counts: Array<number | undefined>, protect: boolean): Maybe<StageResult> {
     const decision: StageResult = evaluate(items, counts, protect);
     decision.seen = { items, counts };
     for (const f of decision.shadow) this.fire(ctx, cid, f, f.policy.shadow ? 'shadow' : 'protected');
-    if (decision.fired) {
-      const f = decision.fired;
-      this.fire(ctx, cid, f, 'enforce');
-      if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && !f.policy.gauge) {
-        decision.retryAfter = await this.retryAfter(f.policy, f.key, f.policy.above, ctx);
-      }
-    } else {
-      this.logger.debug({ cid, client: ctx.ip, stage: ctx.stage, decision: 'continue' }, 'no policy fired');
+    const f = decision.fired;
+    if (!f) {
+      if (this.logger.isLevelEnabled('debug')) this.logger.debug({ cid, client: ctx.ip, stage: ctx.stage, decision: 'continue' }, 'no policy fired');
+      return decision;
+    }
+    this.fire(ctx, cid, f, 'enforce');
+    if (decision.verdict === 'tempfail' && f.key !== undefined && f.policy.above !== undefined && !f.policy.gauge) {
+      return after(this.retryAfter(f.policy, f.key, f.policy.above, ctx), (seconds) => {
+        decision.retryAfter = seconds;
+        return decision;
+      });
     }
     return decision;
   }
@@ -309,24 +269,36 @@ export class Recorder {
 
   /** A firing's key counted per window, 0 up to the policy's last window (none for client lists and the sessions gauge). */
   async windowCounts(e: Pick<FiringEvent, 'policy' | 'key' | 'client' | 'ip' | 'stage'>): Promise<number[] | undefined> {
+    const qs = this.windowQueries(e);
+    return qs && this.store.countMany(qs);
+  }
+
+  private windowQueries(e: Pick<FiringEvent, 'policy' | 'key' | 'client' | 'ip' | 'stage'>): CountQuery[] | undefined {
     const p = e.policy;
     if (p.series === undefined || p.gauge || e.key === undefined) return undefined;
     const ctx: EventContext = { stage: e.stage, client: e.client, ip: e.ip };
     const qs: CountQuery[] = [];
     for (let v = 0; v <= p.endv; v++) qs.push(this.query(p.series, e.key, v, v, ctx, p));
-    return this.store.countMany(qs);
+    return qs;
   }
 
-  private async retryAfter(p: CompiledPolicy, key: string, above: number, ctx: EventContext): Promise<number | undefined> {
+  /** Seconds until the count that fired frees up; undefined when it cannot be told (or the store failed). */
+  private retryAfter(p: CompiledPolicy, key: string, above: number, ctx: EventContext): Maybe<number | undefined> {
     if (p.interval <= 0) return undefined;
-    try {
-      const per = (await this.windowCounts({ policy: p, key, client: ctx.client, ip: ctx.ip, stage: ctx.stage }))!;
+    const qs = this.windowQueries({ policy: p, key, client: ctx.client, ip: ctx.ip, stage: ctx.stage })!;
+    const free = (per: number[]): number | undefined => {
       const ms = p.interval * 1000;
       return secondsUntilFree(per, p.startv, p.endv, above, p.interval, ms - (this.clock.now() % ms));
+    };
+    const now = this.immediate;
+    if (!now) return this.store.countMany(qs).then(free, () => undefined);
+    try {
+      return free(now.countManyNow(qs));
     } catch {
       return undefined;
     }
   }
+
 
   private log(ctx: EventContext, cid: string, policy: string, action: string, mode: FiringMode, key?: string, count?: number, above?: number): void {
     const rec: FiredRecord = { at: this.clock.now(), cid, client: ctx.ip, stage: ctx.stage, policy, action, mode };
@@ -353,14 +325,19 @@ export class Recorder {
     return this.storeFailures;
   }
 
-  /** False when the store failed (an invalid key is logged, not a store failure). */
-  private async safeAdd(ops: AddOp[]): Promise<boolean> {
-    try {
-      await this.store.addMany(ops);
-      return true;
-    } catch (err) {
+  /** False when the store failed (an invalid key is logged, not a store failure); at once with a store in this process. */
+  private safeAdd(ops: AddOp[]): Maybe<boolean> {
+    const failed = (err: unknown): boolean => {
       this.noteStoreFailure(err);
       return err instanceof InvalidKeyError;
+    };
+    const now = this.immediate;
+    if (!now) return this.store.addMany(ops).then(() => true, failed);
+    try {
+      now.addManyNow(ops);
+      return true;
+    } catch (err) {
+      return failed(err);
     }
   }
 

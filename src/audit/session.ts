@@ -27,6 +27,7 @@ import type { SessionGauge } from './sessions.js';
 import type { Controls } from './controls.js';
 import type { DecisionEvent, GatewayEvents } from '../events.js';
 import { banReply, refusalReply, STORE_FAILURE_REPLY, type Reply } from './replies.js';
+import { after, type Maybe } from '../maybe.js';
 
 export type FrontKind = 'smtp' | 'milter' | 'policy';
 
@@ -227,7 +228,7 @@ export class SessionEngine {
     this.deps.logger.info({ cid: s.cid, client: ctx.ip, stage: 'connect', ban: ban.prefix, policy: ban.policy, seconds_left: Math.ceil(left) }, 'banned client refused');
     const v = this.publish(s, 'connect', { action: 'tempfail', reply: banReply(s.tag, ban.prefix, left), close: true, policy: ban.policy }, ban.prefix);
     this.deps.journal?.stage(s, ctx, v);
-    void this.rejectEvent(s, ctx, true);
+    this.rejectEvent(s, ctx, true);
     return v;
   }
 
@@ -239,7 +240,7 @@ export class SessionEngine {
 
   /** The backend (or the MTA) refused what the client sent: the `reject` event. */
   refused(s: Session, stage: Stage): void {
-    void this.rejectEvent(s, contextOf(s, stage), false);
+    this.rejectEvent(s, contextOf(s, stage), false);
   }
 
   /**
@@ -255,7 +256,7 @@ export class SessionEngine {
       v = this.publish(s, 'rcpt', this.verdict(s, 'rcpt', res));
       this.deps.journal?.stage(s, ctx, v, res);
     } else this.deps.journal?.stage(s, ctx, v);
-    void this.rejectEvent(s, contextOf(s, 'rcpt'), true);
+    this.rejectEvent(s, contextOf(s, 'rcpt'), true);
     return v;
   }
 
@@ -276,7 +277,7 @@ export class SessionEngine {
     const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
     const verdict = s.closed ? CONTINUE : this.publish(s, 'auth_fail', this.verdict(s, 'auth_fail', res));
     journal?.stage(s, ctx, verdict, res);
-    if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx, true).catch(() => undefined);
+    if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx, true);
     return {
       verdict,
       undo: () => {
@@ -298,15 +299,19 @@ export class SessionEngine {
     if (s.messageSize !== undefined && this.deps.recorder.countsBytes()) void this.deps.recorder.messageBytes(contextOf(s, 'data'));
   }
 
-  private async run(s: Session, stage: Stage, ctx: EventContext): Promise<Verdict> {
-    const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
+  private run(s: Session, stage: Stage, ctx: EventContext): Maybe<Verdict> {
+    return after(this.deps.recorder.stage(ctx, s.cid, this.options(s)), (res) => this.decided(s, stage, ctx, res));
+  }
+
+  /** The recorder decided the stage: the verdict, told to the journal and the console; a refusal's reject event. */
+  private decided(s: Session, stage: Stage, ctx: EventContext, res: StageResult): Verdict {
     if (s.closed) {
       this.deps.journal?.stage(s, ctx, CONTINUE, res);
       return CONTINUE;
     }
     const v = this.publish(s, stage, this.verdict(s, stage, res));
     this.deps.journal?.stage(s, ctx, v, res);
-    if (v.action === 'tempfail' || v.action === 'reject') void this.rejectEvent(s, ctx, true);
+    if (v.action === 'tempfail' || v.action === 'reject') this.rejectEvent(s, ctx, true);
     else if (v.action === 'accept' && stage === 'connect') s.trusted = true;
     return v;
   }
@@ -359,18 +364,23 @@ export class SessionEngine {
     return v;
   }
 
-  /** The `reject` event of a refusal at ctx.stage; `derived` when the engine refused (not a front's report). */
-  private async rejectEvent(s: Session, ctx: EventContext, derived: boolean): Promise<void> {
+  /**
+   * The `reject` event of a refusal at ctx.stage; `derived` when the engine refused (not a
+   * front's report). Recorded at once with a store in this process; never awaited, never thrown.
+   */
+  private rejectEvent(s: Session, ctx: EventContext, derived: boolean): void {
     if (ctx.stage === 'reject') return;
     if (this.deps.recorder.passes('reject')) {
       this.deps.journal?.reject(s, ctx, undefined, derived);
       return;
     }
+    const failed = (err: unknown): void => this.deps.logger.debug({ err, cid: s.cid }, 'recording a reject event failed');
     try {
-      const res = await this.deps.recorder.stage({ ...ctx, stage: 'reject' }, s.cid);
-      this.deps.journal?.reject(s, ctx, res, derived);
+      const res = this.deps.recorder.stage({ ...ctx, stage: 'reject' }, s.cid);
+      if (res instanceof Promise) res.then((r) => this.deps.journal?.reject(s, ctx, r, derived)).catch(failed);
+      else this.deps.journal?.reject(s, ctx, res, derived);
     } catch (err) {
-      this.deps.logger.debug({ err, cid: s.cid }, 'recording a reject event failed');
+      failed(err);
     }
   }
 }

@@ -51,7 +51,7 @@ export class SessionTracker implements SessionGauge {
     const s = this.prefixes?.[client.family];
     if (s) {
       s.addAddress(client, -1);
-      if (n === 0) s.removeItem(client.text);
+      if (n === 0) s.removeAddress(client);
     }
   }
 

@@ -53,10 +53,14 @@ export interface JournalLine {
   x?: 1;
 }
 
-const EVENTS: ReadonlySet<string> = new Set<string>([...STAGES, 'open', 'close', 'delivered', 'client', 'auth_ok']);
+/** Every value `e`, `f` and `o` may have. */
+export const JOURNAL_EVENTS: readonly JournalEventKind[] = [...STAGES, 'open', 'close', 'delivered', 'client', 'auth_ok'];
+export const JOURNAL_FRONTS: readonly FrontKind[] = ['smtp', 'milter', 'policy'];
+export const JOURNAL_OUTCOMES: readonly Outcome[] = ['accept', 'tarpit', 'tempfail', 'reject'];
+const EVENTS: ReadonlySet<string> = new Set<string>(JOURNAL_EVENTS);
 const STAGE_SET: ReadonlySet<string> = new Set<string>(STAGES);
-const FRONTS: ReadonlySet<string> = new Set<string>(['smtp', 'milter', 'policy']);
-const OUTCOMES: ReadonlySet<string> = new Set<string>(['accept', 'tarpit', 'tempfail', 'reject']);
+const FRONTS: ReadonlySet<string> = new Set<string>(JOURNAL_FRONTS);
+const OUTCOMES: ReadonlySet<string> = new Set<string>(JOURNAL_OUTCOMES);
 const FACTS = ['a', 'h', 'u', 'm', 'r', 'y'] as const;
 
 export function isStage(e: string): e is Stage {

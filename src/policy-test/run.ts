@@ -92,7 +92,7 @@ async function runCase(config: Config, c: PolicyCase, start: number, tag: string
 async function runSession(ve: VirtualEngine, capture: LineCapture, s: ScriptedSession, cid: string, open: SessionDriver[]): Promise<Map<ExpectStage, Got[]>> {
   const got = new Map<ExpectStage, Got[]>();
   const d = new SessionDriver(ve.engine, s.front, cid, s.client);
-  const decide = async (stage: ExpectStage, run: () => Promise<Verdict | undefined>): Promise<Verdict | undefined> => {
+  const decide = async (stage: ExpectStage, run: () => Verdict | undefined | Promise<Verdict | undefined>): Promise<Verdict | undefined> => {
     capture.expect(cid, stage);
     const v = await run();
     if (v && refusal(v)) await settle();

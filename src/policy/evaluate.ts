@@ -26,27 +26,48 @@ export interface EventContext {
   bytes?: number;
 }
 
+/** `{net}` of each address object, worked out once (a session, or a replay's client, asks again and again). */
+const NETS = new WeakMap<ClientAddress, string>();
+
 /** `{net}`: the client's network, its /24 (IPv4) or /64 (IPv6); undefined without an address. */
 export function clientNet(client: ClientAddress | undefined): string | undefined {
   if (!client) return undefined;
-  const mask = NET_MASKS[client.family];
-  const w = Uint32Array.from(client.words);
-  applyMask(w, client.family, mask);
-  return formatPrefix(client.family, w, mask);
+  let net = NETS.get(client);
+  if (net === undefined) {
+    const mask = NET_MASKS[client.family];
+    const w = Uint32Array.from(client.words);
+    applyMask(w, client.family, mask);
+    net = formatPrefix(client.family, w, mask);
+    NETS.set(client, net);
+  }
+  return net;
+}
+
+/** Templates split once (config has few): literal text at even indexes, placeholder names at odd ones. */
+const TEMPLATES = new Map<string, readonly string[]>();
+const MAX_TEMPLATES = 4096;
+
+function partsOf(template: string): readonly string[] {
+  let parts = TEMPLATES.get(template);
+  if (parts === undefined) {
+    parts = template.split(/\{([a-z_]+)\}/);
+    if (TEMPLATES.size >= MAX_TEMPLATES) TEMPLATES.clear();
+    TEMPLATES.set(template, parts);
+  }
+  return parts;
 }
 
 /** Expands {placeholders}; undefined when a placeholder has no value at this stage. */
 export function expandTemplate(template: string, ctx: EventContext): string | undefined {
-  let missing = false;
-  const out = template.replace(/\{([a-z_]+)\}/g, (_, name: string) => {
+  const parts = partsOf(template);
+  let out = parts[0]!;
+  for (let i = 1; i < parts.length; i += 2) {
+    const name = parts[i]!;
     const v = name === 'net' ? clientNet(ctx.client) : (ctx as unknown as Record<string, string | undefined>)[name];
-    if (v === undefined || v === '') {
-      missing = true;
-      return '';
-    }
-    return v;
-  });
-  if (missing || out.length === 0) return undefined;
+    if (v === undefined || v === '') return undefined;
+    out += v + parts[i + 1]!;
+  }
+  if (out.length === 0) return undefined;
   // A client controls these values (a 2 KB HELO): an over-long key is counted under its prefix
   // rather than refused, so it can neither evade the count nor break the stage's other adds.
   return out.length > MAX_STRING_KEY_LENGTH ? out.slice(0, MAX_STRING_KEY_LENGTH) : out;

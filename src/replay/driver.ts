@@ -9,6 +9,7 @@
  */
 import type { Stage } from '../config/vocabulary.js';
 import type { ClientAddress } from '../series/address.js';
+import { after, type Maybe } from '../maybe.js';
 import { splitAddress, type AuthAttempt, type FrontKind, type Session, type SessionEngine, type Verdict } from '../audit/session.js';
 
 /** The facts a session's next event is decided on (undefined: not known at that point). */
@@ -67,7 +68,8 @@ export class SessionDriver {
     s.messageSize = f.bytes;
   }
 
-  async stage(stage: ClientStage): Promise<Verdict | undefined> {
+  /** At once when the engine's store is in this process (a virtual engine's is). */
+  stage(stage: ClientStage): Maybe<Verdict | undefined> {
     if (this.ended) return undefined;
     if (stage === 'mail') {
       if (this.heloRefused) return undefined;
@@ -76,7 +78,11 @@ export class SessionDriver {
       this.inTransaction = false;
     } else if (stage === 'rcpt' && !this.inTransaction) return undefined;
     else if (stage === 'data' && (!this.inTransaction || this.s.rcpts.length === 0)) return undefined;
-    const v = await this.engine.stage(this.s, stage);
+    return after(this.engine.stage(this.s, stage), (v) => this.staged(stage, v));
+  }
+
+  /** What the verdict of a stage leaves the client able to do next. */
+  private staged(stage: ClientStage, v: Verdict): Verdict {
     const refused = refusal(v);
     if ((refused && stage === 'connect') || closing(v)) this.close();
     if (stage === 'helo') this.heloRefused = refused;

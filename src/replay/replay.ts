@@ -7,6 +7,7 @@ import type { Config } from '../config/types.js';
 import { parsePrefix, formatPrefix } from '../series/address.js';
 import type { JournalLine } from '../journal/line.js';
 import { readJournal, type ReadProblem, type ReadStats } from '../journal/reader.js';
+import { readJournalThreaded, readWorkerScript } from '../journal/threaded-reader.js';
 import { NOT_DECIDED, RecordedSide, RunSide, UNREACHED, type Answer, type Side } from './sides.js';
 import { OUTCOMES, type PolicyFirings, type Tally } from './tally.js';
 
@@ -164,7 +165,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   };
 
-  for await (const batch of readJournal(opts.streams, { ...opts }, read)) {
+  // the journal is read and parsed in a thread of its own, when the build has its script
+  const script = readWorkerScript();
+  const batches = script ? readJournalThreaded(opts.streams, opts, read, script) : readJournal(opts.streams, opts, read);
+  for await (const batch of batches) {
     for (const line of batch) {
       if (first === undefined) {
         first = line.t;

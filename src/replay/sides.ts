@@ -12,7 +12,8 @@ import type { Verdict } from '../audit/session.js';
 import { parseClientAddress, type ClientAddress } from '../series/address.js';
 import { isStage, type JournalLine } from '../journal/line.js';
 import { LineCapture } from './capture.js';
-import { SessionDriver, settle, type ClientStage } from './driver.js';
+import { SessionDriver, type ClientStage } from './driver.js';
+import { after, type Maybe } from '../maybe.js';
 import { Tally } from './tally.js';
 import { virtualEngine, type VirtualEngine } from './virtual-engine.js';
 
@@ -110,7 +111,8 @@ export class RunSide implements Side {
         return this.decide(d.auth(line.u ?? ''));
       case 'reject':
         d.facts({ helo: line.h, authUser: line.u, mailFrom: line.m, rcpt: line.r });
-        return d.refused(line.s!) ? settle().then(() => NOT_DECIDED) : NOT_DECIDED;
+        d.refused(line.s!);
+        return NOT_DECIDED;
       case 'auth_ok':
         d.authOk();
         return NOT_DECIDED;
@@ -126,10 +128,16 @@ export class RunSide implements Side {
     }
   }
 
-  /** The decision for the event being fed: from the line the engine wrote for it. */
-  private async decide(v: Promise<Verdict | undefined>): Promise<Answer> {
-    const verdict = await v;
-    if (verdict && (verdict.action === 'tempfail' || verdict.action === 'reject')) await settle();
+  /**
+   * The decision for the event being fed: from the line the engine wrote for it. The virtual
+   * engine's store is in this process, so the engine has recorded everything an event does
+   * (the reject event of a refusal too) by the time its verdict is here.
+   */
+  private decide(v: Maybe<Verdict | undefined>): Maybe<Answer> {
+    return after(v, (verdict) => this.answer(verdict));
+  }
+
+  private answer(verdict: Verdict | undefined): Answer {
     const got = this.capture.take();
     if (!verdict) return UNREACHED;
     return got ? decisionOf(got) : { o: verdict.action };

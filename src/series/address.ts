@@ -62,8 +62,12 @@ export function parseAddressInto(text: string, out: Uint32Array): Family | 0 {
   if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
   if (s.includes('%')) return 0;
   if (s.includes(':')) {
-    if (!ipaddr.IPv6.isValid(s)) return 0;
-    const v6 = ipaddr.IPv6.parse(s);
+    let v6: ipaddr.IPv6;
+    try {
+      v6 = ipaddr.IPv6.parse(s); // one parse (isValid would be a second)
+    } catch {
+      return 0;
+    }
     if (v6.isIPv4MappedAddress()) {
       const b = v6.toIPv4Address().octets;
       out[0] = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
@@ -128,12 +132,37 @@ export function formatAddress(family: Family, words: ArrayLike<number>): string 
     const w = words[0]!;
     return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
   }
-  const parts: number[] = [];
+  return formatIPv6(words);
+}
+
+/**
+ * IPv6 in RFC 5952 form (what ipaddr.js's toRFC5952String writes, without its regular
+ * expressions: this runs for every client): lower-case hex without leading zeros, the first
+ * longest run of two or more zero groups as `::`.
+ */
+function formatIPv6(words: ArrayLike<number>): string {
+  const g = [0, 0, 0, 0, 0, 0, 0, 0];
   for (let i = 0; i < 4; i++) {
-    const w = words[i]!;
-    parts.push(w >>> 16, w & 0xffff);
+    g[2 * i] = words[i]! >>> 16;
+    g[2 * i + 1] = words[i]! & 0xffff;
   }
-  return new ipaddr.IPv6(parts).toRFC5952String();
+  let best = -1;
+  let bestLen = 1; // a single zero group is not shortened
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLen, 8)}`;
 }
 
 export function formatPrefix(family: Family, words: ArrayLike<number>, mask: number): string {

@@ -192,14 +192,7 @@ export class CidrSeries extends CidrIndex {
     if (mask < 0) return 0;
     this.advance();
     const words = this.scratch;
-    if (mask >= this.leafBits) {
-      applyMask(words, this.family, this.leafBits);
-      const id = this.find(words, this.leafBits);
-      if (id < 0) return 0;
-      this.removeLeaf(id);
-      this.noteChange();
-      return 1;
-    }
+    if (mask >= this.leafBits) return this.removeLeafOf(words);
     const target = Uint32Array.from(words);
     const doomed: number[] = [];
     for (let id = 0; id < this.highWater; id++) {
@@ -213,6 +206,24 @@ export class CidrSeries extends CidrIndex {
       this.maybeCompact();
     }
     return doomed.length;
+  }
+
+  /** `removeItem` of an address parsed once by the caller (no text to parse); 0 for the other family. */
+  removeAddress(addr: ClientAddress): number {
+    if (addr.family !== this.family) return 0;
+    this.advance();
+    this.scratch.set(addr.words);
+    return this.removeLeafOf(this.scratch);
+  }
+
+  /** Removes the leaf holding `words` (masked here to the leaf length) from all windows; 1 if there was one. */
+  private removeLeafOf(words: Uint32Array): number {
+    applyMask(words, this.family, this.leafBits);
+    const id = this.find(words, this.leafBits);
+    if (id < 0) return 0;
+    this.removeLeaf(id);
+    this.noteChange();
+    return 1;
   }
 
   /** The heaviest prefixes at `mask` (default: the stored key length) over windows startv..endv. */

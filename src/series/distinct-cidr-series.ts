@@ -125,6 +125,11 @@ export class DistinctCidrSeries extends distinctSeries(CidrSeries) {
     return removed;
   }
 
+  /** The sets must be rebuilt too: the text path does that. */
+  override removeAddress(addr: ClientAddress): number {
+    return this.removeItem(addr.text);
+  }
+
   /** An evicted or removed address leaves its values in the prefix's set, so its per-window sizes stand (removeItem rebuilds them). */
   protected override detachCounts(_agg: number, _leaf: number): void {}
 

@@ -4,9 +4,9 @@ import { CidrSeries } from '../series/cidr-series.js';
 import { DistinctCidrSeries, isDistinct, type AuditSeries } from '../series/index.js';
 import { notDistinct } from '../series/distinct-series.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
-import type { AddOp, CountQuery, SeriesStore } from './types.js';
+import type { AddOp, CountQuery, ImmediateStore, SeriesStore } from './types.js';
 
-export class MemoryStore implements SeriesStore {
+export class MemoryStore implements SeriesStore, ImmediateStore {
   readonly kind = 'memory';
   constructor(readonly registry: SeriesRegistry) {}
 
@@ -15,6 +15,10 @@ export class MemoryStore implements SeriesStore {
   }
 
   async addMany(ops: readonly AddOp[]): Promise<void> {
+    this.addManyNow(ops);
+  }
+
+  addManyNow(ops: readonly AddOp[]): void {
     for (const op of ops) applyAdd(this.registry.get(op.series), op);
   }
 
@@ -23,6 +27,10 @@ export class MemoryStore implements SeriesStore {
   }
 
   async countMany(queries: readonly CountQuery[]): Promise<number[]> {
+    return this.countManyNow(queries);
+  }
+
+  countManyNow(queries: readonly CountQuery[]): number[] {
     return queries.map((q) => {
       const s = this.registry.get(q.series);
       if (q.address && s instanceof CidrSeries) return s.countAddress(q.address, q.mask ?? 128, q.startv, q.endv);

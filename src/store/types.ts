@@ -50,6 +50,21 @@ export interface SeriesStore {
   close(): Promise<void>;
 }
 
+/**
+ * A store whose counts live in this process answers at once as well: the engine then records and
+ * decides without awaiting anything (src/maybe.ts). Same results and errors as addMany and
+ * countMany, thrown instead of rejected.
+ */
+export interface ImmediateStore {
+  addManyNow(ops: readonly AddOp[]): void;
+  countManyNow(queries: readonly CountQuery[]): number[];
+}
+
+export function immediateStore(s: SeriesStore): ImmediateStore | undefined {
+  const i = s as Partial<ImmediateStore>;
+  return typeof i.addManyNow === 'function' && typeof i.countManyNow === 'function' ? (s as SeriesStore & ImmediateStore) : undefined;
+}
+
 export interface StoreStatus {
   kind: string;
   /** ok: every series is served by its store; fallback: Redis is unreachable, counting locally. */

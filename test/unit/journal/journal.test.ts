@@ -1,5 +1,6 @@
 /** What the session engine tells the journal, line by line, and the line format read back. */
 import fc from 'fast-check';
+import { journalLineArb } from './line-arbitrary.js';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../../src/config/load.js';
@@ -11,12 +12,28 @@ import { ManualClock } from '../../../src/series/clock.js';
 import { SeriesRegistry } from '../../../src/series/registry.js';
 import { parseClientAddress } from '../../../src/series/address.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
+import type { SeriesStore } from '../../../src/store/types.js';
 import { Journal } from '../../../src/journal/journal.js';
 import { formatLine, LineProblem, parseLine, type JournalLine } from '../../../src/journal/line.js';
 
 const T0 = Date.UTC(2026, 10, 20, 10, 0, 0);
 
-function setup(lean = false) {
+/** The store seam only, without answering at once: every count and add is awaited. */
+function awaitedOnly(m: MemoryStore): SeriesStore {
+  return {
+    kind: 'remote-like',
+    add: (series, key, count) => m.add(series, key, count),
+    addMany: (ops) => m.addMany(ops),
+    count: (series, key, startv, endv) => m.count(series, key, startv, endv),
+    countMany: (qs) => m.countMany(qs),
+    removeItem: (series, key) => m.removeItem(series, key),
+    top: (series, opts) => m.top(series, opts),
+    close: () => m.close(),
+  };
+}
+
+/** `remote`: the store answers later, as Redis or a cluster's primary does (the engine awaits it). */
+function setup(lean = false, remote = false) {
   const config = parseConfigText(
     `relay: { url: "dir:/tmp/x" }
 series:
@@ -38,7 +55,9 @@ policies:
   for (const d of seriesDefinitions(config)) registry.define(d);
   const lines: JournalLine[] = [];
   const journal = new Journal(clock, (l) => lines.push(l), lean);
-  const { engine } = createEngine({ config, store: new MemoryStore(registry), sessions: new SessionTracker(clock), clock, logger: pino({ level: 'silent' }), hostname: () => 'gw.test', journal });
+  const memory = new MemoryStore(registry);
+  const store = remote ? awaitedOnly(memory) : memory;
+  const { engine } = createEngine({ config, store, sessions: new SessionTracker(clock), clock, logger: pino({ level: 'silent' }), hostname: () => 'gw.test', journal });
   return { engine, lines, clock, journal };
 }
 
@@ -89,8 +108,8 @@ describe('the journal of the session engine', () => {
     expect(second[2]!.o).toBeUndefined();
   });
 
-  it('a client gone before its decision is marked, with what the policies decided', async () => {
-    const { engine, lines } = setup();
+  it('a client gone before its decision (from a store elsewhere) is marked, with what the policies decided', async () => {
+    const { engine, lines } = setup(false, true);
     await engine.stage(engine.open('smtp', 'c1', parseClientAddress('192.0.2.7')), 'connect');
     const s = engine.open('smtp', 'c2', parseClientAddress('192.0.2.7'));
     const v = engine.stage(s, 'connect');
@@ -98,6 +117,29 @@ describe('the journal of the session engine', () => {
     expect(await v).toEqual({ action: 'continue' });
     const line = lines.find((l) => l.c === 'c2' && l.e === 'connect')!;
     expect(line).toMatchObject({ l: 1, o: 'tempfail', y: 'per-ip' });
+  });
+
+  it('is decided at once with the store in this process, and the same as with a store that answers later', async () => {
+    const run = async (remote: boolean) => {
+      const { engine, lines } = setup(false, remote);
+      for (let i = 0; i < 4; i++) {
+        const s = engine.open('smtp', `c${i}`, parseClientAddress(i % 2 ? '192.0.2.7' : '2001:db8::7'));
+        const v = engine.stage(s, 'connect');
+        expect(v instanceof Promise).toBe(remote);
+        if ((await v).action === 'continue') {
+          s.mailFrom = 'a@example.org';
+          s.mailFromDomain = 'example.org';
+          await engine.stage(s, 'mail');
+        }
+        engine.close(s);
+        await settle();
+      }
+      return lines;
+    };
+    const here = await run(false);
+    expect(here.some((l) => l.o === 'tempfail')).toBe(true);
+    expect(here.some((l) => l.e === 'reject')).toBe(true);
+    expect(await run(true)).toEqual(here);
   });
 
   it('a lean journal (replay\'s record of its own run) keeps the decisions and firings, not the facts, counts and adds', async () => {
@@ -130,38 +172,8 @@ describe('journal lines', () => {
   });
 
   it('are written as JSON.stringify writes them, whatever the strings hold (escapes, control characters, surrogates)', () => {
-    const text = fc.string({ unit: 'binary', maxLength: 12 });
-    const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
-    const line = fc
-      .record({
-        t: fc.integer({ min: 0, max: 2 ** 45 }),
-        e: fc.constantFrom('connect', 'rcpt', 'reject', 'close'),
-        c: text,
-        f: fc.constantFrom('smtp', 'milter', 'policy'),
-        a: maybe(text),
-        h: maybe(text),
-        u: maybe(text),
-        m: maybe(text),
-        r: maybe(text),
-        b: maybe(fc.integer({ min: 0, max: 2 ** 40 })),
-        s: maybe(fc.constantFrom('connect', 'rcpt')),
-        d: maybe(fc.constant(1)),
-        l: maybe(fc.constant(1)),
-        o: maybe(fc.constantFrom('accept', 'tarpit', 'tempfail', 'reject')),
-        y: maybe(text),
-        w: maybe(fc.array(text, { maxLength: 3 })),
-        p: maybe(fc.dictionary(text, fc.integer({ min: 0, max: 1e9 }), { maxKeys: 4 })),
-        k: maybe(fc.array(fc.oneof(fc.tuple(text, text), fc.tuple(text, text, fc.double({ noNaN: true, noDefaultInfinity: true }))), { maxLength: 3 })),
-        x: maybe(fc.constant(1)),
-      })
-      .map((r) => {
-        // the key order the journal builds lines in, without the absent keys
-        const l: Record<string, unknown> = { v: 1 };
-        for (const [k, v] of Object.entries(r)) if (v !== undefined) l[k] = v;
-        return l as unknown as JournalLine;
-      });
     fc.assert(
-      fc.property(line, (l) => {
+      fc.property(journalLineArb, (l) => {
         expect(formatLine(l)).toBe(`${JSON.stringify(l)}\n`);
       }),
       { numRuns: 2000 },

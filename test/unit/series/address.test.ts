@@ -1,5 +1,7 @@
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
-import { formatPrefix, normalizeAddress, parseIPv4Fast, parsePrefix, prefixContains } from '../../../src/series/address.js';
+import { formatAddress, formatPrefix, normalizeAddress, parseClientAddress, parseIPv4Fast, parsePrefix, prefixContains } from '../../../src/series/address.js';
 
 describe('address → key', () => {
   it('parses strict dotted quads on the fast path', () => {
@@ -49,5 +51,28 @@ describe('address → key', () => {
     expect(prefixContains(outer.words, 32, inner.words, 128, 4)).toBe(true);
     expect(prefixContains(outer.words, 32, other.words, 128, 4)).toBe(false);
     expect(prefixContains(outer.words, 0, other.words, 128, 4)).toBe(true);
+  });
+
+  it('writes IPv6 as ipaddr.js writes RFC 5952, and reads it back', () => {
+    // groups mostly zero, so runs of zeros of every length and position come up
+    const group = fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+    fc.assert(
+      fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (g) => {
+        const words = [0, 1, 2, 3].map((i) => ((g[2 * i]! << 16) | g[2 * i + 1]!) >>> 0);
+        const text = formatAddress(6, words);
+        expect(text).toBe(new ipaddr.IPv6(g).toRFC5952String());
+        const back = parseClientAddress(text);
+        if (back?.family === 6) expect([...back.words]).toEqual(words);
+        else expect(text.startsWith('::ffff:')).toBe(true); // IPv4-mapped: read as IPv4
+      }),
+      { numRuns: 3000 },
+    );
+    expect(formatAddress(6, [0x20010db8, 0, 0, 1])).toBe('2001:db8::1');
+    expect(formatAddress(6, [0x20010db8, 1, 1, 1])).toBe('2001:db8:0:1:0:1:0:1'); // single zero groups stay
+    expect(formatAddress(6, [0x20010000, 1, 0, 0x10000])).toBe('2001::1:0:0:1:0'); // a tie: the first run
+  });
+
+  it('refuses what is not an IPv6 address', () => {
+    for (const bad of ['2001:db8:::1', '2001:db8::g', '1:2:3:4:5:6:7:8:9', 'fe80::1%eth0', ':', '::1::']) expect(parseClientAddress(bad), bad).toBeUndefined();
   });
 });

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ManualClock } from '../../../src/series/clock.js';
 import { defineSeries, type DistinctCidrSeries, type DistinctStringSeries } from '../../../src/series/index.js';
-import { formatPrefix, parsePrefix, prefixContains, type Family } from '../../../src/series/address.js';
+import { formatPrefix, parseClientAddress, parsePrefix, prefixContains, type Family } from '../../../src/series/address.js';
 import { EXACT_MAX } from '../../../src/series/distinct.js';
 
 const INTERVAL = 60;
@@ -113,7 +113,8 @@ describe('distinct cidr series vs a Set model', () => {
             } else if (o.op === 'tick') clock.advanceSeconds(o.windows * INTERVAL);
             else if (o.op === 'remove') {
               const key = o.prefix ? `${addrs[o.key]}/${masks[1]}` : addrs[o.key]!;
-              s.removeItem(key);
+              if (o.prefix) s.removeItem(key);
+              else s.removeAddress(parseClientAddress(key)!);
               model.remove(inside(key));
             } else if (o.op === 'compact') s.compact();
             else {
