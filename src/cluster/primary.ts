@@ -27,9 +27,10 @@ import { systemClock, type Clock } from '../series/clock.js';
 import { SeriesRegistry } from '../series/registry.js';
 import { createStore, RoutingStore } from '../store/create.js';
 import type { ManagedStore } from '../store/types.js';
+import type { Maybe } from '../maybe.js';
 import { BatchApplier } from './apply.js';
 import * as agg from './aggregate.js';
-import { batchId, readWorkerMessage, type PrimaryMessage, type WorkerMessage, type WorkerStats } from './messages.js';
+import { batchId, readWorkerMessage, type OpResult, type PrimaryMessage, type WorkerMessage, type WorkerStats } from './messages.js';
 
 /** How long a reload or a stats request waits for the workers' answers. */
 const ANSWER_TIMEOUT_MS = 10_000;
@@ -166,10 +167,17 @@ export class ClusterPrimary implements AdminView {
       case 'batch': {
         // every batch that asks is answered (a worker sends its next one when it is): a failure
         // answers no results, which fails each waiting call
-        const results = await this.applier.apply(slot.worker.id, msg.ops).catch((err: unknown) => {
+        const failed = (err: unknown): OpResult[] => {
           this.logger.error({ err, worker: slot.index }, 'applying a worker batch failed');
           return [];
-        });
+        };
+        let results: Maybe<OpResult[]>;
+        try {
+          results = this.applier.apply(slot.worker.id, msg.ops);
+        } catch (err) {
+          results = failed(err);
+        }
+        if (results instanceof Promise) results = await results.catch(failed);
         if (msg.id) this.send(slot, { ag: 'answer', id: msg.id, results });
         return;
       }

@@ -46,7 +46,7 @@ function worker(p: Primary, id = 1): { batcher: IpcBatcher; store: IpcStore; ses
     const msg = readWorkerMessage(JSON.parse(JSON.stringify(m)));
     if (msg?.ag !== 'batch') throw new Error('not a batch');
     setImmediate(() => {
-      void p.applier.apply(id, msg.ops).then((results) => {
+      void Promise.resolve(p.applier.apply(id, msg.ops)).then((results) => {
         if (msg.id) batcher.answer(msg.id, JSON.parse(JSON.stringify(results)) as typeof results);
       });
     });
@@ -143,6 +143,16 @@ describe('IpcStore', () => {
     const second = p.applier.apply(1, batch());
     expect(await first).toEqual([1, 1]);
     expect(await second).toEqual([2, 2]);
+  });
+
+  it('answers a session batch at once from a store in the primary, and an admin batch once its results are in', async () => {
+    const p = primary();
+    const sessions = p.applier.apply(1, [['a', 'conn', '192.0.2.1', 1], ['c', 'conn', '192.0.2.1', 0, 0], ['g', '192.0.2.1', -1], ['c', 'conn', 'bad key', 0, 0]]);
+    expect(sessions).not.toBeInstanceOf(Promise);
+    expect(sessions).toEqual([1, 0, { error: { code: 'AG_KEY_INVALID', message: expect.any(String) as string } }]);
+    const admin = p.applier.apply(1, [['c', 'conn', '192.0.2.1', 0, 0], ['t', 'conn', { mask: 24 }]]);
+    expect(admin).toBeInstanceOf(Promise);
+    expect(await admin).toEqual([1, [{ key: '192.0.2.0/24', count: 1 }]]);
   });
 
   it('fails a bad key with InvalidKeyError, and every call once the primary is gone', async () => {
