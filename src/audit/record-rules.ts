@@ -8,7 +8,8 @@ import { seriesCatalogue } from '../config/catalogue.js';
 import type { Config } from '../config/types.js';
 import type { MonitorEvent, Stage } from '../config/vocabulary.js';
 import { expandTemplate, type EventContext } from '../policy/evaluate.js';
-import type { ClientAddress } from '../series/address.js';
+import type { ClientAddress, Family } from '../series/address.js';
+import type { SeriesType } from '../series/types.js';
 import type { AddOp } from '../store/types.js';
 
 interface CompiledRecord {
@@ -19,8 +20,9 @@ interface CompiledRecord {
   /** Distinct series: the value template (every series of such a rule is distinct). */
   value?: string;
   cidr: boolean[];
-  /** Some series of the rule are keyed by the address (cidr), some by the key template (string). */
-  cidrs: boolean;
+  /** The address family of each series (0: a string series): an address adds to its own family's only. */
+  family: Array<Family | 0>;
+  /** Some series of the rule are keyed by the key template (string series). */
   strings: boolean;
 }
 
@@ -28,14 +30,16 @@ export class RecordRules {
   private readonly records = new Map<Stage, CompiledRecord[]>();
   /** The data stage's `count: bytes` rules: added once the message was received (collectBytes). */
   private readonly bytesRecords: CompiledRecord[] = [];
-  private readonly monitors: Readonly<Record<MonitorEvent, readonly string[]>>;
+  /** The built-in monitors' series of each event, by the family they count. */
+  private readonly monitors: Record<MonitorEvent, Record<Family, string[]>>;
 
   constructor(config: Config) {
     const catalogue = seriesCatalogue(config);
     const types = catalogue.types;
     for (const r of config.record) {
-      const cidr = r.series.map((s) => types.get(s)?.type !== 'string');
-      const rec: CompiledRecord = { series: r.series, count: r.count ?? 1, cidr, cidrs: cidr.includes(true), strings: cidr.includes(false) };
+      const family = r.series.map((s) => familyOf(types.get(s)?.type));
+      const cidr = family.map((f) => f !== 0);
+      const rec: CompiledRecord = { series: r.series, count: r.count ?? 1, cidr, family, strings: cidr.includes(false) };
       if (r.key !== undefined) rec.key = r.key;
       if (r.value !== undefined) rec.value = r.value;
       if (rec.count === 'bytes') {
@@ -46,7 +50,9 @@ export class RecordRules {
       list.push(rec);
       this.records.set(r.on, list);
     }
-    this.monitors = catalogue.monitors;
+    const byFamily = (names: readonly string[]): Record<Family, string[]> => ({ 4: names.filter((n) => familyOf(types.get(n)?.type) === 4), 6: names.filter((n) => familyOf(types.get(n)?.type) === 6) });
+    const m = catalogue.monitors;
+    this.monitors = { connections: byFamily(m.connections), receptions: byFamily(m.receptions), rejections: byFamily(m.rejections) };
   }
 
   /** True when some record rule adds the size of accepted messages (`count: bytes`). */
@@ -57,8 +63,8 @@ export class RecordRules {
   /** True when an event of `stage` may add something (a record rule or a monitor). */
   adds(stage: Stage): boolean {
     if (this.records.has(stage)) return true;
-    if (stage === 'connect') return this.monitors.connections.length > 0;
-    if (stage === 'reject') return this.monitors.rejections.length > 0;
+    const m = stage === 'connect' ? this.monitors.connections : stage === 'reject' ? this.monitors.rejections : undefined;
+    return m !== undefined && m[4].length + m[6].length > 0;
     return false;
   }
 
@@ -68,8 +74,8 @@ export class RecordRules {
     const address = ctx.client;
     for (const r of this.records.get(ctx.stage) ?? []) ruleAdds(r, ctx, ops);
     if (!address) return;
-    if (ctx.stage === 'connect') for (const series of this.monitors.connections) ops.push({ series, key: address.text, count: 1, address });
-    if (ctx.stage === 'reject') for (const series of this.monitors.rejections) ops.push({ series, key: address.text, count: 1, address });
+    if (ctx.stage === 'connect') for (const series of this.monitors.connections[address.family]) ops.push({ series, key: address.text, count: 1, address });
+    if (ctx.stage === 'reject') for (const series of this.monitors.rejections[address.family]) ops.push({ series, key: address.text, count: 1, address });
   }
 
   /** The `count: bytes` adds of a message received and accepted. */
@@ -77,9 +83,9 @@ export class RecordRules {
     for (const r of this.bytesRecords) ruleAdds(r, ctx, ops);
   }
 
-  /** A built-in monitor event for the client (both families' series; the other ignores it). */
+  /** A built-in monitor event for the client (its family's series). */
   monitorAdds(event: MonitorEvent, client: ClientAddress): AddOp[] {
-    return this.monitors[event].map((series) => ({ series, key: client.text, count: 1, address: client }));
+    return this.monitors[event][client.family].map((series) => ({ series, key: client.text, count: 1, address: client }));
   }
 }
 
@@ -90,7 +96,7 @@ function ruleAdds(r: CompiledRecord, ctx: EventContext, ops: AddOp[]): void {
   const address = ctx.client;
   // the string series' key, expanded once; undefined: nothing to count there for this event
   const key = r.key !== undefined && r.strings ? expandTemplate(r.key, ctx) : undefined;
-  if (key === undefined && !(address && r.cidrs)) return;
+  if (key === undefined && !(address && r.family.includes(address.family))) return;
   let value: string | undefined;
   if (r.value !== undefined) {
     value = expandTemplate(r.value, ctx);
@@ -99,10 +105,15 @@ function ruleAdds(r: CompiledRecord, ctx: EventContext, ops: AddOp[]): void {
   for (let i = 0; i < r.series.length; i++) {
     let op: AddOp | undefined;
     if (r.cidr[i]) {
-      if (address) op = { series: r.series[i]!, key: address.text, count, address };
+      if (address && address.family === r.family[i]) op = { series: r.series[i]!, key: address.text, count, address };
     } else if (key !== undefined) op = { series: r.series[i]!, key, count };
     if (!op) continue;
     if (value !== undefined) op.value = value;
     ops.push(op);
   }
+}
+
+/** The address family a series of `type` counts (0: string keys). */
+function familyOf(type: SeriesType | undefined): Family | 0 {
+  return type === 'cidr' ? 4 : type === 'cidr_ipv6' ? 6 : 0;
 }

@@ -246,45 +246,48 @@ export class SessionEngine {
   /**
    * The backend refused the recipient (5xx): the rcpt_rejected event, which directory-harvest
    * policies count. Its verdict may refuse with the policy's own reply; either way the RCPT was
-   * refused, so the `reject` event is recorded.
+   * refused, so the `reject` event is recorded. Decided at once with a store in this process
+   * (the journal line follows the adds with nothing in between), the promise notwithstanding.
    */
-  async recipientRejected(s: Session): Promise<Verdict> {
+  recipientRejected(s: Session): Promise<Verdict> {
     const ctx = contextOf(s, 'rcpt_rejected');
-    let v: Verdict = CONTINUE;
-    if (!this.deps.recorder.passes('rcpt_rejected', s.trusted)) {
-      const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
-      v = this.publish(s, 'rcpt', this.verdict(s, 'rcpt', res));
+    const decided = (res: StageResult | undefined): Verdict => {
+      const v = res ? this.publish(s, 'rcpt', this.verdict(s, 'rcpt', res)) : CONTINUE;
       this.deps.journal?.stage(s, ctx, v, res);
-    } else this.deps.journal?.stage(s, ctx, v);
-    this.rejectEvent(s, contextOf(s, 'rcpt'), true);
-    return v;
+      this.rejectEvent(s, contextOf(s, 'rcpt'), true);
+      return v;
+    };
+    if (this.deps.recorder.passes('rcpt_rejected', s.trusted)) return Promise.resolve(decided(undefined));
+    return Promise.resolve(after(this.deps.recorder.stage(ctx, s.cid, this.options(s)), decided));
   }
 
   /**
    * An AUTH attempt by `user`, counted as an auth_fail event before anyone checks the password,
    * so the policies see it already counted (a brute-forcer over its limit is refused before the
    * backend is asked, even with many attempts in flight). The caller undoes it when the
-   * password was right or could not be checked.
+   * password was right or could not be checked. Decided at once with a store in this process.
    */
-  async authAttempt(s: Session, user: string): Promise<AuthAttempt> {
+  authAttempt(s: Session, user: string): Promise<AuthAttempt> {
     const ctx = contextOf(s, 'auth_fail');
     ctx.auth_user = user.toLowerCase();
     const journal = this.deps.journal;
     if (this.deps.recorder.passes('auth_fail', s.trusted)) {
       journal?.stage(s, ctx, CONTINUE);
-      return { verdict: CONTINUE, undo: () => journal?.session(s, 'auth_ok') };
+      return Promise.resolve({ verdict: CONTINUE, undo: () => journal?.session(s, 'auth_ok') });
     }
-    const res = await this.deps.recorder.stage(ctx, s.cid, this.options(s));
-    const verdict = s.closed ? CONTINUE : this.publish(s, 'auth_fail', this.verdict(s, 'auth_fail', res));
-    journal?.stage(s, ctx, verdict, res);
-    if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx, true);
-    return {
-      verdict,
-      undo: () => {
-        journal?.session(s, 'auth_ok');
-        void this.deps.recorder.undo(ctx);
-      },
+    const decided = (res: StageResult): AuthAttempt => {
+      const verdict = s.closed ? CONTINUE : this.publish(s, 'auth_fail', this.verdict(s, 'auth_fail', res));
+      journal?.stage(s, ctx, verdict, res);
+      if (verdict.action === 'tempfail' || verdict.action === 'reject') this.rejectEvent(s, ctx, true);
+      return {
+        verdict,
+        undo: () => {
+          journal?.session(s, 'auth_ok');
+          void this.deps.recorder.undo(ctx);
+        },
+      };
     };
+    return Promise.resolve(after(this.deps.recorder.stage(ctx, s.cid, this.options(s)), decided));
   }
 
   /**

@@ -4,7 +4,7 @@
  * cases file is refused with file:line:col and exit 2.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,28 @@ describe('auditgate policy test', () => {
     expect(r.out).toContain('cases[0].sessions[1] (192.0.2.1 at +0s): connect: expected tempfail by conn-per-ip, got continue');
     expect(r.out).toContain('ok    a single connection goes on');
     expect(r.out.trim().split('\n').at(-1)).toBe('1 passed, 1 failed');
+  });
+
+  it('runs the config\'s protected networks and the bans its policies issue', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ag-policy-test-protected-'));
+    const config = join(dir, 'auditgate.yaml');
+    const text = readFileSync(DEFAULT_CONFIG, 'utf8');
+    expect(text).toContain('\nprotected: []');
+    writeFileSync(config, text.replace('\nprotected: []', '\nprotected: [192.0.2.0/25]'));
+    const harvest = (client: string, expect: string) => `
+      - { client: ${client}, from: h@example.com, invalid: [u1@example.net, u2@example.net, u3@example.net], data: false, repeat: 17, every: 1m }
+      - { client: ${client}, from: h@example.com, to: [bob@example.net], expect: { rcpt: ${expect} } }
+      - { client: ${client}, expect: { connect: ${expect === 'continue' ? 'continue' : 'tempfail by dha'} } }`;
+    const file = casesFile(`cases:
+  - name: a harvester outside the protected network is refused, then banned
+    sessions:${harvest('192.0.2.200', 'tempfail by dha')}
+  - name: a harvester inside it is counted, never refused nor banned
+    sessions:${harvest('192.0.2.40', 'continue')}
+`);
+    const r = run('policy', 'test', file, '--config', config);
+    expect(r.out).toContain('ok    a harvester outside the protected network is refused, then banned');
+    expect(r.out).toContain('ok    a harvester inside it is counted, never refused nor banned');
+    expect(r.code).toBe(0);
   });
 
   it('a bad cases file is refused with file:line:col and key for every problem, exit 2', () => {

@@ -97,8 +97,11 @@ async function session(port: number, i: number): Promise<void> {
   }
 }
 
-/** Runs the traffic through a gateway with `perIp`; returns the journal directory. */
-async function record(backend: Backend, perIp: number): Promise<{ dir: string; configFile: string }> {
+/**
+ * Runs the traffic through a gateway with `perIp`; returns the journal directory. `together`
+ * sessions at a time run side by side at the same virtual millisecond, their commands interleaved.
+ */
+async function record(backend: Backend, perIp: number, together = 1): Promise<{ dir: string; configFile: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ag-replay-'));
   const configFile = join(dir, 'auditgate.yaml');
   writeFileSync(configFile, configText(dir, backend.port, perIp));
@@ -106,9 +109,9 @@ async function record(backend: Backend, perIp: number): Promise<{ dir: string; c
   const gateway = await startGateway({ config: loadConfig(configFile), clock, logger: pino({ level: 'silent' }) });
   try {
     const port = gateway.smtpAddresses()[0]!.port;
-    for (let i = 0; i < SESSIONS; i++) {
+    for (let i = 0; i < SESSIONS; i += together) {
       clock.set(T0 + i * STEP_MS);
-      await session(port, i);
+      await Promise.all(Array.from({ length: Math.min(together, SESSIONS - i) }, (_, k) => session(port, i + k)));
       // the gateway ends the session on its side before the next one starts
       for (let k = 0; k < 500 && gateway.sessions.total() > 0; k++) await new Promise((r) => setTimeout(r, 5));
     }
@@ -155,12 +158,14 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
   let backend: Backend;
   let base: { dir: string; configFile: string };
   let lower: { dir: string; configFile: string };
+  let together: { dir: string; configFile: string };
 
   beforeAll(async () => {
     backend = await startBackend();
     base = await record(backend, 6);
     lower = await record(backend, 3);
-  }, 240_000);
+    together = await record(backend, 6, 10);
+  }, 360_000);
   afterAll(async () => {
     await backend?.close();
   });
@@ -191,6 +196,19 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
     expect(result.decisions).toMatchObject({ changed: 0, otherPolicy: 0, unreachedAfter: 0, unreachedBefore: 0 });
     expect(result.sessionChanges.transitions).toEqual({});
     for (const p of result.policies) expect(p.after, p.policy).toEqual(p.before);
+    expect(result.policies.find((p) => p.policy === 'per-ip')!.before.enforce).toBeGreaterThan(0);
+  });
+
+  it('reproduces every decision of sessions that ran side by side in the same millisecond', async () => {
+    const lines = journalLines(together.dir);
+    // the sessions' events really interleave in the journal
+    const opens = lines.map((l, i) => (l.e === 'open' ? i : -1)).filter((i) => i >= 0);
+    expect(opens.some((at, k) => k > 0 && lines.slice(opens[k - 1]!, at).some((l) => l.e === 'close'))).toBe(true);
+    expect(opens.some((at, k) => k > 0 && !lines.slice(opens[k - 1]!, at).some((l) => l.e === 'close'))).toBe(true);
+    const { result } = await runReplay(['--config', together.configFile, together.dir]);
+    expect(result.sessions).toBe(SESSIONS);
+    expect(result.decisions.compared).toBeGreaterThan(SESSIONS * 3);
+    expect(result.decisions).toMatchObject({ changed: 0, otherPolicy: 0, unreachedAfter: 0, unreachedBefore: 0 });
     expect(result.policies.find((p) => p.policy === 'per-ip')!.before.enforce).toBeGreaterThan(0);
   });
 

@@ -125,7 +125,7 @@ describe('the journal of the session engine', () => {
       for (let i = 0; i < 4; i++) {
         const s = engine.open('smtp', `c${i}`, parseClientAddress(i % 2 ? '192.0.2.7' : '2001:db8::7'));
         const v = engine.stage(s, 'connect');
-        expect(v instanceof Promise).toBe(remote);
+        expect(v instanceof Promise).toBe(remote && i % 2 === 1); // the IPv6 client has nothing to count here
         if ((await v).action === 'continue') {
           s.mailFrom = 'a@example.org';
           s.mailFromDomain = 'example.org';
