@@ -129,6 +129,8 @@ export function runWorker(index: string, startLogger: Logger): void {
         worker?.batcher.answer(msg.id, msg.results);
         return;
       case 'stats?':
+        // held adds first, so what the admin API reads next includes them
+        worker?.batcher.flush();
         if (worker) send({ ag: 'stats', id: msg.id, stats: worker.stats() });
         return;
       case 'config':
