@@ -10,6 +10,8 @@
  *                          (CPU per session of a worker) ÷ (primary's) workers before it saturates
  *   IPC round trips        batches a worker waited on per session (the policies consult the
  *                          store at one stage, connect: baseline 1)
+ *   IPC messages           batches sent plus the primary's answers, per session (baseline 2:
+ *                          one round trip)
  *
  * The two gateways run side by side and are measured in alternation, ROUNDS times; figures are
  * medians. `npm run bench -- --only workers` (not part of the default run); `--only
@@ -69,10 +71,12 @@ async function serve(workers: number, backendPort: number, dir: string, journal:
   });
 }
 
-async function roundTrips(s: Served): Promise<number> {
-  if (s.workers === 1) return 0;
+/** The workers' IPC counters summed: round trips (batches answered) and batches sent. */
+async function ipcCounts(s: Served): Promise<{ trips: number; batches: number }> {
+  if (s.workers === 1) return { trips: 0, batches: 0 };
   const text = await (await fetch(`${s.admin}/metrics`)).text();
-  return [...text.matchAll(/^auditgate_worker_ipc_round_trips_total\{worker="\d+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  const sum = (name: string): number => [...text.matchAll(new RegExp(`^auditgate_worker_ipc_${name}_total\\{worker="\\d+"\\} (\\d+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+  return { trips: sum('round_trips'), batches: sum('batches') };
 }
 
 interface Sample {
@@ -80,20 +84,24 @@ interface Sample {
   total: number;
   primary: number;
   trips: number;
+  /** IPC messages per session: batches sent plus the primary's answers (one per round trip). */
+  messages: number;
 }
 
 async function measure(s: Served, clients: ReturnType<typeof clientProcess>): Promise<Sample> {
   await clients.run({ port: s.port, mode: 'full', proxy: true, concurrency: CONCURRENCY, warmupMs: 0, durationMs: WARMUP_MS });
-  const trips0 = await roundTrips(s);
+  const ipc0 = await ipcCounts(s);
   const before = s.pids.map(cpuUs);
   const r: RunResult = await clients.run({ port: s.port, mode: 'full', proxy: true, concurrency: CONCURRENCY, warmupMs: 0, durationMs: MEASURE_MS });
   const after = s.pids.map(cpuUs);
-  const trips = (await roundTrips(s)) - trips0;
+  const ipc1 = await ipcCounts(s);
+  const trips = ipc1.trips - ipc0.trips;
+  const messages = ipc1.batches - ipc0.batches + trips;
   if (r.sessions === 0 || r.failures > 0 || r.dataNot250 > 0) throw new Error(`workers: ${s.workers}: ${r.sessions} sessions, ${r.failures} failures (${r.reasons.slice(0, 3).join('; ')})`);
   const spent = after.map((a, i) => a - before[i]!);
   const total = spent.reduce((a, b) => a + b, 0);
-  console.error(`workers: ${s.workers}: ${r.sessions} sessions, ${(total / r.sessions).toFixed(0)} µs CPU each (primary ${(spent[0]! / r.sessions).toFixed(0)} µs), ${(trips / r.sessions).toFixed(2)} round trips each`);
-  return { total: total / r.sessions, primary: spent[0]! / r.sessions, trips: trips / r.sessions };
+  console.error(`workers: ${s.workers}: ${r.sessions} sessions, ${(total / r.sessions).toFixed(0)} µs CPU each (primary ${(spent[0]! / r.sessions).toFixed(0)} µs), ${(trips / r.sessions).toFixed(2)} round trips and ${(messages / r.sessions).toFixed(2)} IPC messages each`);
+  return { total: total / r.sessions, primary: spent[0]! / r.sessions, trips: trips / r.sessions, messages: messages / r.sessions };
 }
 
 const median = (xs: number[]): number => {
@@ -131,6 +139,7 @@ export async function benchWorkers(opts: { journal?: boolean } = {}): Promise<Fi
       { name: `CPU per full session, all processes, workers: 2 (baseline workers: 1)${tag}`, value: total2, unit: 'µs', baseline: total1, ratio: median(ratios), target: '≤ 1.15×' },
       { name: `primary CPU per session, workers: 2 (baseline: all processes)${tag}`, value: primary, unit: 'µs', baseline: total2, ratio: primary / total2 },
       { name: `IPC round trips per session, workers: 2 (baseline: stages that count)${tag}`, value: median(b.map((s) => s.trips)), unit: 'trips', baseline: 1, ratio: median(b.map((s) => s.trips)) },
+      { name: `IPC messages per session, both ways, workers: 2 (baseline: one round trip)${tag}`, value: median(b.map((s) => s.messages)), unit: 'msgs', baseline: 2, ratio: median(b.map((s) => s.messages)) / 2 },
     ];
   } finally {
     for (const s of served) s.child.kill('SIGTERM');

@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 import type { SessionTracker } from '../audit/sessions.js';
 import { parseClientAddress } from '../series/address.js';
-import type { AddOp, CountQuery, SeriesStore } from '../store/types.js';
+import type { Maybe } from '../maybe.js';
+import { immediateStore, type AddOp, type CountQuery, type SeriesStore } from '../store/types.js';
 import { toWireError, type Op, type OpResult } from './messages.js';
 
 const ERROR_LOG_EVERY_MS = 10_000;
@@ -30,13 +31,20 @@ export class BatchApplier {
   /**
    * Every store call is made before anything is awaited: the memory store does its work when
    * called, so the ops of this batch apply in order and no other batch (the next one from the
-   * same worker may arrive in the same read) runs in between. Results are collected after.
+   * same worker may arrive in the same read) runs in between. Results are collected after: at
+   * once when the store is in this process (ImmediateStore) and the batch has only adds, counts
+   * and the gauge (what sessions send), else once every result is in.
    */
-  async apply(worker: number, ops: readonly Op[]): Promise<OpResult[]> {
+  apply(worker: number, ops: readonly Op[]): Maybe<OpResult[]> {
     this.batches++;
     this.ops += ops.length;
-    const results: Array<Promise<OpResult[]>> = [];
-    const one = (p: Promise<OpResult>): number => results.push(p.then((r) => [r], (err: unknown) => [toWireError(err)]));
+    const now = immediateStore(this.store);
+    const results: Array<Maybe<OpResult[]>> = [];
+    let later = false;
+    const one = (p: Promise<OpResult>): void => {
+      later = true;
+      results.push(p.then((r) => [r], (err: unknown) => [toWireError(err)]));
+    };
     let i = 0;
     while (i < ops.length) {
       const op = ops[i]!;
@@ -47,7 +55,14 @@ export class BatchApplier {
             const [, series, key, count, value] = ops[i] as Extract<Op, { 0: 'a' }>;
             adds.push(value === undefined ? { series, key, count } : { series, key, count, value });
           }
-          this.store.addMany(adds).catch((err: unknown) => this.addFailed(err, worker));
+          if (!now) this.store.addMany(adds).catch((err: unknown) => this.addFailed(err, worker));
+          else {
+            try {
+              now.addManyNow(adds);
+            } catch (err) {
+              this.addFailed(err, worker);
+            }
+          }
           continue;
         }
         case 'c': {
@@ -56,7 +71,17 @@ export class BatchApplier {
             const [, series, key, startv, endv] = ops[i] as Extract<Op, { 0: 'c' }>;
             queries.push({ series, key, startv, endv });
           }
-          results.push(this.store.countMany(queries).catch((err: unknown) => queries.map(() => toWireError(err))));
+          const failed = (err: unknown): OpResult[] => queries.map(() => toWireError(err));
+          if (!now) {
+            later = true;
+            results.push(this.store.countMany(queries).catch(failed));
+            continue;
+          }
+          try {
+            results.push(now.countManyNow(queries));
+          } catch (err) {
+            results.push(failed(err));
+          }
           continue;
         }
         case 'A':
@@ -76,13 +101,13 @@ export class BatchApplier {
           break;
         case 'g': {
           const client = parseClientAddress(op[1]);
-          results.push(Promise.resolve([client ? this.sessions.countAt(client, op[2] < 0 ? undefined : op[2]) : 0]));
+          results.push([client ? this.sessions.countAt(client, op[2] < 0 ? undefined : op[2]) : 0]);
           break;
         }
       }
       i++;
     }
-    return (await Promise.all(results)).flat();
+    return later ? Promise.all(results).then((r) => r.flat()) : (results as OpResult[][]).flat();
   }
 
   private opened(worker: number, ip: string): void {

@@ -1,10 +1,17 @@
 /**
  * A worker's view of the primary's series and sessions gauge, over the cluster's IPC channel.
  *
- * IpcBatcher queues every call made in one event-loop turn and sends them as one `batch` at
- * setImmediate. Adds (and session opens/closes) resolve at once: the channel is ordered and
- * the primary applies a batch's ops in order, so an add is counted before any later count —
- * the recorder's add-then-count of a stage therefore travels as one message, one round trip.
+ * IpcBatcher queues calls in one ordered queue and sends it as one `batch` message at
+ * setImmediate: what one event-loop turn calls is one message, one round trip. Each message costs
+ * far more than its bytes (its write wakes the primary), so while a batch that asks (counts, the
+ * gauge) is unanswered, the queue waits for its answer and then goes as one message: one round
+ * trip in flight per worker, and under load many sessions' stages share a message. A queue that
+ * waited WAIT_BEHIND_MS goes anyway (a slow store — Redis — must not hold every session of the
+ * worker behind one batch). Adds and session opens/closes resolve at once and want no answer;
+ * they wait in the same queue.
+ * The channel is ordered and the primary applies a batch's ops in order, so an add is counted
+ * before any count this worker asks after it; another worker's count sees it once it was sent
+ * (at most WAIT_BEHIND_MS later than alone: the same race as adds in flight between processes).
  * IpcStore (the store seam) and IpcSessions (the gauge) share one batcher.
  */
 import { StoreError } from '../errors.js';
@@ -23,10 +30,15 @@ interface Waiter {
 
 const RESOLVED = Promise.resolve();
 
+/** How long calls wait behind an unanswered batch before they are sent anyway. */
+export const WAIT_BEHIND_MS = 5;
+
 export class IpcBatcher {
   private ops: Op[] = [];
   private waiting: Waiter[] = [];
   private scheduled = false;
+  /** Sends the queue if the batch in flight is not answered in time. */
+  private waitTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
   private readonly inflight = new Map<number, Waiter[]>();
   private failed: Error | undefined;
@@ -35,7 +47,10 @@ export class IpcBatcher {
   roundTrips = 0;
 
   /** `send` throws when the channel is gone. */
-  constructor(private readonly send: (m: WorkerMessage) => void) {}
+  constructor(
+    private readonly send: (m: WorkerMessage) => void,
+    private readonly waitBehindMs = WAIT_BEHIND_MS,
+  ) {}
 
   /** Queues an op that needs no answer. */
   push(op: Op): void {
@@ -54,15 +69,27 @@ export class IpcBatcher {
     });
   }
 
+  /** Sends the queue at setImmediate, or when the batch in flight is answered (at most `waitBehindMs` later). */
   private schedule(): void {
     if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.flush());
+    if (this.inflight.size === 0) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    } else {
+      this.waitTimer ??= setTimeout(() => {
+        this.waitTimer = undefined;
+        if (!this.scheduled) this.flush();
+      }, this.waitBehindMs).unref();
+    }
   }
 
-  /** Sends what is queued now. */
+  /** Sends what is queued now (also while a batch is in flight: drain, the admin's stats). */
   flush(): void {
     this.scheduled = false;
+    if (this.waitTimer) {
+      clearTimeout(this.waitTimer);
+      this.waitTimer = undefined;
+    }
     if (this.ops.length === 0) return;
     const ops = this.ops;
     const waiters = this.waiting;
@@ -94,6 +121,7 @@ export class IpcBatcher {
       else if (isWireError(r)) w.reject(fromWireError(r));
       else w.resolve(r);
     });
+    if (this.inflight.size === 0 && this.ops.length > 0) this.schedule();
   }
 
   /** The channel is gone: every waiting and later call fails with `reason`. */

@@ -174,6 +174,11 @@ export function readWorkerMessage(raw: unknown): WorkerMessage | undefined {
   }
 }
 
+/** The id of what looks like a batch that asks (when readWorkerMessage refused it), else undefined. */
+export function batchId(raw: unknown): number | undefined {
+  return isRecord(raw) && raw.ag === 'batch' && Number.isInteger(raw.id) && (raw.id as number) > 0 ? (raw.id as number) : undefined;
+}
+
 /** The primary's message, or undefined when `raw` is not one. */
 export function readPrimaryMessage(raw: unknown): PrimaryMessage | undefined {
   if (!isRecord(raw)) return undefined;

@@ -29,9 +29,10 @@ import { systemClock, type Clock } from '../series/clock.js';
 import { SeriesRegistry } from '../series/registry.js';
 import { createStore, RoutingStore } from '../store/create.js';
 import type { ManagedStore } from '../store/types.js';
+import type { Maybe } from '../maybe.js';
 import { BatchApplier } from './apply.js';
 import * as agg from './aggregate.js';
-import { readWorkerMessage, type BanChange, type PrimaryMessage, type WorkerMessage, type WorkerStats } from './messages.js';
+import { batchId, readWorkerMessage, type BanChange, type OpResult, type PrimaryMessage, type WorkerMessage, type WorkerStats } from './messages.js';
 import { PrimaryServices } from './primary-services.js';
 import { prepareMtaSockets } from './worker-fronts.js';
 import type { BansAdmin } from '../admin/bans.js';
@@ -205,10 +206,22 @@ export class ClusterPrimary implements AdminView {
 
   private async onMessage(slot: Slot, raw: unknown): Promise<void> {
     const msg: WorkerMessage | undefined = readWorkerMessage(raw);
-    if (!msg) return;
+    if (!msg) return this.unreadable(slot, raw);
     switch (msg.ag) {
       case 'batch': {
-        const results = await this.applier.apply(slot.worker.id, msg.ops);
+        // every batch that asks is answered (a worker sends its next one when it is): a failure
+        // answers no results, which fails each waiting call
+        const failed = (err: unknown): OpResult[] => {
+          this.logger.error({ err, worker: slot.index }, 'applying a worker batch failed');
+          return [];
+        };
+        let results: Maybe<OpResult[]>;
+        try {
+          results = this.applier.apply(slot.worker.id, msg.ops);
+        } catch (err) {
+          results = failed(err);
+        }
+        if (results instanceof Promise) results = await results.catch(failed);
         if (msg.id) this.send(slot, { ag: 'answer', id: msg.id, results });
         return;
       }
@@ -239,6 +252,14 @@ export class ClusterPrimary implements AdminView {
       case 'drained':
         return;
     }
+  }
+
+  /** A batch the primary cannot read (a bug) is answered with no results, so its calls fail instead of waiting for ever. */
+  private unreadable(slot: Slot, raw: unknown): void {
+    const id = batchId(raw);
+    if (!id) return;
+    this.logger.error({ worker: slot.index, id }, 'a worker sent a batch the primary cannot read');
+    this.send(slot, { ag: 'answer', id, results: [] });
   }
 
   private onExit(slot: Slot, code: number | null, signal: string | null): void {

@@ -173,6 +173,9 @@ export function runWorker(index: string, startLogger: Logger): void {
         worker?.batcher.answer(msg.id, msg.results);
         return;
       case 'stats?':
+        // held adds (and reports: ban requests, firings, journal lines) first, so what the admin API reads next includes them
+        worker?.batcher.flush();
+        worker?.reporter.flush();
         if (worker) send({ ag: 'stats', id: msg.id, stats: worker.stats() });
         return;
       case 'config':

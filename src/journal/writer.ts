@@ -43,6 +43,8 @@ export interface JournalStats {
   dropped: number;
   /** Writes (or opens) that failed. */
   writeErrors: number;
+  /** Writes made (each of the lines buffered since the last). */
+  writes: number;
   /** Bytes buffered now, the write in flight included. */
   bufferedBytes: number;
 }
@@ -71,7 +73,7 @@ export class JournalWriter {
   /** The UTC day of the last append, and the ms range it covers. */
   private day = { name: '', start: 0, end: -1 };
   private closed = false;
-  private readonly counts = { lines: 0, dropped: 0, writeErrors: 0 };
+  private readonly counts = { lines: 0, dropped: 0, writeErrors: 0, writes: 0 };
   private unlogged = { dropped: 0, errors: 0 };
   private lastLog = -Infinity;
 
@@ -125,8 +127,17 @@ export class JournalWriter {
     last.parts.push(line);
     last.bytes += n;
     this.buffered += n;
+    this.schedule();
+  }
+
+  /**
+   * A write once `flushBytes` are buffered, else one `flushMs` after the first line waiting (also
+   * for lines that came while a write was in flight: a write per handful of lines costs a
+   * system call each).
+   */
+  private schedule(): void {
     if (this.buffered >= this.flushBytes) this.kick();
-    else if (!this.timer && !this.writing) {
+    else if (!this.timer && !this.writing && this.chunks.length) {
       this.timer = setTimeout(() => this.kick(), this.flushMs);
       this.timer.unref();
     }
@@ -138,8 +149,7 @@ export class JournalWriter {
 
   /** Resolves once everything appended so far is written (or dropped by a failed write). */
   async flush(): Promise<void> {
-    this.kick();
-    while (this.writing) await this.writing;
+    for (this.kick(); this.writing; this.kick()) await this.writing;
   }
 
   /** Writes what is buffered, closes the file; later lines are dropped. */
@@ -176,16 +186,19 @@ export class JournalWriter {
     if (this.writing || this.chunks.length === 0) return;
     this.writing = this.drain().finally(() => {
       this.writing = undefined;
-      // lines that came while the last write was in flight
-      if (this.chunks.length && !this.closed) this.kick();
+      if (!this.closed) this.schedule(); // lines that came while the write was in flight
     });
   }
 
+  /** Writes the chunks buffered now (lines that come meanwhile wait for the next write). */
   private async drain(): Promise<void> {
-    for (let chunk = this.chunks.shift(); chunk; chunk = this.chunks.shift()) {
+    const chunks = this.chunks;
+    this.chunks = [];
+    for (const chunk of chunks) {
       try {
         const fh = await this.open(chunk.day);
         await writeAll(fh, Buffer.from(chunk.parts.join(''), 'utf8'));
+        this.counts.writes++;
         this.counts.lines += chunk.parts.length;
       } catch (err) {
         this.counts.writeErrors++;

@@ -29,7 +29,7 @@ function stub(journal: JournalStats | undefined): AdminView {
 
 describe('metrics: journal', () => {
   it('lines written, dropped, failed writes and buffered bytes', async () => {
-    const text = await createMetrics(stub({ lines: 1200, dropped: 7, writeErrors: 2, bufferedBytes: 4096 })).render();
+    const text = await createMetrics(stub({ lines: 1200, dropped: 7, writeErrors: 2, writes: 30, bufferedBytes: 4096 })).render();
     expect(text).toMatch(/^auditgate_journal_lines_total 1200$/m);
     expect(text).toMatch(/^auditgate_journal_dropped_lines_total 7$/m);
     expect(text).toMatch(/^auditgate_journal_write_errors_total 2$/m);

@@ -2,7 +2,8 @@
  * The worker's IpcStore and IpcSessions against the primary's BatchApplier, wired in process
  * through a JSON round trip (what node:cluster's channel does): the store contract, batching of
  * one event-loop turn into one message, order (an add counts before a later count), the
- * sessions gauge and a dead worker's sessions.
+ * sessions gauge and a dead worker's sessions; at most one batch that asks in flight, the rest
+ * queued behind it.
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -45,7 +46,7 @@ function worker(p: Primary, id = 1): { batcher: IpcBatcher; store: IpcStore; ses
     const msg = readWorkerMessage(JSON.parse(JSON.stringify(m)));
     if (msg?.ag !== 'batch') throw new Error('not a batch');
     setImmediate(() => {
-      void p.applier.apply(id, msg.ops).then((results) => {
+      void Promise.resolve(p.applier.apply(id, msg.ops)).then((results) => {
         if (msg.id) batcher.answer(msg.id, JSON.parse(JSON.stringify(results)) as typeof results);
       });
     });
@@ -55,6 +56,34 @@ function worker(p: Primary, id = 1): { batcher: IpcBatcher; store: IpcStore; ses
 }
 
 const addr = (ip: string): ClientAddress => parseClientAddress(ip)!;
+
+/**
+ * A worker whose batches reach `p` (as worker `id`) only when the test calls deliver(): the
+ * primary's answers are as late as the test wants (and calls wait behind them for an hour).
+ */
+function slowWorker(p: Primary, id: number) {
+  const sent: WorkerMessage[] = [];
+  const queue: WorkerMessage[] = [];
+  const batcher: IpcBatcher = new IpcBatcher((m) => {
+    sent.push(m);
+    queue.push(JSON.parse(JSON.stringify(m)) as WorkerMessage);
+  }, 3_600_000);
+  /** Applies and answers every batch sent so far, in order. */
+  const deliver = async (): Promise<void> => {
+    for (const raw of queue.splice(0)) {
+      const msg = readWorkerMessage(raw);
+      if (msg?.ag !== 'batch') throw new Error('not a batch');
+      const results = await p.applier.apply(id, msg.ops);
+      if (msg.id) batcher.answer(msg.id, JSON.parse(JSON.stringify(results)) as typeof results);
+    }
+  };
+  /** Turns of the event loop until `n` batches were sent (bounded: the batcher sends at setImmediate). */
+  const sentCount = async (n: number): Promise<void> => {
+    for (let i = 0; i < 100 && sent.length < n; i++) await new Promise((r) => setImmediate(r));
+    expect(sent).toHaveLength(n);
+  };
+  return { batcher, store: new IpcStore(batcher), sessions: new IpcSessions(batcher), sent, deliver, sentCount };
+}
 
 storeContract('cluster IPC (worker → primary memory store)', async () => {
   const p = primary();
@@ -116,6 +145,16 @@ describe('IpcStore', () => {
     expect(await second).toEqual([2, 2]);
   });
 
+  it('answers a session batch at once from a store in the primary, and an admin batch once its results are in', async () => {
+    const p = primary();
+    const sessions = p.applier.apply(1, [['a', 'conn', '192.0.2.1', 1], ['c', 'conn', '192.0.2.1', 0, 0], ['g', '192.0.2.1', -1], ['c', 'conn', 'bad key', 0, 0]]);
+    expect(sessions).not.toBeInstanceOf(Promise);
+    expect(sessions).toEqual([1, 0, { error: { code: 'AG_KEY_INVALID', message: expect.any(String) as string } }]);
+    const admin = p.applier.apply(1, [['c', 'conn', '192.0.2.1', 0, 0], ['t', 'conn', { mask: 24 }]]);
+    expect(admin).toBeInstanceOf(Promise);
+    expect(await admin).toEqual([1, [{ key: '192.0.2.0/24', count: 1 }]]);
+  });
+
   it('fails a bad key with InvalidKeyError, and every call once the primary is gone', async () => {
     const p = primary();
     const w = worker(p);
@@ -132,6 +171,88 @@ describe('IpcStore', () => {
       throw new Error('channel closed');
     });
     await expect(new IpcStore(dead).count('conn', '192.0.2.1')).rejects.toThrow(/primary process is unreachable: channel closed/);
+  });
+});
+
+describe('IpcBatcher: one round trip in flight', () => {
+  it('queues what is called while a batch that asks is unanswered and sends it as one message with the answer', async () => {
+    const p = primary();
+    const w = slowWorker(p, 1);
+    const first = w.store.countMany([{ series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 0 }]);
+    await w.sentCount(1);
+    // three sessions' stages while the first batch is unanswered: adds, opens, counts
+    const later = [1, 2, 3].map(async (i) => {
+      w.sessions.opened(addr(`192.0.2.${i}`));
+      await w.store.addMany([{ series: 'conn', key: `192.0.2.${i}`, count: 1 }]);
+      return w.store.countMany([{ series: 'conn', key: '192.0.2.0/24', startv: 0, endv: 0 }]);
+    });
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(w.sent).toHaveLength(1);
+    expect(w.batcher.pending()).toBe(1 + 9); // one batch in flight, 9 ops queued
+    await w.deliver();
+    expect(await first).toEqual([0]);
+    await w.sentCount(2);
+    expect(w.sent[1]).toMatchObject({ ag: 'batch', id: 2 });
+    expect((w.sent[1] as Extract<WorkerMessage, { ag: 'batch' }>).ops).toHaveLength(9);
+    await w.deliver();
+    // the queue went in call order: each session's open and add, then the three counts: each count sees all three adds
+    expect((w.sent[1] as Extract<WorkerMessage, { ag: 'batch' }>).ops.map((o) => o[0]).join('')).toBe('oaoaoaccc');
+    expect(await Promise.all(later)).toEqual([[3], [3], [3]]);
+    expect(w.batcher.roundTrips).toBe(2);
+    expect(p.sessions.total()).toBe(3);
+  });
+
+  it('an add that rides on a later message is counted by a count asked after it, in the same worker and in another', async () => {
+    const p = primary();
+    const a = slowWorker(p, 1);
+    const b = worker(p, 2);
+    const inFlight = a.store.count('conn', '198.51.100.1');
+    await a.sentCount(1);
+    await a.store.addMany([{ series: 'conn', key: '198.51.100.7', count: 1 }]); // resolves at once, queued behind the count
+    const same = a.store.count('conn', '198.51.100.0/24');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(a.sent).toHaveLength(1);
+    expect(await p.memory.count('conn', '198.51.100.0/24')).toBe(0); // not sent yet
+    await a.deliver();
+    expect(await inFlight).toBe(0);
+    await a.sentCount(2); // the add and the count, one message
+    const other = b.store.count('conn', '198.51.100.0/24'); // asked once the add was sent, before the primary applied it
+    await a.deliver();
+    expect(await same).toBe(1);
+    expect(await other).toBe(1);
+  });
+
+  it('does not hold calls behind a batch the primary is slow to answer for longer than its wait: they go, and answers may come in any order', async () => {
+    const sent: WorkerMessage[] = [];
+    const batcher = new IpcBatcher((m) => sent.push(m), 1);
+    const store = new IpcStore(batcher);
+    const slow = store.count('conn', '192.0.2.1'); // say, a Redis series while Redis stalls
+    for (let i = 0; i < 100 && sent.length < 1; i++) await new Promise((r) => setImmediate(r));
+    const next = store.count('helo', 'mx.example');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 1000 && sent.length < 2; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(sent.map((m) => (m as Extract<WorkerMessage, { ag: 'batch' }>).id)).toEqual([1, 2]);
+    batcher.answer(2, [5]);
+    expect(await next).toBe(5);
+    batcher.answer(1, [7]);
+    expect(await slow).toBe(7);
+  });
+
+  it('a batch answered with no results fails its calls, and what queued behind it still goes', async () => {
+    const p = primary();
+    const sent: WorkerMessage[] = [];
+    const batcher = new IpcBatcher((m) => sent.push(m));
+    const store = new IpcStore(batcher);
+    const lost = store.count('conn', '192.0.2.1');
+    for (let i = 0; i < 100 && sent.length < 1; i++) await new Promise((r) => setImmediate(r));
+    const next = store.count('conn', '192.0.2.1');
+    batcher.answer(1, []); // what the primary answers to a batch it cannot read
+    await expect(lost).rejects.toThrow('fewer results');
+    for (let i = 0; i < 100 && sent.length < 2; i++) await new Promise((r) => setImmediate(r));
+    const second = sent[1] as Extract<WorkerMessage, { ag: 'batch' }>;
+    expect(second.id).toBe(2);
+    batcher.answer(2, await p.applier.apply(1, second.ops));
+    expect(await next).toBe(0);
   });
 });
 

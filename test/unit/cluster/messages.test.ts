@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidKeyError, StoreError, UnknownSeriesError, WindowRangeError } from '../../../src/errors.js';
-import { answered, fromWireError, isWireError, readPrimaryMessage, readWorkerMessage, toWireError, type Op } from '../../../src/cluster/messages.js';
+import { answered, batchId, fromWireError, isWireError, readPrimaryMessage, readWorkerMessage, toWireError, type Op } from '../../../src/cluster/messages.js';
 
 /** As node:cluster's JSON channel delivers it. */
 const wire = <T>(v: T): unknown => JSON.parse(JSON.stringify(v));
@@ -55,6 +55,12 @@ describe('cluster messages', () => {
     }
     expect(readPrimaryMessage(wire({ ag: 'drain', ms: 500 }))).toEqual({ ag: 'drain', ms: 500 });
     expect(readPrimaryMessage(wire({ ag: 'answer', id: 3, results: [1, { error: { code: 'AG_STORE', message: 'm' } }] }))).toBeDefined();
+  });
+
+  it('finds the id of a batch it cannot read, so the primary can answer it', () => {
+    expect(batchId(wire({ ag: 'batch', id: 4, ops: [['a', 'conn', '192.0.2.1', null]] }))).toBe(4);
+    expect(readWorkerMessage(wire({ ag: 'batch', id: 4, ops: [['a', 'conn', '192.0.2.1', null]] }))).toBeUndefined();
+    for (const raw of [{ ag: 'batch', id: 0, ops: 'x' }, { ag: 'batch', id: 'x' }, { ag: 'stats', id: 4 }, [4], null]) expect(batchId(wire(raw))).toBeUndefined();
   });
 
   it('carries errors across with their code and the classes callers tell apart', () => {

@@ -56,7 +56,7 @@ describe('JournalWriter', () => {
       expect(read(w.fileFor(clock.now()))).toBe('{"a":3}\n');
       expect(fs.statSync(w.fileFor(T0)).mode & 0o777).toBe(0o640);
       expect(fs.statSync(path.join(dir, 'journal')).mode & 0o777).toBe(0o750);
-      expect(w.stats()).toEqual({ lines: 3, dropped: 0, writeErrors: 0, bufferedBytes: 0 });
+      expect(w.stats()).toEqual({ lines: 3, dropped: 0, writeErrors: 0, writes: 2, bufferedBytes: 0 });
     } finally {
       process.umask(old);
     }
@@ -68,6 +68,20 @@ describe('JournalWriter', () => {
     w.append('{"a":1}\n');
     for (let i = 0; i < 500 && w.stats().lines === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(read(w.fileFor(T0))).toBe('{"a":1}\n');
+  });
+
+  it('lines that come while a write is in flight wait for flushBytes or flushMs, not one write each', async () => {
+    const clock = new ManualClock(T0);
+    const w = writer(clock, { flushBytes: 100, flushMs: 60_000 });
+    const big = `{"pad":"${'x'.repeat(120)}"}\n`;
+    w.append(big); // over flushBytes: written at once
+    for (const i of [1, 2, 3]) w.append(`{"a":${i}}\n`); // while that write is in flight
+    for (let i = 0; i < 200 && w.stats().lines < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(w.stats()).toMatchObject({ lines: 1, writes: 1 }); // the three wait (a write each, before)
+    w.append(big); // over flushBytes again: the four go in one write
+    for (let i = 0; i < 500 && w.stats().lines < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(w.stats()).toMatchObject({ lines: 5, writes: 2 });
+    expect(read(w.fileFor(T0))).toBe(`${big}{"a":1}\n{"a":2}\n{"a":3}\n${big}`);
   });
 
   it('a restart continues the day file; a last line torn by a kill is ended first and logged', async () => {
