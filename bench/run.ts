@@ -1,4 +1,4 @@
-/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|replay|fronts|controls|cost|soak|workers]` (cost, soak and workers run only when asked for). */
+/** `npm run bench [-- --json] [-- --only series|memory|persist|distinct|gateway|relay|replay|fronts|controls|cost|soak|workers|workers-journal]` (cost, soak and workers run only when asked for). */
 import { benchMemory, benchSeries } from './series.js';
 import { benchDistinct } from './distinct.js';
 import { benchGateway } from './gateway.js';
@@ -30,9 +30,10 @@ const suites: Record<string, () => Promise<Figure[]> | Figure[]> = {
   cost: benchCost,
   soak: benchSoak,
   workers: benchWorkers,
+  'workers-journal': () => benchWorkers({ journal: true }),
 };
 /** Suites a plain `npm run bench` leaves out: cost needs perf and the machine to itself; soak takes minutes; workers runs gateways as processes. */
-const OPT_IN = new Set(['cost', 'soak', 'workers']);
+const OPT_IN = new Set(['cost', 'soak', 'workers', 'workers-journal']);
 
 if (only !== undefined && !(only in suites)) {
   console.error(`unknown suite "${only}"; known: ${Object.keys(suites).join(', ')}`);

@@ -14,7 +14,9 @@
  *                          one round trip)
  *
  * The two gateways run side by side and are measured in alternation, ROUNDS times; figures are
- * medians. `npm run bench -- --only workers` (not part of the default run).
+ * medians. `npm run bench -- --only workers` (not part of the default run); `--only
+ * workers-journal` measures the same with `journal:` on in both gateways (a worker's journal
+ * lines travel to the primary, which merges and writes them).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,9 +52,9 @@ function cpuUs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * TICK_US; // fields 14 and 15 of the whole line
 }
 
-async function serve(workers: number, backendPort: number, dir: string): Promise<Served> {
+async function serve(workers: number, backendPort: number, dir: string, journal: boolean): Promise<Served> {
   const file = path.join(dir, `workers-${workers}.yaml`);
-  const yaml = gatewayYaml(backendPort, dir, FULL_POLICIES)
+  const yaml = (gatewayYaml(backendPort, dir, FULL_POLICIES) + (journal ? `journal: { dir: ${path.join(dir, `journal-${workers}`)} }\n` : ''))
     .replace('  idle_timeout: 30s', `  idle_timeout: 30s\n  workers: ${workers}`)
     .replace('admin: { enabled: false }', 'admin: { listen: "127.0.0.1:0" }')
     .replace('log: { level: silent }', 'log: { level: info }');
@@ -108,13 +110,15 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-export async function benchWorkers(): Promise<Figure[]> {
+export async function benchWorkers(opts: { journal?: boolean } = {}): Promise<Figure[]> {
+  const journal = opts.journal === true;
+  const tag = journal ? ', journal on' : '';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'auditgate-bench-workers-'));
   const clients = clientProcess();
   const backend = await backendProcess(true);
   const served: Served[] = [];
   try {
-    served.push(await serve(1, backend.port, dir), await serve(2, backend.port, dir));
+    served.push(await serve(1, backend.port, dir, journal), await serve(2, backend.port, dir, journal));
     const [one, two] = served as [Served, Served];
     // JIT warm-up: each worker of `two` sees half the sessions, so both get a long first run
     for (const s of served) await clients.run({ port: s.port, mode: 'full', proxy: true, concurrency: CONCURRENCY, warmupMs: 0, durationMs: FIRST_WARMUP_MS });
@@ -132,10 +136,10 @@ export async function benchWorkers(): Promise<Figure[]> {
     console.error(`workers: 2 ÷ workers: 1 CPU per session by round: ${ratios.map((r) => r.toFixed(2)).join(', ')}`);
     console.error(`one primary feeds about ${(perWorker / primary).toFixed(0)} workers before it saturates a core`);
     return [
-      { name: 'CPU per full session, all processes, workers: 2 (baseline workers: 1)', value: total2, unit: 'µs', baseline: total1, ratio: median(ratios), target: '≤ 1.15×' },
-      { name: 'primary CPU per session, workers: 2 (baseline: all processes)', value: primary, unit: 'µs', baseline: total2, ratio: primary / total2 },
-      { name: 'IPC round trips per session, workers: 2 (baseline: stages that count)', value: median(b.map((s) => s.trips)), unit: 'trips', baseline: 1, ratio: median(b.map((s) => s.trips)) },
-      { name: 'IPC messages per session, both ways, workers: 2 (baseline: one round trip)', value: median(b.map((s) => s.messages)), unit: 'msgs', baseline: 2, ratio: median(b.map((s) => s.messages)) / 2 },
+      { name: `CPU per full session, all processes, workers: 2 (baseline workers: 1)${tag}`, value: total2, unit: 'µs', baseline: total1, ratio: median(ratios), target: '≤ 1.15×' },
+      { name: `primary CPU per session, workers: 2 (baseline: all processes)${tag}`, value: primary, unit: 'µs', baseline: total2, ratio: primary / total2 },
+      { name: `IPC round trips per session, workers: 2 (baseline: stages that count)${tag}`, value: median(b.map((s) => s.trips)), unit: 'trips', baseline: 1, ratio: median(b.map((s) => s.trips)) },
+      { name: `IPC messages per session, both ways, workers: 2 (baseline: one round trip)${tag}`, value: median(b.map((s) => s.messages)), unit: 'msgs', baseline: 2, ratio: median(b.map((s) => s.messages)) / 2 },
     ];
   } finally {
     for (const s of served) s.child.kill('SIGTERM');

@@ -34,7 +34,8 @@ import { AlertDispatcher } from './alerts/alert-dispatcher.js';
 import { OperatorControls } from './audit/controls.js';
 import { Journal } from './journal/journal.js';
 import { formatLine } from './journal/line.js';
-import { JournalWriter, type JournalStats } from './journal/writer.js';
+import type { JournalStats, JournalWriter } from './journal/writer.js';
+import { followJournal } from './journal/follow.js';
 import type { MtaListener } from './mta/listener.js';
 import { createMilterFront } from './milter/front.js';
 import { createPolicyFront } from './policy-service/front.js';
@@ -229,16 +230,10 @@ export class Gateway implements AdminView {
    * directory changed; the old one writes what it holds and closes), or nowhere without one.
    */
   private async configureJournal(j: JournalConfig | undefined): Promise<void> {
-    const old = this.journalWriter;
-    if (old && j && old.dir === j.dir) {
-      old.setRetention(j.retention);
-      return;
-    }
-    const writer = j ? new JournalWriter({ dir: j.dir, retentionSec: j.retention, clock: this.clock, logger: this.logger }) : undefined;
-    writer?.start();
-    this.journalWriter = writer;
-    this.journal.setSink(writer ? (line) => writer.append(formatLine(line)) : undefined);
-    await old?.close();
+    await followJournal(this.journalWriter, j, this, (writer) => {
+      this.journalWriter = writer;
+      this.journal.setSink(writer ? (line) => writer.append(formatLine(line)) : undefined);
+    });
   }
 
   journalStats(): JournalStats | undefined {
@@ -256,8 +251,7 @@ export class Gateway implements AdminView {
    * store (Redis) are fixed at start: a reload that changes them is refused as a whole.
    */
   async reload(config: Config): Promise<void> {
-    const fronts = (['milter', 'policy_service'] as const).filter((key) => JSON.stringify(config[key]?.listen ?? null) !== JSON.stringify(this.config[key]?.listen ?? null));
-    checkReload(this.config, config, this.store, fronts.map((key) => `${key}.listen`));
+    checkReload(this.config, config, this.store);
     const defs = applySeries(this.registry, config);
     const oldRelay = this.relay;
     const relayChanged = JSON.stringify(config.relay) !== JSON.stringify(this.config.relay);
@@ -299,7 +293,7 @@ export class Gateway implements AdminView {
 }
 
 /**
- * Refuses a reload that changes what is fixed at start (SMTP listen addresses, the shared
+ * Refuses a reload that changes what is fixed at start (SMTP and MTA-front listen addresses, the shared
  * store, series moving to Redis without one): an AG_CONFIG error naming the keys. `extra`:
  * more such keys the caller found.
  */
@@ -308,6 +302,9 @@ export function checkReload(current: Config, next: Config, store: ManagedStore, 
   if (JSON.stringify(next.server.listen) !== JSON.stringify(current.server.listen)) needsRestart.push('server.listen');
   if (JSON.stringify(next.store.redis ?? null) !== JSON.stringify(current.store.redis ?? null)) needsRestart.push('store.redis');
   if (seriesCatalogue(next).replicated.length > 0 && !(store instanceof RoutingStore)) needsRestart.push('a series with replicate: cluster | manager');
+  for (const key of ['milter', 'policy_service'] as const) {
+    if (JSON.stringify(next[key]?.listen ?? null) !== JSON.stringify(current[key]?.listen ?? null)) needsRestart.push(`${key}.listen`);
+  }
   needsRestart.push(...extra);
   if (needsRestart.length) {
     throw new AuditgateError('AG_CONFIG', `${next.file}: reload refused: ${needsRestart.join(', ')} changed, which needs a restart`);

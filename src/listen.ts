@@ -8,6 +8,7 @@
  * The socket is made mode 0660 (owner and group: run auditgate in the MTA's group, or put the
  * socket in a directory of that group). Closing the server removes the file.
  */
+import cluster from 'node:cluster';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -30,7 +31,8 @@ export const SOCKET_MODE = 0o660;
 /** Listens on `at`; rejects with a ListenError naming `key` (e.g. "server.listen") and the address. */
 export async function listenOn(server: net.Server, at: ListenAddress, key: string): Promise<void> {
   const fail = (reason: string, cause?: unknown) => new ListenError(`${key} ${formatListenAddress(at)}: ${reason}`, { cause });
-  if ('path' in at) await clearStaleSocket(at.path, fail);
+  // In a node:cluster worker the primary binds the shared socket: it cleared a stale file before the workers started.
+  if ('path' in at && !cluster.isWorker) await clearStaleSocket(at.path, fail);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       let reason = (err.code && REASONS[err.code]) ?? err.message;
@@ -54,6 +56,11 @@ export async function listenOn(server: net.Server, at: ListenAddress, key: strin
       throw fail(`cannot set mode ${SOCKET_MODE.toString(8)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
     }
   }
+}
+
+/** Before a multi-process gateway's workers listen on `at`: a stale socket file goes, a live one is a ListenError naming `key`. */
+export async function clearStaleSocketFor(at: ListenAddress, key: string): Promise<void> {
+  if ('path' in at) await clearStaleSocket(at.path, (reason, cause) => new ListenError(`${key} ${formatListenAddress(at)}: ${reason}`, { cause }));
 }
 
 /** Removes a socket file nobody answers on; refuses a live socket or a file that is no socket. */

@@ -18,17 +18,18 @@ import { parseIntParam } from './params.js';
 /** What the admin API and /metrics see of the bans. */
 export interface BansAdmin {
   list(): Ban[];
-  add(prefix: string, seconds: number): Ban;
-  lift(prefix: string): Ban;
+  /** A multi-process gateway answers once every worker applied the change. */
+  add(prefix: string, seconds: number): Ban | Promise<Ban>;
+  lift(prefix: string): Ban | Promise<Ban>;
   readonly bans: { stats(): BanStats };
 }
 
 const MAX_LIST = 100_000;
 
-/** The gateway's bans; a 404 where there are none (server.workers > 1: not wired into the workers yet). */
+/** The gateway's bans; a 404 where there are none. */
 export function bansOf(gateway: { controls?: BansAdmin }): BansAdmin {
   if (gateway.controls) return gateway.controls;
-  throw new AdminHttpError(404, 'AG_BAN_NOT_FOUND', 'bans are not available with server.workers > 1 yet');
+  throw new AdminHttpError(404, 'AG_BAN_NOT_FOUND', 'this gateway keeps no ban list');
 }
 
 /** A ban as the API shows it: times as ISO text, and the seconds it has left. */
@@ -56,13 +57,13 @@ export async function addBan(bans: BansAdmin, req: http.IncomingMessage, res: ht
   const o = body as Record<string, unknown>;
   if (typeof o.prefix !== 'string') throw bad('"prefix" must be an address or CIDR prefix, e.g. "198.51.100.7" or "192.0.2.0/24"', 'AG_KEY_INVALID');
   const seconds = banDuration(o.for);
-  return { ban: banJson(bans.add(o.prefix, seconds), now) };
+  return { ban: banJson(await bans.add(o.prefix, seconds), now) };
 }
 
-export function liftBan(bans: BansAdmin, query: URLSearchParams, now: number): unknown {
+export async function liftBan(bans: BansAdmin, query: URLSearchParams, now: number): Promise<unknown> {
   const prefix = query.get('prefix');
   if (prefix === null || prefix === '') throw bad('a prefix is required (e.g. prefix=192.0.2.0/24)', 'AG_KEY_INVALID');
-  return { lifted: banJson(bans.lift(prefix), now) };
+  return { lifted: banJson(await bans.lift(prefix), now) };
 }
 
 /** A ban duration from JSON: seconds, or text such as "1h" or "30m"; more than 0. */

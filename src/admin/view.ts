@@ -45,9 +45,9 @@ export interface AdminView {
   mtaFronts(): ReadonlyArray<{ readonly kind: MtaFrontKind; readonly stats: MtaFrontStats }>;
   /** Undefined before persistence started. */
   readonly persister: { stats(): PersistStats } | undefined;
-  /** Bans: listed, added and lifted through the admin API, counted in /metrics (none with server.workers > 1 yet). */
+  /** Bans: listed, added and lifted through the admin API, counted in /metrics (a multi-process gateway: the primary's). */
   readonly controls?: BansAdmin;
-  /** Alert deliveries per alert: sent, failed, dropped (none with server.workers > 1 yet). */
+  /** Alert deliveries per alert: sent, failed, dropped. */
   readonly alerts?: { stats(): ReadonlyMap<string, AlertCounts> };
   /** Brings what the view reads up to date before a request (a multi-process gateway asks its workers). */
   refresh?(): Promise<void>;

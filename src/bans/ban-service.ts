@@ -50,6 +50,8 @@ export class BanService {
   readonly list: BanList;
   readonly persister: BanPersister | undefined;
   share: BanShare | undefined;
+  /** Told every change to the list but expiry (a multi-process gateway's primary tells its workers). */
+  onChange: ((change: { ban: Ban } | { lift: string }) => void) | undefined;
   private readonly issuedBy = new Map<string, number>();
   private lifted = 0;
   private refused = 0;
@@ -95,6 +97,7 @@ export class BanService {
     this.opts.logger.info({ cid, prefix, policy, until: new Date(r.ban.until).toISOString(), seconds: Math.round((r.ban.until - r.ban.since) / 1000), escalation: r.ban.level }, 'client banned');
     this.persister?.changed();
     this.share?.issued(r.ban, spec);
+    this.onChange?.({ ban: r.ban });
     return r.ban;
   }
 
@@ -107,6 +110,7 @@ export class BanService {
     this.opts.logger.info({ prefix, until: new Date(ban.until).toISOString(), seconds }, 'client banned by hand');
     this.persister?.changed();
     this.share?.added(ban);
+    this.onChange?.({ ban });
     return ban;
   }
 
@@ -120,6 +124,7 @@ export class BanService {
     }
     this.persister?.changed();
     this.share?.lifted(prefix, active ? active.until - this.opts.clock.now() : 0);
+    this.onChange?.({ lift: prefix });
     return active;
   }
 
@@ -131,6 +136,7 @@ export class BanService {
       return;
     }
     this.persister?.changed();
+    this.onChange?.(change);
   }
 
   stats(): BanStats {

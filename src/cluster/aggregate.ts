@@ -7,6 +7,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FiredRecord } from '../audit/recorder.js';
 import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayBackendStats, RelayStats } from '../smtp/relay/types.js';
+import type { MtaFrontKind, MtaFrontStats } from '../mta/listener.js';
 import type { WorkerStats } from './messages.js';
 
 /** The latest report of each live worker, by worker index ("1" … "N"). */
@@ -48,6 +49,19 @@ export function sumRelay(reports: Reports, kind: RelayStats['kind']): RelayStats
   }
   out.backends = [...backends.values()];
   return out;
+}
+
+/** The workers' milter and policy-service figures, summed per front. */
+export function sumMta(reports: Reports): Array<{ kind: MtaFrontKind; stats: MtaFrontStats }> {
+  const out = new Map<MtaFrontKind, MtaFrontStats>();
+  for (const r of reports.values()) {
+    for (const { kind, stats } of r.mta) {
+      const sum = out.get(kind);
+      if (!sum) out.set(kind, { ...stats });
+      else for (const k of Object.keys(sum) as Array<keyof MtaFrontStats>) sum[k] += stats[k];
+    }
+  }
+  return [...out].map(([kind, stats]) => ({ kind, stats }));
 }
 
 export function openSessions(reports: Reports): number {

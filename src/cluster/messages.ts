@@ -9,11 +9,15 @@
  */
 import { AuditgateError, ERROR_CODES, type ErrorCode, InvalidKeyError, InvalidValueError, StoreError, UnknownSeriesError } from '../errors.js';
 import type { TopEntry, TopOptions } from '../series/types.js';
-import type { HostPort } from '../config/types.js';
+import type { HostPort, ListenAddress } from '../config/types.js';
 import type { FiredRecord } from '../audit/recorder.js';
 import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
-import type { RelayCommand } from '../events.js';
+import type { DecisionEvent, RelayCommand } from '../events.js';
+import type { Ban, BanSpec } from '../bans/ban-list.js';
+import type { FiringMode } from '../audit/recorder.js';
+import type { Stage } from '../config/vocabulary.js';
+import type { MtaFrontKind, MtaFrontStats } from '../mta/listener.js';
 
 /** One store or gauge call. Answered: A, c, r, t, g. */
 export type Op =
@@ -56,22 +60,63 @@ export interface WorkerStats {
   cpu: { user: number; system: number };
   /** Relay latencies observed since the last report. */
   latencies: Array<[RelayCommand, number]>;
+  /** Connections this worker refused because their client was banned. */
+  bansRefused: number;
+  /** Journal lines this worker dropped before they reached the primary (reporter.ts). */
+  journalDropped: number;
+  /** The milter and policy-service fronts this worker runs, with their counters. */
+  mta: Array<{ kind: MtaFrontKind; stats: MtaFrontStats }>;
+}
+
+/** A change to the ban list: a ban in force, or a lift of exactly this prefix. */
+export type BanChange = { ban: Ban } | { lift: string };
+
+/** A policy fired in a worker, for the primary's alerts (the policy by name: both run the same config). */
+export interface WireFiring {
+  at: number;
+  cid: string;
+  stage: Stage;
+  mode: FiringMode;
+  policy: string;
+  key?: string;
+  count?: number;
+  /** The client's address text ('' when it has none). */
+  ip: string;
+}
+
+/** A policy with `ban` fired in a worker: the primary issues the ban (escalated with the whole history) and tells every worker. */
+export type WireBanRequest =
+  | { issue: { prefix: string; spec: BanSpec; policy: string; cid: string } };
+
+/**
+ * What a worker tells the primary besides its store calls (reporter.ts): journal lines (formatted),
+ * verdicts for the console, firings for alerts, ban requests. Fields are absent when empty.
+ */
+export interface WorkerReport {
+  journal?: string[];
+  decisions?: DecisionEvent[];
+  firings?: WireFiring[];
+  bans?: WireBanRequest[];
 }
 
 export type WorkerMessage =
   | { ag: 'batch'; id: number; ops: Op[] }
   /** The worker listens to the channel: the primary sends it the config. */
   | { ag: 'hello' }
-  | { ag: 'ready'; listen: HostPort[] }
+  /** Listening: where (port 0 resolved), the MTA fronts' addresses too. */
+  | { ag: 'ready'; listen: HostPort[]; milter?: ListenAddress[]; policy?: ListenAddress[] }
   | { ag: 'configured'; error?: string }
   /** The worker drained and sent its last batch; it exits next. */
   | { ag: 'drained' }
-  | { ag: 'stats'; id: number; stats: WorkerStats };
+  | { ag: 'stats'; id: number; stats: WorkerStats }
+  | ({ ag: 'report' } & WorkerReport);
 
 export type PrimaryMessage =
   | { ag: 'answer'; id: number; results: OpResult[] }
-  /** The config text the primary validated (at start and on reload), with its file name. */
-  | { ag: 'config'; text: string; file: string }
+  /** The config text the primary validated (at start and on reload), with its file name; at start, the bans in force. */
+  | { ag: 'config'; text: string; file: string; bans?: Ban[] }
+  /** Changes to the primary's ban list, in order. */
+  | { ag: 'bans'; changes: BanChange[] }
   | { ag: 'drain'; ms: number }
   | { ag: 'stats?'; id: number };
 
@@ -119,6 +164,8 @@ export function readWorkerMessage(raw: unknown): WorkerMessage | undefined {
       return raw.error === undefined || typeof raw.error === 'string' ? (raw as WorkerMessage) : undefined;
     case 'stats':
       return Number.isInteger(raw.id) && isRecord(raw.stats) ? (raw as WorkerMessage) : undefined;
+    case 'report':
+      return (['journal', 'decisions', 'firings', 'bans'] as const).every((k) => raw[k] === undefined || Array.isArray(raw[k])) ? (raw as WorkerMessage) : undefined;
     case 'hello':
     case 'drained':
       return { ag: raw.ag };
@@ -139,7 +186,9 @@ export function readPrimaryMessage(raw: unknown): PrimaryMessage | undefined {
     case 'answer':
       return Number.isInteger(raw.id) && Array.isArray(raw.results) ? (raw as PrimaryMessage) : undefined;
     case 'config':
-      return typeof raw.text === 'string' && typeof raw.file === 'string' ? (raw as PrimaryMessage) : undefined;
+      return typeof raw.text === 'string' && typeof raw.file === 'string' && (raw.bans === undefined || Array.isArray(raw.bans)) ? (raw as PrimaryMessage) : undefined;
+    case 'bans':
+      return Array.isArray(raw.changes) ? (raw as PrimaryMessage) : undefined;
     case 'drain':
       return Number.isFinite(raw.ms) ? (raw as PrimaryMessage) : undefined;
     case 'stats?':

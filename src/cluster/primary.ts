@@ -1,8 +1,9 @@
 /**
  * The primary of a multi-process gateway (server.workers > 1). It owns the series registry, the
  * store (memory; Redis for replicate: cluster | manager series), the sessions gauge,
- * persistence, the series log and the admin listener; N worker processes (node:cluster) run the
- * SMTP front and the relay and count through it (see apply.ts, ipc-store.ts).
+ * persistence, the series log, the ban list, alerts, the journal and the admin listener
+ * (primary-services.ts); N worker processes (node:cluster) run the fronts (SMTP proxy, milter,
+ * policy service) and the relay and count through it (see apply.ts, ipc-store.ts).
  *
  * Lifecycle: a worker that dies is logged and started again (its open sessions are lost, and
  * leave the gauge); reload validates once here and pushes the same config text to every worker;
@@ -13,10 +14,11 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Config, HostPort } from '../config/types.js';
+import type { Config, HostPort, ListenAddress } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import { GatewayEvents } from '../events.js';
 import { applySeries, checkReload, rebindAdmin, relayUrls, startAdmin } from '../gateway.js';
+import { formatListenAddress } from '../config/values.js';
 import type { AdminServer } from '../admin/server.js';
 import type { AdminView } from '../admin/view.js';
 import { SessionTracker } from '../audit/sessions.js';
@@ -30,7 +32,10 @@ import type { ManagedStore } from '../store/types.js';
 import type { Maybe } from '../maybe.js';
 import { BatchApplier } from './apply.js';
 import * as agg from './aggregate.js';
-import { batchId, readWorkerMessage, type OpResult, type PrimaryMessage, type WorkerMessage, type WorkerStats } from './messages.js';
+import { batchId, readWorkerMessage, type BanChange, type OpResult, type PrimaryMessage, type WorkerMessage, type WorkerStats } from './messages.js';
+import { PrimaryServices } from './primary-services.js';
+import { prepareMtaSockets } from './worker-fronts.js';
+import type { BansAdmin } from '../admin/bans.js';
 
 /** How long a reload or a stats request waits for the workers' answers. */
 const ANSWER_TIMEOUT_MS = 10_000;
@@ -81,6 +86,12 @@ export class ClusterPrimary implements AdminView {
   admin: AdminServer | undefined;
   /** Where the workers listen (port 0 resolved). */
   listen: HostPort[] = [];
+  milter: ListenAddress[] = [];
+  policy: ListenAddress[] = [];
+  /** Bans, alerts, the journal (undefined before start). */
+  services: PrimaryServices | undefined;
+  controls: BansAdmin | undefined;
+  alerts: PrimaryServices['alerts'] | undefined;
   restarts = 0;
   private readonly slots = new Map<number, Slot>();
   private readonly reports = new Map<string, WorkerStats>();
@@ -116,13 +127,12 @@ export class ClusterPrimary implements AdminView {
     // connection in the primary and the worker, measured. NODE_CLUSTER_SCHED_POLICY=rr asks for it.
     if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     applySeries(this.registry, this.config);
-    if (this.config.journal) this.logger.warn({ dir: this.config.journal.dir }, 'journal: not written with server.workers > 1 yet');
-    const controls = this.config.protected.length > 0 || this.config.alerts.length > 0 || this.config.policies.some((p) => p.ban);
-    if (controls) this.logger.warn('bans, protected networks and alerts: not applied with server.workers > 1 yet');
     ({ persister: this.persister, logWriter: this.logWriter } = startPersistence({ registry: this.registry, config: () => this.config, logger: this.logger, clock: this.clock }));
     try {
       this.store = await createStore({ config: this.config, registry: this.registry, clock: this.clock, logger: this.logger });
       this.applier = new BatchApplier(this.store, this.sessions, this.logger);
+      await this.startServices();
+      await prepareMtaSockets(this.config);
       const n = workerCount(this.config);
       await Promise.all(Array.from({ length: n }, (_, i) => this.fork(String(i + 1))));
       this.admin = await startAdmin(this);
@@ -132,7 +142,41 @@ export class ClusterPrimary implements AdminView {
     }
     this.running = true;
     const workers = [...this.slots.values()].map((s) => s.worker.process.pid);
-    this.logger.info({ listen: this.listen, admin: this.admin?.address(), relay: relayUrls(this.config), series: this.registry.list().length, workers }, 'auditgate listening');
+    const mta = (a: ListenAddress[]) => (a.length ? a.map(formatListenAddress) : undefined);
+    this.logger.info(
+      { listen: this.listen, milter: mta(this.milter), policy_service: mta(this.policy), admin: this.admin?.address(), relay: relayUrls(this.config), series: this.registry.list().length, workers },
+      'auditgate listening',
+    );
+  }
+
+  /** Bans, alerts and the journal, before any worker starts. */
+  private async startServices(): Promise<void> {
+    const services = new PrimaryServices({
+      config: this.config,
+      store: this.store,
+      sessions: this.sessions,
+      clock: this.clock,
+      logger: this.logger,
+      broadcast: (changes) => this.broadcast(changes),
+      settle: () => this.refresh(),
+      workersRefused: () => [...this.reports.values()].reduce((n, r) => n + r.bansRefused, 0),
+    });
+    this.services = services;
+    await services.start();
+    this.controls = services.controls;
+    this.alerts = services.alerts;
+  }
+
+  /** Ban changes to every worker (one that starts later gets the bans in force with its config). */
+  private broadcast(changes: BanChange[]): void {
+    for (const slot of this.slots.values()) this.send(slot, { ag: 'bans', changes });
+  }
+
+  /** The journal writer's figures; lines the workers dropped before sending them count as dropped. */
+  journalStats(): ReturnType<PrimaryServices['journalStats']> {
+    const stats = this.services?.journalStats();
+    if (!stats) return undefined;
+    return { ...stats, dropped: stats.dropped + [...this.reports.values()].reduce((n, r) => n + r.journalDropped, 0) };
   }
 
   /** Starts worker `index` and resolves with its pid when it listens. */
@@ -182,12 +226,18 @@ export class ClusterPrimary implements AdminView {
         return;
       }
       case 'hello':
-        this.send(slot, { ag: 'config', text: this.text, file: this.config.file });
+        this.send(slot, { ag: 'config', text: this.text, file: this.config.file, bans: this.services?.inForce() ?? [] });
         return;
       case 'ready':
         slot.ready = true;
         this.listen = msg.listen;
+        this.milter = msg.milter ?? [];
+        this.policy = msg.policy ?? [];
         slot.started.resolve();
+        return;
+      case 'report':
+        this.services?.report(msg, (changes) => this.send(slot, { ag: 'bans', changes }));
+        for (const e of msg.decisions ?? []) this.events.emit('decision', e);
         return;
       case 'configured':
         if (!slot.ready) slot.started.reject(new ListenError(msg.error ?? 'a worker could not start'));
@@ -255,9 +305,9 @@ export class ClusterPrimary implements AdminView {
     Object.assign(this.front.stats, agg.sumFront(this.reports));
   }
 
-  /** The milter and policy-service fronts run in a one-process gateway only (check-config refuses them with workers). */
-  mtaFronts(): [] {
-    return [];
+  /** The workers' milter and policy-service fronts, their figures summed per front. */
+  mtaFronts(): ReturnType<typeof agg.sumMta> {
+    return agg.sumMta(this.reports);
   }
 
   registerMetrics(registry: Registry): void {
@@ -276,6 +326,7 @@ export class ClusterPrimary implements AdminView {
   async reload(config: Config, text: string): Promise<void> {
     checkReload(this.config, config, this.store, workerCount(config) !== workerCount(this.config) ? ['server.workers'] : []);
     const defs = applySeries(this.registry, config);
+    await this.services?.reload(config);
     const adminChanged = JSON.stringify(config.admin) !== JSON.stringify(this.config.admin);
     this.config = config;
     this.text = text;
@@ -306,11 +357,14 @@ export class ClusterPrimary implements AdminView {
     await Promise.all(
       slots.map(async (slot) => {
         const t = setTimeout(() => slot.worker.process.kill('SIGKILL'), drainMs + 5000);
-        await slot.exited;
+        // its channel closed too: every message it sent (its last journal lines) was handled
+        const disconnected = new Promise<void>((r) => (slot.worker.isConnected() ? slot.worker.once('disconnect', () => r()) : r()));
+        await Promise.all([slot.exited, disconnected]);
         clearTimeout(t);
       }),
     );
     await this.admin?.close().catch(() => {});
+    await this.services?.close();
     await this.persister?.stop().catch((err: unknown) => this.logger.error({ err }, 'saving persisted series failed'));
     await this.logWriter?.stop().catch((err: unknown) => this.logger.error({ err }, 'flushing series logs failed'));
     await this.store?.close().catch(() => {});

@@ -196,9 +196,6 @@ function checkFronts(input: SemanticInput, add: (p: Array<string | number>, mess
   if (!proxy && !fronts.milter && !fronts.policy_service) {
     add(['server', 'listen'], 'no front is configured: server.listen is empty and neither milter.listen nor policy_service.listen is set');
   }
-  if (server.workers !== 1 && (fronts.milter || fronts.policy_service)) {
-    add(['server', 'workers'], 'the milter and policy_service fronts run in a one-process gateway only: set server.workers: 1, or run them in a gateway of their own');
-  }
   if (proxy && !fronts.relay) {
     add(['relay'], 'required key is missing: the SMTP proxy (server.listen) relays accepted mail to it, e.g. relay: { url: "smtp://127.0.0.1:10025" }; leave it out only with server.listen: []');
   }

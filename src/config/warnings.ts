@@ -11,19 +11,7 @@ import type { SeriesType } from '../series/types.js';
 import { FAMILY_BITS, parsePrefix, prefixContains } from '../series/address.js';
 
 export function configWarnings(config: Config): PathProblem[] {
-  return [...ipv4OnlyStages(config), ...protectedOnlyPolicies(config), ...notWithWorkers(config)];
-}
-
-/** What a multi-process gateway (server.workers other than 1) does not apply yet. */
-function notWithWorkers(config: Config): PathProblem[] {
-  if (config.server.workers === 1) return [];
-  const missing: string[] = [];
-  if (config.policies.some((p) => p.ban)) missing.push('bans');
-  if (config.protected.length > 0) missing.push('protected networks (their clients may be refused)');
-  if (config.alerts.length > 0) missing.push('alerts');
-  if (config.journal) missing.push('the journal');
-  if (missing.length === 0) return [];
-  return [{ path: ['server', 'workers'], message: `with server.workers ${String(config.server.workers)}, ${missing.join(', ')} are not applied yet: set server.workers: 1 to have them` }];
+  return [...ipv4OnlyStages(config), ...protectedOnlyPolicies(config)];
 }
 
 /**

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Proc } from '../helpers/process.js';
 import { proxyV1, sendMail, SmtpTestClient, startTestGateway, type TestGateway } from '../helpers/smtp.js';
 import { waitFor } from '../helpers/wait.js';
+import { reader } from '../helpers/stream.js';
 
 const TOKEN = 'api-test-token';
 const body = (stateDir: string): string => `
@@ -26,24 +27,6 @@ policies:
   - { name: flood, on: connect, series: connections, mask: 24, windows: [0, 2], above: 2, action: tempfail, ban: 10m }
   - { name: flood6, on: connect, series: connections6, mask: 48, windows: [0, 2], above: 2, action: reject }
 `;
-
-/** Reads a fetch body stream as text as it arrives. */
-function reader(res: Response): { text: () => string; stop: () => void } {
-  let buf = '';
-  const r = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  void (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await r.read();
-        if (done) return;
-        buf += value;
-      }
-    } catch {
-      // cancelled
-    }
-  })();
-  return { text: () => buf, stop: () => void r.cancel().catch(() => {}) };
-}
 
 describe('web console endpoints', () => {
   let gw: TestGateway;

@@ -6,101 +6,18 @@
  * worker; the primary's death takes the workers down; the admin API and the CLI see the whole
  * gateway.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Proc } from '../helpers/process.js';
-import { proxyV1, SmtpTestClient, startBackend, type Backend } from '../helpers/smtp.js';
+import { SmtpTestClient, proxyV1, startBackend, type Backend } from '../helpers/smtp.js';
 import { waitFor } from '../helpers/wait.js';
+import { alive, burst, CLI, configText, count, getJson, killGateways, pidsOf, start } from '../helpers/workers.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist/src/cli.js');
-
-const running: Proc[] = [];
 const backends: Backend[] = [];
 afterEach(async () => {
-  for (const p of running.splice(0)) {
-    for (const pid of pidsOf(p)) tryKill(pid);
-    p.child.kill('SIGKILL');
-  }
+  killGateways();
   for (const b of backends.splice(0)) await b.close();
 });
-
-function tryKill(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/** Worker pids the primary logged (at start and at each restart). */
-function pidsOf(p: Proc): number[] {
-  return p.lines.flatMap((l) => (l.msg === 'auditgate listening' ? (l.workers as number[]) : l.msg === 'worker restarted' ? [l.pid as number] : []));
-}
-
-/** True while the process exists and is no zombie. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function configText(dir: string, opts: { workers: number; relay: string; policies: string }): string {
-  return `server:
-  hostname: workers.test
-  listen: ["127.0.0.1:0"]
-  workers: ${opts.workers}
-  proxy_protocol: [127.0.0.0/8]
-relay:
-  url: ${opts.relay}
-  timeout: 5s
-state_dir: ${join(dir, 'state')}
-log_dir: ${join(dir, 'log')}
-admin: { listen: "127.0.0.1:0" }
-series:
-  conn: { type: cidr, interval: 1h, windows: 2 }
-  conn6: { type: cidr_ipv6, interval: 1h, windows: 2 }
-record:
-  - { on: connect, series: [conn, conn6] }
-policies:
-${opts.policies}
-`;
-}
-
-async function start(opts: { workers: number; relay?: string; policies: string; env?: NodeJS.ProcessEnv }): Promise<{ p: Proc; port: number; admin: string; file: string; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'ag-workers-'));
-  const file = join(dir, 'auditgate.yaml');
-  writeFileSync(file, configText(dir, { ...opts, relay: opts.relay ?? `dir:${join(dir, 'mail')}` }));
-  const p = new Proc(spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } }));
-  running.push(p);
-  const up = await p.waitFor((l) => l.msg === 'auditgate listening', 60_000);
-  expect(up.workers).toHaveLength(opts.workers);
-  const port = (up.listen as Array<{ port: number }>)[0]!.port;
-  const a = up.admin as { host: string; port: number };
-  return { p, port, admin: `http://${a.host}:${a.port}`, file, dir };
-}
-
-/** Opens `n` connections at once from `ip(i)`; returns the greeting codes (connections closed). */
-async function burst(port: number, n: number, ip: (i: number) => string): Promise<number[]> {
-  const clients = await Promise.all(Array.from({ length: n }, (_, i) => SmtpTestClient.connect(port, { preface: proxyV1(ip(i), 40000 + i) })));
-  for (const c of clients) c.close();
-  return clients.map((c) => c.greeting.code);
-}
-
-const count = (codes: number[], code: number): number => codes.filter((c) => c === code).length;
-
-async function getJson(url: string): Promise<Record<string, unknown>> {
-  const r = await fetch(url);
-  expect(r.status).toBe(200);
-  return (await r.json()) as Record<string, unknown>;
-}
 
 describe('server.workers: 3', () => {
   it('holds per-IP, per-/24 and per-/64 limits exactly across workers; the admin API and the CLI see the whole gateway', async () => {

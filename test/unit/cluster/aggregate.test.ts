@@ -16,6 +16,9 @@ function report(n: number, over: Partial<WorkerStats> = {}): WorkerStats {
     roundTrips: 5 * n,
     cpu: { user: 1_000_000 * n, system: 0 },
     latencies: [],
+    bansRefused: n,
+    journalDropped: 0,
+    mta: [{ kind: 'milter', stats: { connections: n, open: n, refused: 0, protocolErrors: 0, idleTimeouts: 0, holding: 0, events: 2 * n } }],
     ...over,
   };
 }
@@ -37,6 +40,15 @@ describe('the whole gateway from worker reports', () => {
     ]);
     expect(agg.openSessions(reports)).toBe(3);
     expect(agg.recentFirings(reports, 1).map((f) => f.cid)).toEqual(['c2']);
+  });
+
+  it("sums the workers' milter and policy-service figures per front", () => {
+    const withPolicy = new Map([...reports, ['3', report(3, { mta: [{ kind: 'policy', stats: { connections: 7, open: 1, refused: 0, protocolErrors: 1, idleTimeouts: 0, holding: 0, events: 9 } }] })]]);
+    expect(agg.sumMta(withPolicy)).toEqual([
+      { kind: 'milter', stats: { connections: 3, open: 3, refused: 0, protocolErrors: 0, idleTimeouts: 0, holding: 0, events: 6 } },
+      { kind: 'policy', stats: { connections: 7, open: 1, refused: 0, protocolErrors: 1, idleTimeouts: 0, holding: 0, events: 9 } },
+    ]);
+    expect(reports.get('1')!.mta[0]!.stats.connections).toBe(1); // the sum is a copy: the reports are untouched
   });
 
   it('labels per-worker metrics by worker', async () => {

@@ -71,10 +71,9 @@ policy_service: { listen: [], idle_timeout: 0, extra: 1 }
     expect(problems('relay: { url: "ftp://x" }\nmilter: { listen: ["127.0.0.1:8891"] }\n')).toEqual([
       `${FILE}:1:10 relay.url: expected "smtp://host:port", "smtps://host:port" (IPv6 host in brackets) or "dir:PATH", got "ftp://x"`,
     ]);
-    // worker processes run the SMTP proxy only
-    expect(problems('server: { listen: [], workers: 2 }\npolicy_service: { listen: ["127.0.0.1:10040"] }\n')).toEqual([
-      `${FILE}:1:23 server.workers: the milter and policy_service fronts run in a one-process gateway only: set server.workers: 1, or run them in a gateway of their own`,
-    ]);
+    // worker processes run the MTA fronts too
+    const workers = parseConfigText('server: { listen: [], workers: 2 }\npolicy_service: { listen: ["127.0.0.1:10040"] }\nmilter: { listen: ["unix:/tmp/m.sock"] }\n', FILE);
+    expect([workers.server.workers, workers.milter?.listen, workers.policy_service?.listen]).toEqual([2, [{ path: '/tmp/m.sock' }], [{ host: '127.0.0.1', port: 10040 }]]);
     // proxy and milter in one process
     const both = parseConfigText('relay: { url: "smtp://127.0.0.1:10025" }\nmilter: { listen: ["127.0.0.1:8891"] }\n', FILE);
     expect(both.server.listen).toEqual([{ host: '127.0.0.1', port: 2525 }]);
