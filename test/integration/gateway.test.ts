@@ -68,7 +68,7 @@ describe('gateway', () => {
     }
     const refused = await SmtpTestClient.connect(gw.port, { preface: proxyV1(ip) });
     expect(refused.greeting.code).toBe(421);
-    expect(refused.greeting.text).toMatch(/^4\.7\.0 Too many connections from your network, try again later \(try again in \d+m\) \[[0-9a-z]+@gw\.test\]$/);
+    expect(refused.greeting.text).toMatch(/^4\.7\.0 Too many connections from your network, try again later \(try again in \d+[sm]\) \[[0-9a-z]+@gw\.test\]$/);
     expect(await refused.closed()).toBe(true);
     const log = gw.logs.find((l) => l.policy === 'per-ip' && l.client === ip);
     expect(log).toMatchObject({ msg: 'policy fired', action: 'tempfail', mode: 'enforce', count: 4, above: 3, key: `${ip}/32` });

@@ -104,7 +104,7 @@ describe('milter front (simulated MTA)', () => {
         const ip = client.includes(':') ? client.replace(/1$/, String(i + 1)) : client; // IPv6: three addresses of one /64
         const [r] = await milterSession(c, { client: ip });
         seen.push(replyCodeOf(r!)?.code ?? 0);
-        if (i === 2) expect(replyCodeOf(r!)!.text).toMatch(/^4\.7\.0 Too many connections from your network, try again later \(try again in \d+m\) \[[0-9a-f]{12}@gw\.test\]$/);
+        if (i === 2) expect(replyCodeOf(r!)!.text).toMatch(/^4\.7\.0 Too many connections from your network, try again later \(try again in \d+[sm]\) \[[0-9a-f]{12}@gw\.test\]$/);
         c.close();
       }
       expect(seen).toEqual([0, 0, 421]);

@@ -98,7 +98,7 @@ describe('policy service front (simulated Postfix)', () => {
     const v4 = [];
     for (let i = 1; i <= 4; i++) v4.push(await c.ask(policyRequest('CONNECT', `100.64.1.${100 + i}`, { client_port: 42000 + i })));
     expect(v4.slice(0, 3)).toEqual(['DUNNO', 'DUNNO', 'DUNNO']);
-    expect(v4[3]).toMatch(/^421 4\.7\.0 Too many connections from your network, try again later \(try again in \d+m\) \[[0-9a-f]{12}@gw\.test\]$/);
+    expect(v4[3]).toMatch(/^421 4\.7\.0 Too many connections from your network, try again later \(try again in \d+[sm]\) \[[0-9a-f]{12}@gw\.test\]$/);
     expect(await c.ask(policyRequest('CONNECT', '100.64.2.1'))).toBe('DUNNO'); // another /24
     const v6 = [];
     for (let i = 1; i <= 3; i++) v6.push(await c.ask(policyRequest('CONNECT', `2001:db8:9:9::${i}`, { client_port: 43000 + i })));

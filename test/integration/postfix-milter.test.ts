@@ -98,7 +98,7 @@ describe.skipIf(!ok)('milter front behind Postfix', () => {
       expect(fired).toHaveLength(1);
       const line = `milter-reject: CONNECT from unknown[${client}]: 421 4.7.0 Too many connections from your network, try again later`;
       await waitFor(() => pf.log().includes(line), 10_000);
-      expect(pf.log()).toMatch(new RegExp(`${line.replace(/[[\].()]/g, '\\$&')} \\(try again in \\d+m\\) \\[${String(fired[0]!.cid)}@gw\\.test\\]`));
+      expect(pf.log()).toMatch(new RegExp(`${line.replace(/[[\].()]/g, '\\$&')} \\(try again in \\d+[sm]\\) \\[${String(fired[0]!.cid)}@gw\\.test\\]`));
     }
     // a neighbour outside the throttled prefix gets through
     const other = await viaPostfix('2001:db8:1:2::1');
@@ -139,7 +139,7 @@ describe.skipIf(!ok)('milter front behind Postfix', () => {
     expect(r.codes.slice(0, 6), dump()).toEqual([220, 250, 250, 554, 554, 554]);
     expect(await gw.gateway.store.count('bad_rcpt', '192.0.2.60')).toBe(3);
     expect(r.replies[6]).toMatchObject({ code: 451 });
-    expect(r.replies[6]!.text).toMatch(/^4\.7\.1 Too many unknown recipients \(try again in \d+m\) \[[0-9a-f]{12}@gw\.test\]$/);
+    expect(r.replies[6]!.text).toMatch(/^4\.7\.1 Too many unknown recipients \(try again in \d+[sm]\) \[[0-9a-f]{12}@gw\.test\]$/);
   });
 
   it('one process: the SMTP proxy and the milter count into the same series', async () => {
