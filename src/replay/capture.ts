@@ -2,25 +2,28 @@
 import type { JournalLine } from '../journal/line.js';
 
 export class LineCapture {
-  private want: { c: string; e: string } | undefined;
+  /** The session and event looked for (undefined: not looking). */
+  private c: string | undefined;
+  private e: string | undefined;
   private got: JournalLine | undefined;
 
   /** From now on, keep the first line of event `e` of session `cid`. */
   expect(cid: string, e: string): void {
-    this.want = { c: cid, e };
+    this.c = cid;
+    this.e = e;
     this.got = undefined;
   }
 
   /** Every line the engine writes goes past here. */
   offer(l: JournalLine): void {
-    const w = this.want;
-    if (w && this.got === undefined && l.c === w.c && l.e === w.e) this.got = l;
+    if (this.got === undefined && this.c !== undefined && l.c === this.c && l.e === this.e) this.got = l;
   }
 
   /** The line kept, if the engine wrote it; stops looking. */
   take(): JournalLine | undefined {
     const g = this.got;
-    this.want = undefined;
+    this.c = undefined;
+    this.e = undefined;
     this.got = undefined;
     return g;
   }

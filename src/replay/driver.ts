@@ -44,6 +44,9 @@ export class SessionDriver {
   /** DATA passed the engine: the backend may deliver or refuse the message. */
   private dataPassed = false;
   private attempt: AuthAttempt | undefined;
+  /** The sender and recipient as last given to facts(), before splitting. */
+  private mailFromRaw: string | undefined;
+  private rcptRaw: string | undefined;
 
   constructor(
     private readonly engine: SessionEngine,
@@ -63,8 +66,15 @@ export class SessionDriver {
     const s = this.s;
     s.helo = f.helo;
     s.authUser = f.authUser;
-    [s.mailFrom, s.mailFromDomain] = f.mailFrom === undefined ? [undefined, undefined] : splitAddress(f.mailFrom);
-    [s.rcpt, s.rcptDomain] = f.rcpt === undefined ? [undefined, undefined] : splitAddress(f.rcpt);
+    // a session's lines repeat its sender (and a recipient its rcpt_rejected): split once
+    if (f.mailFrom !== this.mailFromRaw) {
+      this.mailFromRaw = f.mailFrom;
+      [s.mailFrom, s.mailFromDomain] = f.mailFrom === undefined ? [undefined, undefined] : splitAddress(f.mailFrom);
+    }
+    if (f.rcpt !== this.rcptRaw) {
+      this.rcptRaw = f.rcpt;
+      [s.rcpt, s.rcptDomain] = f.rcpt === undefined ? [undefined, undefined] : splitAddress(f.rcpt);
+    }
     s.messageSize = f.bytes;
   }
 
