@@ -29,7 +29,7 @@ import type { Figure } from './harness.js';
 const SESSIONS = 60_000;
 /** Virtual time between session starts: 300 sessions/s. */
 const SESSION_GAP_MS = 3;
-const REPLAYS = 3;
+const REPLAYS = 5;
 const ROUNDS = 5;
 const CONCURRENCY = 64;
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
