@@ -118,7 +118,7 @@ export class Recorder {
     if (ops.length) await this.safeAdd(ops);
   }
 
-  /** Adds a built-in monitor event for the client (both families' series; the other ignores it). */
+  /** Adds a built-in monitor event for the client (to its family's series). */
   async monitor(event: MonitorEvent, client: ClientAddress | undefined): Promise<void> {
     if (!client) return;
     const ops = this.rules.monitorAdds(event, client);
