@@ -19,7 +19,6 @@
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +30,7 @@ import { encodeContinue, encodeOptneg } from '../src/milter/replies.js';
 import { encodeAction, PolicyDecoder } from '../src/policy-service/codec.js';
 import { openIdle, runLoad, type LoadResult, type LoadSpec } from './fronts-load.js';
 import { heapBytes, type Figure } from './harness.js';
+import { serveSockets } from './responder.js';
 
 const CHILD_ENV = 'AUDITGATE_BENCH_FRONTS';
 const CONCURRENCY = 64;
@@ -42,38 +42,9 @@ const IDLE_CONNECTIONS = 2_000;
 // ---------------------------------------------------------------------------------------------
 // do-nothing responders (this process)
 
-interface Responder {
-  port: number;
-  /** Connections open on the server side. */
-  open(): number;
-  close(): Promise<void>;
-}
-
-async function serve(handler: (sock: net.Socket) => void): Promise<Responder> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    s.setNoDelay(true);
-    handler(s);
-  });
-  server.maxConnections = 100_000;
-  await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    open: () => sockets.size,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 /** Reads requests with the codec (any policy server parses them) and answers DUNNO to each, deciding nothing. */
 const policyResponder = () =>
-  serve((s) => {
+  serveSockets((s) => {
     const decoder = new PolicyDecoder();
     const dunno = encodeAction('DUNNO');
     s.on('data', (chunk: Buffer) => {
@@ -85,7 +56,7 @@ const policyResponder = () =>
 
 /** Frames packets with the codec, negotiates a fixed answer and says "continue" wherever an MTA waits. */
 const milterResponder = () =>
-  serve((s) => {
+  serveSockets((s) => {
     const decoder = new MilterDecoder();
     const optneg = encodeOptneg({ version: 6, actions: 0, protocol: SMFIP.NOBODY | SMFIP.NOHDRS | SMFIP.NOEOH | SMFIP.NOUNKNOWN });
     const cont = encodeContinue();

@@ -30,15 +30,6 @@ export async function startResponder(opts: { chunking?: boolean; tls?: { key: st
   const ehloFor = (secure: boolean): string =>
     `250-sink.bench\r\n${opts.tls && !secure ? '250-STARTTLS\r\n' : ''}${opts.chunking ? '250-8BITMIME\r\n250 CHUNKING\r\n' : '250 8BITMIME\r\n'}`;
   const context = opts.tls ? tls.createSecureContext(opts.tls) : undefined;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    s.setNoDelay(true);
-    s.write('220 sink.bench ESMTP\r\n');
-    dialog(s, false);
-  });
   /** The SMTP dialog on a socket (the TCP one, or the TLS one after STARTTLS). */
   const dialog = (s: net.Socket, secure: boolean): void => {
     const ehlo = ehloFor(secure);
@@ -107,10 +98,32 @@ export async function startResponder(opts: { chunking?: boolean; tls?: { key: st
       }
     });
   };
+  return serveSockets((s) => {
+    s.write('220 sink.bench ESMTP\r\n');
+    dialog(s, false);
+  });
+}
+
+export interface SocketServer extends Responder {
+  /** Connections open on the server side. */
+  open(): number;
+}
+
+/** A loopback listener for the benchmarks' responders: `handler` gets each connection (errors ignored, no Nagle). */
+export async function serveSockets(handler: (sock: net.Socket) => void): Promise<SocketServer> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    s.setNoDelay(true);
+    handler(s);
+  });
   server.maxConnections = 100_000;
   await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
   return {
     port: (server.address() as net.AddressInfo).port,
+    open: () => sockets.size,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();

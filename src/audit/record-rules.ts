@@ -9,7 +9,7 @@ import type { Config } from '../config/types.js';
 import type { MonitorEvent, Stage } from '../config/vocabulary.js';
 import { expandTemplate, type EventContext } from '../policy/evaluate.js';
 import type { ClientAddress, Family } from '../series/address.js';
-import type { SeriesType } from '../series/types.js';
+import { familyOf } from '../series/types.js';
 import type { AddOp } from '../store/types.js';
 
 interface CompiledRecord {
@@ -37,7 +37,7 @@ export class RecordRules {
     const catalogue = seriesCatalogue(config);
     const types = catalogue.types;
     for (const r of config.record) {
-      const family = r.series.map((s) => familyOf(types.get(s)?.type));
+      const family = r.series.map((s) => familyOf(types.get(s)?.type) ?? 0);
       const cidr = family.map((f) => f !== 0);
       const rec: CompiledRecord = { series: r.series, count: r.count ?? 1, cidr, family, strings: cidr.includes(false) };
       if (r.key !== undefined) rec.key = r.key;
@@ -50,7 +50,8 @@ export class RecordRules {
       list.push(rec);
       this.records.set(r.on, list);
     }
-    const byFamily = (names: readonly string[]): Record<Family, string[]> => ({ 4: names.filter((n) => familyOf(types.get(n)?.type) === 4), 6: names.filter((n) => familyOf(types.get(n)?.type) === 6) });
+    const of = (f: Family) => (names: readonly string[]) => names.filter((n) => familyOf(types.get(n)?.type) === f);
+    const byFamily = (names: readonly string[]): Record<Family, string[]> => ({ 4: of(4)(names), 6: of(6)(names) });
     const m = catalogue.monitors;
     this.monitors = { connections: byFamily(m.connections), receptions: byFamily(m.receptions), rejections: byFamily(m.rejections) };
   }
@@ -111,9 +112,4 @@ function ruleAdds(r: CompiledRecord, ctx: EventContext, ops: AddOp[]): void {
     if (value !== undefined) op.value = value;
     ops.push(op);
   }
-}
-
-/** The address family a series of `type` counts (0: string keys). */
-function familyOf(type: SeriesType | undefined): Family | 0 {
-  return type === 'cidr' ? 4 : type === 'cidr_ipv6' ? 6 : 0;
 }

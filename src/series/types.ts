@@ -2,6 +2,11 @@ import type { Family } from './address.js';
 import type { DistinctJSON } from './distinct.js';
 
 export type SeriesType = 'cidr' | 'cidr_ipv6' | 'string';
+
+/** The address family a series of `type` counts; undefined for string keys. */
+export function familyOf(type: SeriesType | undefined): Family | undefined {
+  return type === 'cidr' ? 4 : type === 'cidr_ipv6' ? 6 : undefined;
+}
 export type Replicate = 'none' | 'cluster' | 'manager';
 
 export const SERIES_TYPES: readonly SeriesType[] = ['cidr', 'cidr_ipv6', 'string'];

@@ -28,8 +28,8 @@
  * touch all of them. Every key expires `ttlSeconds` after its last write: the series coverage
  * (interval × windows) plus a margin.
  */
-import { FAMILY_BITS, type Family } from '../series/address.js';
-import type { SeriesType } from '../series/types.js';
+import { FAMILY_BITS } from '../series/address.js';
+import { familyOf, type SeriesType } from '../series/types.js';
 
 export type ReplicateMode = 'cluster' | 'manager';
 
@@ -54,10 +54,6 @@ export interface ReplicatedSeries {
 }
 
 export const DEFAULT_KEY_PREFIX = 'ag:';
-
-export function familyOf(type: SeriesType): Family | undefined {
-  return type === 'cidr' ? 4 : type === 'cidr_ipv6' ? 6 : undefined;
-}
 
 /** Bits kept per stored cidr key: 32, 128, or store_prefix. */
 export function leafBitsOf(s: Pick<ReplicatedSeries, 'type' | 'store_prefix'>): number {

@@ -6,7 +6,8 @@ import { InvalidKeyError } from '../errors.js';
 import { type Family, applyMask, formatPrefix, parsePrefix, prefixContains } from '../series/address.js';
 import { MAX_STRING_KEY_LENGTH } from '../series/string-series.js';
 import { checkAddCount, checkWindowRange } from '../series/counts.js';
-import { type ReplicatedSeries, familyOf, leafBitsOf, ttlSeconds } from './redis-layout.js';
+import { type ReplicatedSeries, leafBitsOf, ttlSeconds } from './redis-layout.js';
+import { familyOf } from '../series/types.js';
 
 export interface Runtime {
   spec: ReplicatedSeries;

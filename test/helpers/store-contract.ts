@@ -6,9 +6,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/series/clock.js';
+import { SeriesRegistry } from '../../src/series/registry.js';
 import type { SeriesStore } from '../../src/store/types.js';
 import { InvalidValueError, UnknownSeriesError } from '../../src/errors.js';
 import { DistinctSketch } from '../../src/series/distinct.js';
+
+/** The series the contract uses, in a registry of their own on `clock` (stores kept in process). */
+export function contractRegistry(clock: ManualClock): SeriesRegistry {
+  const reg = new SeriesRegistry(clock);
+  reg.define({ name: 'conn', type: 'cidr', interval: 60, windows: 4 });
+  reg.define({ name: 'helo', type: 'string', interval: 60, windows: 4 });
+  reg.define({ name: 'dest', type: 'cidr', interval: 60, windows: 4, options: { distinct: true, levels: [24] } });
+  reg.define({ name: 'users', type: 'string', interval: 60, windows: 4, options: { distinct: true } });
+  return reg;
+}
 
 export interface StoreHarness {
   store: SeriesStore;

@@ -14,10 +14,9 @@ import { readWorkerMessage, type WorkerMessage } from '../../../src/cluster/mess
 import { InvalidKeyError, StoreError } from '../../../src/errors.js';
 import { parseClientAddress, type ClientAddress } from '../../../src/series/address.js';
 import { ManualClock } from '../../../src/series/clock.js';
-import { SeriesRegistry } from '../../../src/series/registry.js';
 import { isDistinct } from '../../../src/series/index.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
-import { storeContract } from '../../helpers/store-contract.js';
+import { contractRegistry, storeContract } from '../../helpers/store-contract.js';
 
 interface Primary {
   clock: ManualClock;
@@ -28,11 +27,7 @@ interface Primary {
 
 function primary(): Primary {
   const clock = new ManualClock(1_800_000_000_000);
-  const reg = new SeriesRegistry(clock);
-  reg.define({ name: 'conn', type: 'cidr', interval: 60, windows: 4 });
-  reg.define({ name: 'helo', type: 'string', interval: 60, windows: 4 });
-  reg.define({ name: 'dest', type: 'cidr', interval: 60, windows: 4, options: { distinct: true, levels: [24] } });
-  reg.define({ name: 'users', type: 'string', interval: 60, windows: 4, options: { distinct: true } });
+  const reg = contractRegistry(clock);
   const memory = new MemoryStore(reg);
   const sessions = new SessionTracker(clock);
   return { clock, memory, sessions, applier: new BatchApplier(memory, sessions, pino({ level: 'silent' })) };

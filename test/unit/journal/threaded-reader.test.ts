@@ -69,7 +69,7 @@ describe('journal read in a thread', () => {
     await expect(read()).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('j.jsonl') });
   });
 
-  it('stops the thread when the caller stops early', async () => {
+  it('returns when the caller stops early, before the whole file is read (the thread is ended on the way out)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ag-journal-thread-stop-'));
     const file = join(dir, 'j.jsonl');
     writeFileSync(file, Array.from({ length: 50_000 }, (_, i) => line(i, `c${i}`)).join(''));
