@@ -63,6 +63,9 @@ alerts:
     for (const g of await one(port, '203.0.113.5', 4)) expect(g).toMatch(banned('203.0.113.5/32'));
     // IPv6 at the policy's mask, /64
     await one(port, '2001:db8:5:6::1', 4);
+    // the primary issued it, so its change went to every worker ahead of the next connection
+    // (round-robin hands connections over the same channel); until then the other worker may not know
+    for (let i = 0; i < 500 && !(await bans()).includes('2001:db8:5:6::/64 ban-64'); i++) await new Promise((r) => setTimeout(r, 10));
     for (const g of await one(port, '2001:db8:5:6::abcd', 4)) expect(g).toMatch(banned('2001:db8:5:6::/64'));
     expect((await one(port, '2001:db8:5:7::1'))[0]).toMatch(/^220 /);
 
