@@ -85,7 +85,7 @@ describe.skipIf(!ok)('policy service behind Postfix', () => {
       }
       // the client check runs at connect: Postfix greets with the 421 and hangs up
       expect(last.codes, dump()).toEqual([421]);
-      expect(last.replies[0]!.text).toMatch(/^4\.7\.0 .*: Client host rejected: Too many connections from your network, try again later \(try again in \d+m\) \[[0-9a-f]{12}@gw\.test\]$/);
+      expect(last.replies[0]!.text).toMatch(/^4\.7\.0 .*: Client host rejected: Too many connections from your network, try again later \(try again in \d+[sm]\) \[[0-9a-f]{12}@gw\.test\]$/);
     }
     expect((await viaPostfix('2001:db8:1:2::1')).codes, dump()).toEqual(OK);
   });
