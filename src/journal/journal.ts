@@ -84,6 +84,7 @@ function facts(line: JournalLine, ctx: EventContext): void {
   if (ctx.mail_from !== undefined) line.m = ctx.mail_from;
   if (ctx.rcpt !== undefined) line.r = ctx.rcpt;
   if (ctx.bytes !== undefined) line.b = ctx.bytes;
+  if (ctx.rcpts !== undefined) line.n = ctx.rcpts;
 }
 
 /** The recorder's own decision (a reject event's policies, or an event nobody was answered for). */

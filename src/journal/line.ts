@@ -15,6 +15,7 @@
  *   a  client address (normalized)        h  HELO name     u  AUTH user (auth_fail: the one tried)
  *   m  sender ('' for the null sender)    r  recipient
  *   b  the message's size in bytes (data, delivered), when the front knows it (`count: bytes`)
+ *   n  data: the message's recipients (`count: rcpts`; Postfix's recipient_count at the policy service)
  *   s  reject: the stage refused          d  1: a reject the engine derived from its own refusal
  *   l  1: the client left before the decision
  *   o  outcome: accept | tarpit | tempfail | reject (absent: continue)
@@ -42,6 +43,7 @@ export interface JournalLine {
   m?: string;
   r?: string;
   b?: number;
+  n?: number;
   s?: Stage;
   d?: 1;
   l?: 1;
@@ -94,6 +96,7 @@ export function formatLine(l: JournalLine): string {
   if (l.m !== undefined) out += `,"m":${str(l.m)}`;
   if (l.r !== undefined) out += `,"r":${str(l.r)}`;
   if (l.b !== undefined) out += `,"b":${num(l.b)}`;
+  if (l.n !== undefined) out += `,"n":${num(l.n)}`;
   if (l.s !== undefined) out += `,"s":${str(l.s)}`;
   if (l.d !== undefined) out += `,"d":${l.d}`;
   if (l.l !== undefined) out += `,"l":${l.l}`;
@@ -148,6 +151,7 @@ export function parseLine(text: string): JournalLine | LineProblem {
   if (typeof o.f !== 'string' || !FRONTS.has(o.f)) return new LineProblem(`"f" is not a front: ${JSON.stringify(o.f)}`);
   for (const k of FACTS) if (o[k] !== undefined && typeof o[k] !== 'string') return new LineProblem(`"${k}" is not a string`);
   if (o.b !== undefined && !(typeof o.b === 'number' && Number.isFinite(o.b) && o.b >= 0)) return new LineProblem('"b" is not a size in bytes');
+  if (o.n !== undefined && !(typeof o.n === 'number' && Number.isSafeInteger(o.n) && o.n >= 0)) return new LineProblem('"n" is not a number of recipients');
   if (o.s !== undefined && (typeof o.s !== 'string' || !STAGE_SET.has(o.s))) return new LineProblem(`"s" is not a stage: ${JSON.stringify(o.s)}`);
   if (o.o !== undefined && (typeof o.o !== 'string' || !OUTCOMES.has(o.o))) return new LineProblem(`"o" is not an outcome: ${JSON.stringify(o.o)}`);
   if (o.w !== undefined && !(Array.isArray(o.w) && o.w.every((x) => typeof x === 'string'))) return new LineProblem('"w" is not a list of policy names');

@@ -118,13 +118,21 @@ async function runSession(ve: VirtualEngine, capture: LineCapture, s: ScriptedSe
     const facts = { helo: s.helo, authUser, mailFrom: s.from };
     d.facts(facts);
     await decide('mail', () => d.stage('mail'));
+    // who refuses an invalid recipient, and who is told: the backend after the engine let it
+    // through (smtp); Postfix itself, telling the milter (rcpt_rejected only); Postfix after
+    // asking the policy service, which is not told (and gets Postfix's count at DATA)
+    let accepted = 0;
     for (const rcpt of [...s.to, ...s.invalid]) {
       d.facts({ ...facts, rcpt });
-      await decide('rcpt', () => d.stage('rcpt'));
-      if (s.invalid.includes(rcpt)) await decide('rcpt_rejected', () => d.rcptRejected());
+      const invalid = s.invalid.includes(rcpt);
+      if (!(invalid && s.front === 'milter')) {
+        const v = await decide('rcpt', () => d.stage('rcpt'));
+        if (!invalid && v && !refusal(v)) accepted++;
+      }
+      if (invalid && s.front !== 'policy') await decide('rcpt_rejected', () => d.rcptRejected());
     }
     if (s.data) {
-      d.facts(facts);
+      d.facts(s.front === 'policy' ? { ...facts, rcpts: accepted } : facts);
       const v = await decide('data', () => d.stage('data'));
       if (v && !refusal(v)) d.delivered(s.size);
     }

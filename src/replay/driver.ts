@@ -2,10 +2,16 @@
  * One client's session driven through an engine as a client would have gone through a front:
  * what the client did (from a journal, or a policy test's script) is fed in order, and what the
  * engine's verdicts make impossible is not fed — a client refused at connect, or told 421, is
- * gone; after a refused HELO, MAIL waits for a new HELO; after a refused MAIL the transaction's
- * RCPTs and DATA do not happen; a refused RCPT is not the backend's to refuse; DATA needs an
- * accepted recipient; a refused DATA delivers nothing; a refused AUTH attempt is never taken back.
- * Each call returns the verdict, or undefined when the client could not have got there.
+ * gone; after a refused MAIL the transaction's RCPTs and DATA do not happen; a refused RCPT is
+ * not the backend's to refuse; a refused DATA delivers nothing; a refused AUTH attempt is never
+ * taken back. Each call returns the verdict, or undefined when the client could not have got there.
+ *
+ * What else a refusal rules out depends on who asks the engine (REACH): the SMTP proxy's client
+ * must say HELO again after a refused one, and needs a RCPT the engine let through before DATA
+ * (or before the backend can refuse it); Postfix, in front of the milter and the policy service,
+ * takes MAIL after a refused HELO and asks the milter about recipients it refused itself; and it
+ * asks a policy service only at the stages its restrictions name (RCPT without MAIL, DATA without
+ * RCPT), with its own count of the recipients it accepted (the journal's `n`).
  */
 import type { Stage } from '../config/vocabulary.js';
 import type { ClientAddress } from '../series/address.js';
@@ -14,6 +20,8 @@ import { splitAddress, type AuthAttempt, type FrontKind, type Session, type Sess
 
 /** The facts a session's next event is decided on (undefined: not known at that point). */
 export interface Facts {
+  /** data: the MTA's count of the recipients it accepted, where the engine is not asked about each (the policy service). */
+  rcpts?: number | undefined;
   helo?: string | undefined;
   authUser?: string | undefined;
   mailFrom?: string | undefined;
@@ -29,6 +37,23 @@ export const refusal = (v: Verdict): boolean => v.action === 'tempfail' || v.act
 /** Lets the engine finish what it started and did not wait for (the reject event of a refusal). */
 export const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+interface Reach {
+  /** After a refused HELO, MAIL waits for a new HELO. */
+  heloBeforeMail: boolean;
+  /** RCPT needs a MAIL the engine let through (else: only a refused MAIL rules it out). */
+  rcptAfterMail: boolean;
+  /** DATA needs a RCPT the engine let through (else: a refused MAIL, or every RCPT asked refused, rules it out). */
+  dataAfterRcpt: boolean;
+  /** rcpt_rejected follows a RCPT the engine let through (the backend refused it after the engine). */
+  rejectedAfterRcpt: boolean;
+}
+
+const REACH: Record<FrontKind, Reach> = {
+  smtp: { heloBeforeMail: true, rcptAfterMail: true, dataAfterRcpt: true, rejectedAfterRcpt: true },
+  milter: { heloBeforeMail: false, rcptAfterMail: true, dataAfterRcpt: true, rejectedAfterRcpt: false },
+  policy: { heloBeforeMail: false, rcptAfterMail: false, dataAfterRcpt: false, rejectedAfterRcpt: false },
+};
+
 /** A refusal that closes the connection (a 421). */
 const closing = (v: Verdict): boolean => (v.action === 'tempfail' || v.action === 'reject') && v.close;
 
@@ -39,6 +64,14 @@ export class SessionDriver {
   private heloRefused = false;
   /** A MAIL the engine let through, whose transaction is still open. */
   private inTransaction = false;
+  /** The last MAIL was refused: its transaction's RCPTs and DATA do not happen. */
+  private mailRefused = false;
+  /** RCPTs asked, and let through, since the last MAIL or DATA. */
+  private rcptsAsked = 0;
+  private rcptsThrough = 0;
+  /** The MTA's count of accepted recipients given with the facts (REACH: policy service). */
+  private mtaRcpts: number | undefined;
+  private readonly reach: Reach;
   /** The last RCPT passed the engine: the backend may still refuse it. */
   private rcptPassed = false;
   /** DATA passed the engine: the backend may deliver or refuse the message. */
@@ -55,6 +88,7 @@ export class SessionDriver {
     client: ClientAddress | undefined,
   ) {
     this.s = engine.open(front, cid, client);
+    this.reach = REACH[front];
   }
 
   get gone(): boolean {
@@ -76,19 +110,40 @@ export class SessionDriver {
       [s.rcpt, s.rcptDomain] = f.rcpt === undefined ? [undefined, undefined] : splitAddress(f.rcpt);
     }
     s.messageSize = f.bytes;
+    this.mtaRcpts = f.rcpts;
   }
 
   /** At once when the engine's store is in this process (a virtual engine's is). */
   stage(stage: ClientStage): Maybe<Verdict | undefined> {
-    if (this.ended) return undefined;
+    if (this.ended || !this.reachable(stage)) return undefined;
     if (stage === 'mail') {
-      if (this.heloRefused) return undefined;
       this.s.rcpts = [];
       this.s.messageSize = undefined;
       this.inTransaction = false;
-    } else if (stage === 'rcpt' && !this.inTransaction) return undefined;
-    else if (stage === 'data' && (!this.inTransaction || this.s.rcpts.length === 0)) return undefined;
+      this.mailRefused = false;
+    } else if (stage === 'data' && !this.reach.dataAfterRcpt && this.mtaRcpts !== undefined) {
+      // the MTA's own count stands for the recipients (only their number is known)
+      const rcpts = this.s.rcpts;
+      if (rcpts.length > this.mtaRcpts) rcpts.length = this.mtaRcpts;
+      while (rcpts.length < this.mtaRcpts) rcpts.push('');
+    }
     return after(this.engine.stage(this.s, stage), (v) => this.staged(stage, v));
+  }
+
+  /** Whether the client (or the MTA asking) could get to `stage` after the engine's verdicts so far. */
+  private reachable(stage: ClientStage): boolean {
+    const r = this.reach;
+    switch (stage) {
+      case 'mail':
+        return !(r.heloBeforeMail && this.heloRefused);
+      case 'rcpt':
+        return r.rcptAfterMail ? this.inTransaction : !this.mailRefused;
+      case 'data':
+        if (r.dataAfterRcpt) return this.inTransaction && this.s.rcpts.length > 0;
+        return !this.mailRefused && this.mtaRcpts !== 0 && (this.rcptsAsked === 0 || this.rcptsThrough > 0);
+      default:
+        return true;
+    }
   }
 
   /** What the verdict of a stage leaves the client able to do next. */
@@ -96,22 +151,33 @@ export class SessionDriver {
     const refused = refusal(v);
     if ((refused && stage === 'connect') || closing(v)) this.close();
     if (stage === 'helo') this.heloRefused = refused;
-    else if (stage === 'mail') this.inTransaction = !refused;
-    else if (stage === 'rcpt') {
+    else if (stage === 'mail') {
+      this.inTransaction = !refused;
+      this.mailRefused = refused;
+      this.rcptsAsked = this.rcptsThrough = 0;
+    } else if (stage === 'rcpt') {
       this.rcptPassed = !refused;
-      if (!refused) this.s.rcpts.push(this.s.rcpt ?? '');
+      this.rcptsAsked++;
+      if (!refused) {
+        this.rcptsThrough++;
+        this.s.rcpts.push(this.s.rcpt ?? '');
+      }
     } else if (stage === 'data') {
       this.inTransaction = false;
       this.dataPassed = !refused;
+      this.rcptsAsked = this.rcptsThrough = 0;
     }
     return v;
   }
 
   /** The backend refused the last recipient (5xx). */
   async rcptRejected(): Promise<Verdict | undefined> {
-    if (this.ended || !this.rcptPassed) return undefined;
-    this.rcptPassed = false;
-    this.s.rcpts.pop();
+    if (this.ended) return undefined;
+    if (this.reach.rejectedAfterRcpt) {
+      if (!this.rcptPassed) return undefined;
+      this.rcptPassed = false;
+      this.s.rcpts.pop();
+    } else if (!this.reach.rcptAfterMail ? this.mailRefused : !this.inTransaction) return undefined;
     const v = await this.engine.recipientRejected(this.s);
     if (closing(v)) this.close();
     return v;

@@ -101,7 +101,7 @@ export class RunSide implements Side {
       case 'mail':
       case 'rcpt':
       case 'data':
-        d.facts({ helo: line.h, authUser: line.u, mailFrom: line.m, rcpt: line.r, bytes: line.b });
+        d.facts({ helo: line.h, authUser: line.u, mailFrom: line.m, rcpt: line.r, bytes: line.b, rcpts: line.n });
         return this.decide(d.stage(line.e as ClientStage));
       case 'rcpt_rejected':
         d.facts({ helo: line.h, authUser: line.u, mailFrom: line.m, rcpt: line.r });

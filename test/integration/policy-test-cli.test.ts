@@ -78,6 +78,41 @@ describe('auditgate policy test', () => {
     expect(r.code).toBe(0);
   });
 
+  it('follows who refuses an invalid recipient and who is told, front by front', () => {
+    const file = casesFile(`cases:
+  - name: smtp - the engine passes each RCPT, then the backend refuses the invalid one
+    client: 192.0.2.9
+    front: smtp
+    from: a@example.org
+    to: [b@example.net, c@example.net]
+    invalid: [nobody@example.net]
+    expect: { rcpt: [continue, continue, continue], rcpt_rejected: continue, data: continue }
+  - name: milter - Postfix refuses it itself and tells the milter
+    client: 192.0.2.9
+    front: milter
+    from: a@example.org
+    to: [b@example.net, c@example.net]
+    invalid: [nobody@example.net]
+    expect: { rcpt: [continue, continue], rcpt_rejected: continue, data: continue }
+  - name: policy - Postfix asks the policy service, then refuses it without telling
+    client: 192.0.2.9
+    front: policy
+    from: a@example.org
+    to: [b@example.net]
+    invalid: [nobody@example.net, nobody2@example.net]
+    expect: { rcpt: [continue, continue, continue], rcpt_rejected: unreached, data: continue }
+  - name: policy - no DATA when Postfix accepted none of the recipients
+    client: 192.0.2.9
+    front: policy
+    from: a@example.org
+    invalid: [nobody@example.net]
+    expect: { rcpt: continue, data: unreached }
+`);
+    const r = run('policy', 'test', file, '--config', DEFAULT_CONFIG);
+    expect(r.out.trim().split('\n').at(-1)).toBe('4 passed, 0 failed');
+    expect(r.code).toBe(0);
+  });
+
   it('a bad cases file is refused with file:line:col and key for every problem, exit 2', () => {
     const file = casesFile(`cases:
   - name: one

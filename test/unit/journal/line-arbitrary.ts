@@ -17,6 +17,7 @@ export const journalLineArb: fc.Arbitrary<JournalLine> = fc
     m: maybe(text),
     r: maybe(text),
     b: maybe(fc.integer({ min: 0, max: 2 ** 40 })),
+    n: maybe(fc.integer({ min: 0, max: 100_000 })),
     s: maybe(fc.constantFrom(...STAGES)),
     d: maybe(fc.constant(1)),
     l: maybe(fc.constant(1)),
