@@ -105,3 +105,17 @@ export function sumMatching(hash: Map<string, number>, q: Query): number {
   }
   return sum;
 }
+
+/** Sums per stored key, summed again per prefix at `mask` (as they are at the leaf's own length, or for a string series). */
+export function sumsAtMask(rt: Runtime, sums: Map<string, number>, mask: number): Map<string, number> {
+  if (rt.family === undefined || mask === rt.leafBits) return sums;
+  const groups = new Map<string, number>();
+  for (const [k, c] of sums) {
+    const p = parsePrefix(k);
+    if (!p) continue;
+    applyMask(p.words, rt.family, mask);
+    const g = formatPrefix(rt.family, p.words, mask);
+    groups.set(g, (groups.get(g) ?? 0) + c);
+  }
+  return groups;
+}

@@ -22,7 +22,7 @@ import { scripts } from './redis-connect.js';
 import { HoldingReads, type RemoteCounts } from './redis-holding.js';
 import { RedisLink } from './redis-link.js';
 import type { RedisStoreOptions } from './redis-options.js';
-import { type Query, type Runtime, checkCount, checkRange, checkStringKey, compileQuery, leafOf, sumMatching } from './redis-runtime.js';
+import { type Query, type Runtime, checkCount, checkRange, checkStringKey, compileQuery, leafOf, sumMatching, sumsAtMask } from './redis-runtime.js';
 import type { AddOp, CountQuery, ManagedStore } from './types.js';
 import { partitioned } from './partition.js';
 import { RedisDistinct } from './redis-distinct.js';
@@ -260,19 +260,7 @@ export class RedisSeriesStore extends RedisLink implements ManagedStore {
   private async topSums(rt: Runtime, mask: number, startv: number, last: number, limit: number): Promise<TopEntry[]> {
     const sums = await this.leafSums(rt, startv, last);
     const heap = new TopK(limit);
-    if (rt.family === undefined || mask === rt.leafBits) {
-      for (const [k, c] of sums) heap.offer(k, c);
-      return heap.result();
-    }
-    const groups = new Map<string, number>();
-    for (const [k, c] of sums) {
-      const p = parsePrefix(k);
-      if (!p) continue;
-      applyMask(p.words, rt.family, mask);
-      const g = formatPrefix(rt.family, p.words, mask);
-      groups.set(g, (groups.get(g) ?? 0) + c);
-    }
-    for (const [k, c] of groups) heap.offer(k, c);
+    for (const [k, c] of sumsAtMask(rt, sums, mask)) heap.offer(k, c);
     return heap.result();
   }
 
