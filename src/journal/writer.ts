@@ -3,8 +3,9 @@
  * appended), created 0640 in a 0750 directory like the rest of the history (they name clients,
  * senders and recipients).
  *
- * Writing never holds SMTP up: append() only adds the line to a buffer in memory; the buffer is
- * written with O_APPEND by one asynchronous write at a time, once `flushBytes` are buffered or
+ * Writing never holds SMTP up: append() only adds the line to a buffer in memory (encoded at
+ * once into segments outside the JavaScript heap, so a line waiting for its write is no work for
+ * the garbage collector); the buffer is written with O_APPEND by one asynchronous write at a time, once `flushBytes` are buffered or
  * `flushMs` after the first line. The buffer is bounded (`maxBufferBytes`, the write in flight
  * included): a line that does not fit — the disk slower than the mail, or failing — is dropped,
  * counted (`stats().dropped`, /metrics) and logged at most every 10 s. A restart appends to the
@@ -49,9 +50,18 @@ export interface JournalStats {
   bufferedBytes: number;
 }
 
+/** Bytes a segment holds (a line longer than this gets a segment of its own). */
+const SEGMENT_BYTES = 64 * 1024;
+/** UTF-8 bytes a UTF-16 code unit takes at most. */
+const MAX_UTF8_PER_UNIT = 3;
+
+/** The lines of one day waiting for their write, encoded. */
 interface Chunk {
   day: string;
-  parts: string[];
+  /** Full segments, then the one being filled (`used` bytes of it). */
+  segments: Buffer[];
+  used: number;
+  lines: number;
   bytes: number;
 }
 
@@ -108,7 +118,8 @@ export class JournalWriter {
   /** Buffers one line (ending in a newline). Never waits; drops the line when the buffer is full. */
   append(line: string): void {
     const n = line.length;
-    if (this.closed || this.buffered + n > this.maxBuffer) {
+    // near the bound, the line's exact size in bytes decides
+    if (this.closed || (this.buffered + n * MAX_UTF8_PER_UNIT > this.maxBuffer && this.buffered + Buffer.byteLength(line) > this.maxBuffer)) {
       this.counts.dropped++;
       this.unlogged.dropped++;
       this.noteTrouble();
@@ -121,12 +132,22 @@ export class JournalWriter {
     }
     let last = this.chunks[this.chunks.length - 1];
     if (!last || last.day !== this.day.name) {
-      last = { day: this.day.name, parts: [], bytes: 0 };
+      last = { day: this.day.name, segments: [], used: 0, lines: 0, bytes: 0 };
       this.chunks.push(last);
     }
-    last.parts.push(line);
-    last.bytes += n;
-    this.buffered += n;
+    const room = n * MAX_UTF8_PER_UNIT;
+    let seg = last.segments[last.segments.length - 1];
+    if (!seg || seg.length - last.used < room) {
+      if (seg) last.segments[last.segments.length - 1] = seg.subarray(0, last.used);
+      seg = Buffer.allocUnsafeSlow(Math.max(SEGMENT_BYTES, room));
+      last.segments.push(seg);
+      last.used = 0;
+    }
+    const bytes = seg.write(line, last.used, 'utf8');
+    last.used += bytes;
+    last.lines++;
+    last.bytes += bytes;
+    this.buffered += bytes;
     this.schedule();
   }
 
@@ -197,13 +218,15 @@ export class JournalWriter {
     for (const chunk of chunks) {
       try {
         const fh = await this.open(chunk.day);
-        await writeAll(fh, Buffer.from(chunk.parts.join(''), 'utf8'));
+        const segs = chunk.segments;
+        segs[segs.length - 1] = segs[segs.length - 1]!.subarray(0, chunk.used);
+        await writeAll(fh, segs.length === 1 ? segs[0]! : Buffer.concat(segs, chunk.bytes));
         this.counts.writes++;
-        this.counts.lines += chunk.parts.length;
+        this.counts.lines += chunk.lines;
       } catch (err) {
         this.counts.writeErrors++;
-        this.counts.dropped += chunk.parts.length;
-        this.unlogged.dropped += chunk.parts.length;
+        this.counts.dropped += chunk.lines;
+        this.unlogged.dropped += chunk.lines;
         this.unlogged.errors++;
         this.noteTrouble(false, err);
         await this.closeFile(); // opened again for the next chunk

@@ -98,6 +98,22 @@ describe('JournalWriter', () => {
     expect(lines.some((l) => String(l.msg).includes('torn'))).toBe(true);
   });
 
+  it('writes every line byte for byte: multibyte text, lines longer than a buffer segment, many segments in one write', async () => {
+    const clock = new ManualClock(T0);
+    const w = writer(clock, { flushBytes: 1 << 30, flushMs: 60_000 });
+    const lines = [
+      '{"h":"é…\u{1F600}\u0000x"}\n',
+      `{"h":"${'ü'.repeat(100_000)}"}\n`, // 200 kB of UTF-8: past one segment
+      ...Array.from({ length: 3000 }, (_, i) => `{"i":${i},"m":"${'a'.repeat(i % 97)}ß"}\n`),
+    ];
+    for (const l of lines) w.append(l);
+    const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l), 0);
+    expect(w.stats().bufferedBytes).toBe(bytes);
+    await w.flush();
+    expect(read(w.fileFor(T0))).toBe(lines.join(''));
+    expect(w.stats()).toMatchObject({ lines: lines.length, writes: 1, bufferedBytes: 0 });
+  });
+
   it('never holds more than maxBufferBytes: lines past it are dropped, counted and logged once', async () => {
     const clock = new ManualClock(T0);
     const { logger, lines } = logs();
