@@ -141,6 +141,7 @@ export class Gateway implements AdminView {
     this.bans = new BanService({ clock: this.clock, logger: this.logger, stateDir: this.config.state_dir, saveDelayMs, node: this.config.server.hostname });
     this.bans.start();
     this.controls = new OperatorControls(this.bans, this.config);
+    this.controls.onManual = (change) => this.journal.control(change);
     try {
       if (this.config.store.redis !== undefined) {
         this.bans.share = await BanSync.connect({ redis: this.config.store.redis, service: this.bans, clock: this.clock, logger: this.logger, ...this.banSync });

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config/types.js';
 import { AuditgateError } from '../errors.js';
-import { type Ban, clientPrefix, normalizeBanPrefix, prefixesOverlap } from '../bans/ban-list.js';
+import { type Ban, type BanChange, clientPrefix, normalizeBanPrefix, prefixesOverlap } from '../bans/ban-list.js';
 import type { BanService } from '../bans/ban-service.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { ClientAddress } from '../series/address.js';
@@ -25,6 +25,8 @@ export interface Controls {
 export class OperatorControls implements Controls {
   private protectedSet = new PrefixSet<true>();
   private protectedList: string[] = [];
+  /** Told of each ban made or lifted by hand (the journal records them for replay). */
+  onManual: ((change: BanChange) => void) | undefined;
 
   constructor(
     readonly bans: BanService,
@@ -64,7 +66,9 @@ export class OperatorControls implements Controls {
     if (!p) throw new AuditgateError('AG_KEY_INVALID', `"${prefix}" is not an IP address or CIDR prefix (e.g. 198.51.100.7, 192.0.2.0/24, 2001:db8::/48)`);
     const hit = this.protectedList.find((c) => prefixesOverlap(p, normalizeBanPrefix(c)!));
     if (hit) throw new AuditgateError('AG_BAN', `${p.prefix} covers the protected network ${hit} (protected:): it is never banned`);
-    return this.bans.add(p.prefix, seconds);
+    const ban = this.bans.add(p.prefix, seconds);
+    this.onManual?.({ ban });
+    return ban;
   }
 
   /** Lifts the ban on exactly `prefix`; AG_BAN_NOT_FOUND (naming any ban that covers it) when there is none. */
@@ -72,7 +76,10 @@ export class OperatorControls implements Controls {
     const p = normalizeBanPrefix(prefix);
     if (!p) throw new AuditgateError('AG_KEY_INVALID', `"${prefix}" is not an IP address or CIDR prefix (e.g. 198.51.100.7, 192.0.2.0/24, 2001:db8::/48)`);
     const lifted = this.bans.lift(p.prefix);
-    if (lifted) return lifted;
+    if (lifted) {
+      this.onManual?.({ lift: p.prefix });
+      return lifted;
+    }
     const near = this.bans.list.overlapping(p.prefix).map((b) => b.prefix);
     throw new AuditgateError('AG_BAN_NOT_FOUND', `no ban on ${p.prefix}${near.length ? `; bans sharing addresses with it: ${near.slice(0, 5).join(', ')}${near.length > 5 ? ', …' : ''}` : ''}`);
   }

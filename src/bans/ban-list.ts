@@ -36,6 +36,9 @@ export interface Ban {
   readonly node?: string;
 }
 
+/** A change to the ban list: a ban in force, or a lift of exactly this prefix. */
+export type BanChange = { ban: Ban } | { lift: string };
+
 /** When a prefix was last banned, at which level, and until when that counts for escalation (its end + max). */
 export interface BanHistory {
   readonly at: number;

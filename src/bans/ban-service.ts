@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { AuditgateError } from '../errors.js';
 import type { Clock } from '../series/clock.js';
-import { BanList, DEFAULT_MAX_BANS, MANUAL_POLICY, type Ban, type BanSpec } from './ban-list.js';
+import { BanList, DEFAULT_MAX_BANS, MANUAL_POLICY, type Ban, type BanChange, type BanSpec } from './ban-list.js';
 import { BanPersister } from './ban-persister.js';
 
 /** What shares bans with the other nodes (ban-sync.ts); the service tells it every local change. */
@@ -51,7 +51,7 @@ export class BanService {
   readonly persister: BanPersister | undefined;
   share: BanShare | undefined;
   /** Told every change to the list but expiry (a multi-process gateway's primary tells its workers). */
-  onChange: ((change: { ban: Ban } | { lift: string }) => void) | undefined;
+  onChange: ((change: BanChange) => void) | undefined;
   private readonly issuedBy = new Map<string, number>();
   private lifted = 0;
   private refused = 0;
@@ -129,7 +129,7 @@ export class BanService {
   }
 
   /** Applies a change another node made (no sharing back): a ban in force, or a lift. */
-  applyRemote(change: { ban: Ban } | { lift: string }): void {
+  applyRemote(change: BanChange): void {
     if ('lift' in change) this.list.lift(change.lift);
     else if (!this.list.put(change.ban)) {
       if (change.ban.until > this.opts.clock.now()) this.noteFull(change.ban.prefix);

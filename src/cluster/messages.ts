@@ -14,7 +14,7 @@ import type { FiredRecord } from '../audit/recorder.js';
 import type { ProxyStats } from '../smtp/proxy-session.js';
 import type { RelayStats } from '../smtp/relay/types.js';
 import type { DecisionEvent, RelayCommand } from '../events.js';
-import type { Ban, BanSpec } from '../bans/ban-list.js';
+import type { Ban, BanChange, BanSpec } from '../bans/ban-list.js';
 import type { FiringMode } from '../audit/recorder.js';
 import type { Stage } from '../config/vocabulary.js';
 import type { MtaFrontKind, MtaFrontStats } from '../mta/listener.js';
@@ -68,8 +68,7 @@ export interface WorkerStats {
   mta: Array<{ kind: MtaFrontKind; stats: MtaFrontStats }>;
 }
 
-/** A change to the ban list: a ban in force, or a lift of exactly this prefix. */
-export type BanChange = { ban: Ban } | { lift: string };
+export type { BanChange } from '../bans/ban-list.js';
 
 /** A policy fired in a worker, for the primary's alerts (the policy by name: both run the same config). */
 export interface WireFiring {

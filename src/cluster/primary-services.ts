@@ -29,6 +29,8 @@ import type { BansAdmin } from '../admin/bans.js';
 import { AlertSender } from '../alerts/alert-sender.js';
 import { AlertDispatcher } from '../alerts/alert-dispatcher.js';
 import { followJournal } from '../journal/follow.js';
+import { controlLine } from '../journal/journal.js';
+import { formatLine } from '../journal/line.js';
 import type { JournalStats, JournalWriter } from '../journal/writer.js';
 import { JournalMerge } from './journal-merge.js';
 import type { BanChange, WireBanRequest, WireFiring, WorkerReport } from './messages.js';
@@ -68,6 +70,10 @@ export class PrimaryServices {
     this.bans = new BanService({ clock, logger, stateDir: config.state_dir, saveDelayMs: Math.min(1000, config.persist_interval * 1000), node: config.server.hostname });
     this.operator = new OperatorControls(this.bans, config);
     this.bans.onChange = (change) => opts.broadcast([change]);
+    // bans made or lifted by hand go into the journal with the workers' lines, in time order
+    this.operator.onManual = (change) => {
+      if (this.journalWriter) this.merge.add([formatLine(controlLine(change, clock.now()))]);
+    };
     const operator = this.operator;
     this.controls = {
       list: () => operator.list(),

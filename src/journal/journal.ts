@@ -4,12 +4,14 @@
  * event; a session opening, closing, delivering, changing address or taking an AUTH attempt back)
  * becomes one JournalLine (line.ts) handed to a sink: the day-file writer in the gateway
  * (writer.ts), replay's collector when a journal is replayed. No sink: nothing is built.
+ * Bans made or lifted by hand are lines too (controlLine): replay applies them where they were.
  */
 import type { Clock } from '../series/clock.js';
 import type { EventContext } from '../policy/evaluate.js';
 import type { StageResult } from '../audit/recorder.js';
 import type { EngineJournal, Session, SessionEvent, Verdict } from '../audit/session.js';
-import { JOURNAL_VERSION, type JournalEventKind, type JournalLine } from './line.js';
+import type { BanChange } from '../bans/ban-list.js';
+import { ADMIN, JOURNAL_VERSION, type JournalEventKind, type JournalLine } from './line.js';
 
 export type LineSink = (line: JournalLine) => void;
 
@@ -62,6 +64,11 @@ export class Journal implements EngineJournal {
     sink(line);
   }
 
+  /** A ban made or lifted by hand. */
+  control(change: BanChange): void {
+    this.sink?.(controlLine(change, this.clock.now()));
+  }
+
   session(s: Session, event: SessionEvent): void {
     const sink = this.sink;
     if (!sink) return;
@@ -75,6 +82,12 @@ export class Journal implements EngineJournal {
     if (s.client) line.a = s.client.text;
     return line;
   }
+}
+
+/** A ban made (`g`: its end) or lifted by hand, at `t`. */
+export function controlLine(change: BanChange, t: number): JournalLine {
+  if ('lift' in change) return { v: JOURNAL_VERSION, t, e: 'lift', c: ADMIN, f: ADMIN, a: change.lift };
+  return { v: JOURNAL_VERSION, t, e: 'ban', c: ADMIN, f: ADMIN, a: change.ban.prefix, g: change.ban.until };
 }
 
 /** The facts an event was decided on (what replay sets on its session before asking again). */

@@ -34,6 +34,8 @@ export interface LineBatch {
   b: Float64Array;
   /** The message's recipients (`n`); NaN when absent. */
   rcpts: Float64Array;
+  /** A ban's end (`g`); NaN when absent. */
+  g: Float64Array;
   /** Indexes into JOURNAL_EVENTS, JOURNAL_FRONTS; 1 + an index into JOURNAL_OUTCOMES, STAGES (0: absent). */
   e: Uint8Array;
   f: Uint8Array;
@@ -65,7 +67,7 @@ export class BatchEncoder {
     const strings: string[] = [];
     const ids = {} as Record<StringKey, Int32Array>;
     for (const k of STRING_KEYS) ids[k] = new Int32Array(n);
-    const batch: LineBatch = { n, reset, strings, t: new Float64Array(n), b: new Float64Array(n), rcpts: new Float64Array(n), e: new Uint8Array(n), f: new Uint8Array(n), o: new Uint8Array(n), s: new Uint8Array(n), flags: new Uint8Array(n), ids, w: [] };
+    const batch: LineBatch = { n, reset, strings, t: new Float64Array(n), b: new Float64Array(n), rcpts: new Float64Array(n), g: new Float64Array(n), e: new Uint8Array(n), f: new Uint8Array(n), o: new Uint8Array(n), s: new Uint8Array(n), flags: new Uint8Array(n), ids, w: [] };
     const id = (v: string | undefined): number => {
       if (v === undefined) return -1;
       let i = this.table.get(v);
@@ -81,6 +83,7 @@ export class BatchEncoder {
       batch.t[i] = l.t;
       batch.b[i] = l.b ?? NaN;
       batch.rcpts[i] = l.n ?? NaN;
+      batch.g[i] = l.g ?? NaN;
       batch.e[i] = EVENT_INDEX.get(l.e)!;
       batch.f[i] = FRONT_INDEX.get(l.f)!;
       batch.o[i] = l.o === undefined ? 0 : OUTCOME_INDEX.get(l.o)! + 1;
@@ -95,7 +98,7 @@ export class BatchEncoder {
 
 /** The typed arrays of a batch: what postMessage may transfer instead of copying. */
 export function batchBuffers(b: LineBatch): ArrayBuffer[] {
-  const arrays = [b.t, b.b, b.rcpts, b.e, b.f, b.o, b.s, b.flags, ...STRING_KEYS.map((k) => b.ids[k])];
+  const arrays = [b.t, b.b, b.rcpts, b.g, b.e, b.f, b.o, b.s, b.flags, ...STRING_KEYS.map((k) => b.ids[k])];
   return arrays.map((a) => a.buffer as ArrayBuffer);
 }
 
@@ -121,6 +124,8 @@ export class BatchDecoder {
       if (b === b) l.b = b; // not NaN
       const rcpts = batch.rcpts[i]!;
       if (rcpts === rcpts) l.n = rcpts;
+      const g = batch.g[i]!;
+      if (g === g) l.g = g;
       if (batch.s[i]) l.s = STAGES[batch.s[i]! - 1]!;
       const flags = batch.flags[i]!;
       if (flags & FLAG_D) l.d = 1;

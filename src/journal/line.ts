@@ -9,13 +9,15 @@
  * Keys (absent when empty; readers ignore keys they do not know, so later versions may add
  * optional ones — a size, an amount, a ban — without a new version):
  *   v  format version (1)                 t  epoch ms of the event
- *   e  event: a stage (connect … data), reject, or a session event (open, close, delivered,
- *      client: a new address by XCLIENT, auth_ok: an AUTH attempt taken back)
- *   c  connection id                      f  front: smtp | milter | policy
+ *   e  event: a stage (connect … data), reject, a session event (open, close, delivered,
+ *      client: a new address by XCLIENT, auth_ok: an AUTH attempt taken back), or an operator's
+ *      control: ban, lift (a ban made or lifted by hand; c and f "admin", a the prefix)
+ *   c  connection id                      f  front: smtp | milter | policy (admin: a control)
  *   a  client address (normalized)        h  HELO name     u  AUTH user (auth_fail: the one tried)
  *   m  sender ('' for the null sender)    r  recipient
  *   b  the message's size in bytes (data, delivered), when the front knows it (`count: bytes`)
  *   n  data: the message's recipients (`count: rcpts`; Postfix's recipient_count at the policy service)
+ *   g  ban: when the ban ends, epoch ms
  *   s  reject: the stage refused          d  1: a reject the engine derived from its own refusal
  *   l  1: the client left before the decision
  *   o  outcome: accept | tarpit | tempfail | reject (absent: continue)
@@ -28,15 +30,21 @@ import type { FrontKind, SessionEvent } from '../audit/session.js';
 
 export const JOURNAL_VERSION = 1;
 
-export type JournalEventKind = Stage | SessionEvent;
+/** An operator's change the engine's decisions depend on, made by hand. */
+export type ControlEvent = 'ban' | 'lift';
+export type JournalEventKind = Stage | SessionEvent | ControlEvent;
 export type Outcome = 'accept' | 'tarpit' | 'tempfail' | 'reject';
+/** Who a line comes from: a front, or the operator (admin API, CLI). */
+export type LineSource = FrontKind | 'admin';
+/** The `c` and `f` of a control line. */
+export const ADMIN = 'admin';
 
 export interface JournalLine {
   v: number;
   t: number;
   e: JournalEventKind;
   c: string;
-  f: FrontKind;
+  f: LineSource;
   a?: string;
   h?: string;
   u?: string;
@@ -44,6 +52,7 @@ export interface JournalLine {
   r?: string;
   b?: number;
   n?: number;
+  g?: number;
   s?: Stage;
   d?: 1;
   l?: 1;
@@ -56,8 +65,8 @@ export interface JournalLine {
 }
 
 /** Every value `e`, `f` and `o` may have. */
-export const JOURNAL_EVENTS: readonly JournalEventKind[] = [...STAGES, 'open', 'close', 'delivered', 'client', 'auth_ok'];
-export const JOURNAL_FRONTS: readonly FrontKind[] = ['smtp', 'milter', 'policy'];
+export const JOURNAL_EVENTS: readonly JournalEventKind[] = [...STAGES, 'open', 'close', 'delivered', 'client', 'auth_ok', 'ban', 'lift'];
+export const JOURNAL_FRONTS: readonly LineSource[] = ['smtp', 'milter', 'policy', ADMIN];
 export const JOURNAL_OUTCOMES: readonly Outcome[] = ['accept', 'tarpit', 'tempfail', 'reject'];
 const EVENTS: ReadonlySet<string> = new Set<string>(JOURNAL_EVENTS);
 const STAGE_SET: ReadonlySet<string> = new Set<string>(STAGES);
@@ -67,6 +76,10 @@ const FACTS = ['a', 'h', 'u', 'm', 'r', 'y'] as const;
 
 export function isStage(e: string): e is Stage {
   return STAGE_SET.has(e);
+}
+
+export function isControl(e: string): e is ControlEvent {
+  return e === 'ban' || e === 'lift';
 }
 
 /** Characters a JSON string must escape (and lone surrogates): such strings go through JSON.stringify. */
@@ -97,6 +110,7 @@ export function formatLine(l: JournalLine): string {
   if (l.r !== undefined) out += `,"r":${str(l.r)}`;
   if (l.b !== undefined) out += `,"b":${num(l.b)}`;
   if (l.n !== undefined) out += `,"n":${num(l.n)}`;
+  if (l.g !== undefined) out += `,"g":${num(l.g)}`;
   if (l.s !== undefined) out += `,"s":${str(l.s)}`;
   if (l.d !== undefined) out += `,"d":${l.d}`;
   if (l.l !== undefined) out += `,"l":${l.l}`;
@@ -156,5 +170,9 @@ export function parseLine(text: string): JournalLine | LineProblem {
   if (o.o !== undefined && (typeof o.o !== 'string' || !OUTCOMES.has(o.o))) return new LineProblem(`"o" is not an outcome: ${JSON.stringify(o.o)}`);
   if (o.w !== undefined && !(Array.isArray(o.w) && o.w.every((x) => typeof x === 'string'))) return new LineProblem('"w" is not a list of policy names');
   if (o.e === 'reject' && o.s === undefined) return new LineProblem('a reject event without "s" (the stage refused)');
+  if ((o.f === ADMIN) !== isControl(o.e)) return new LineProblem(o.f === ADMIN ? `"${o.e}" is not an operator's control` : `a ${o.e} line not from "admin"`);
+  if (isControl(o.e) && typeof o.a !== 'string') return new LineProblem(`a ${o.e} line without "a" (the prefix)`);
+  if (o.g !== undefined && !(typeof o.g === 'number' && Number.isFinite(o.g))) return new LineProblem('"g" is not a time in ms');
+  if (o.e === 'ban' && o.g === undefined) return new LineProblem('a ban line without "g" (when it ends)');
   return o as unknown as JournalLine;
 }

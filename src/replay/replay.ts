@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/types.js';
 import { parsePrefix, formatPrefix } from '../series/address.js';
-import type { JournalLine } from '../journal/line.js';
+import { ADMIN, type JournalLine } from '../journal/line.js';
 import { readJournal, type ReadProblem, type ReadStats } from '../journal/reader.js';
 import { readJournalThreaded, readWorkerScript } from '../journal/threaded-reader.js';
 import { NOT_DECIDED, RecordedSide, RunSide, UNREACHED, type Answer, type Side } from './sides.js';
@@ -181,6 +181,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         outOfOrder.lines++;
         outOfOrder.maxMs = Math.max(outOfOrder.maxMs, last - line.t);
       } else last = line.t;
+      if (line.f === ADMIN) {
+        // a ban made or lifted by hand: no session's, and no decision to compare
+        before!.feed(line, last);
+        after!.feed(line, last);
+        continue;
+      }
       if (line.e === 'open' && open.has(line.c)) finish(line.c); // an id used again: the old session is over
       if (!open.has(line.c)) {
         sessions++;

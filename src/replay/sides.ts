@@ -10,7 +10,8 @@
 import type { Config } from '../config/types.js';
 import type { Verdict } from '../audit/session.js';
 import { parseClientAddress, type ClientAddress } from '../series/address.js';
-import { isStage, type JournalLine } from '../journal/line.js';
+import { AuditgateError } from '../errors.js';
+import { ADMIN, isStage, type JournalLine } from '../journal/line.js';
 import { LineCapture } from './capture.js';
 import { SessionDriver, type ClientStage } from './driver.js';
 import { after, type Maybe } from '../maybe.js';
@@ -86,6 +87,10 @@ export class RunSide implements Side {
   feed(line: JournalLine, t: number): Answer | Promise<Answer> {
     this.ve.clock.set(t);
     if (line.d) return NOT_DECIDED; // the engine derives its own
+    if (line.f === ADMIN) {
+      this.control(line, t);
+      return NOT_DECIDED;
+    }
     let d = this.drivers.get(line.c);
     if (!d || line.e === 'open') {
       d?.close();
@@ -125,6 +130,20 @@ export class RunSide implements Side {
         return NOT_DECIDED;
       default:
         return NOT_DECIDED;
+    }
+  }
+
+  /**
+   * A ban made or lifted by hand, applied as the operator did (for what was left of it at `t`).
+   * One the config's protected networks forbid is not made (AG_BAN); a lift of a ban this side
+   * does not hold changes nothing.
+   */
+  private control(line: JournalLine, t: number): void {
+    try {
+      if (line.e === 'ban' && line.g! > t) this.ve.controls.add(line.a!, (line.g! - t) / 1000);
+      else if (line.e === 'lift') this.ve.controls.lift(line.a!);
+    } catch (err) {
+      if (!(err instanceof AuditgateError)) throw err;
     }
   }
 

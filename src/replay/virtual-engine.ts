@@ -1,8 +1,8 @@
 /**
  * The gateway's engine for a config, without sockets, on a virtual clock: the series the config
  * defines (all in this process, whatever `replicate` says: a replay asks no Redis), the sessions
- * gauge, the protected networks and the bans its policies issue (in memory, on the virtual clock:
- * no ban file, no Redis), the recorder and the session engine from the same factory the gateway
+ * gauge, the protected networks and the bans its policies issue or are made by hand (in memory,
+ * on the virtual clock: no ban file, no Redis), the recorder and the session engine from the same factory the gateway
  * uses (audit/engine.ts), its journal lines handed to `sink`. Replay and policy tests move the
  * clock. The store answers at once, so the engine has done everything an event does (a refusal's
  * reject event included) by the time its verdict is returned.
@@ -24,6 +24,8 @@ export interface VirtualEngine {
   readonly clock: ManualClock;
   readonly engine: SessionEngine;
   readonly registry: SeriesRegistry;
+  /** Its protected networks and bans (replay applies the bans a journal says were made by hand). */
+  readonly controls: OperatorControls;
 }
 
 /** `lean`: the lines carry the decisions only (what replay and policy tests compare), not the facts, counts and adds. */
@@ -44,5 +46,5 @@ export function virtualEngine(config: Config, startMs: number, sink?: LineSink, 
     hostname: () => config.server.hostname,
     journal: new Journal(clock, sink, lean),
   });
-  return { clock, engine, registry };
+  return { clock, engine, registry, controls };
 }

@@ -69,4 +69,44 @@ describe('server.workers: 2, journal', () => {
     expect(result.policies.find((x) => x.policy === 'per-ip')!.before.enforce).toBe(9);
     expect(result.policies.find((x) => x.policy === 'per-64')!.before.enforce).toBe(8);
   }, 120_000);
+
+  it('bans made and lifted by hand through the admin API are in the journal, and replay applies them', async () => {
+    const { p, port, admin, file, dir } = await start({
+      workers: 2,
+      env: { NODE_CLUSTER_SCHED_POLICY: 'rr' },
+      policies: `  - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 1], above: 100, action: tempfail }`,
+      extra: (d) => `journal: { dir: ${join(d, 'journal')} }\n`,
+    });
+    const bans = async (method: string, q: string, json?: unknown): Promise<number> => {
+      const res = await fetch(`${admin}/bans${q}`, json === undefined ? { method } : { method, body: JSON.stringify(json), headers: { 'content-type': 'application/json' } });
+      await res.text();
+      return res.status;
+    };
+    const four = async (ip: string, from: number): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < 4; i++) out.push(await session(port, ip, from + i));
+      return out;
+    };
+    expect(await four('198.51.100.30', 0)).toEqual([220, 220, 220, 220]);
+    // answered once every worker applied it
+    expect(await bans('POST', '', { prefix: '198.51.100.0/24', for: '1h' })).toBe(200);
+    expect(await four('198.51.100.30', 10)).toEqual([421, 421, 421, 421]);
+    expect(await bans('DELETE', '?prefix=198.51.100.0/24')).toBe(200);
+    expect(await four('198.51.100.30', 20)).toEqual([220, 220, 220, 220]);
+    p.child.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+
+    const journal = join(dir, 'journal');
+    const lines = readdirSync(journal).flatMap((f) => readFileSync(join(journal, f), 'utf8').trim().split('\n')).map((l) => JSON.parse(l) as { e: string; f: string; a?: string });
+    expect(lines.filter((l) => l.f === 'admin').map((l) => [l.e, l.a])).toEqual([
+      ['ban', '198.51.100.0/24'],
+      ['lift', '198.51.100.0/24'],
+    ]);
+    const r = spawnSync(process.execPath, [CLI, 'replay', '--config', file, '--json', journal], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as ReplayResult;
+    expect(result.sessions).toBe(12);
+    expect(result.decisions).toMatchObject({ changed: 0, otherPolicy: 0, unreachedAfter: 0, unreachedBefore: 0 });
+    expect(result.policies.find((x) => x.policy === '(manual)')).toMatchObject({ before: { enforce: 4 }, after: { enforce: 4 } });
+  }, 120_000);
 });

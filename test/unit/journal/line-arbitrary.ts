@@ -1,7 +1,7 @@
 /** Any journal line (JournalLine's keys in the order the journal writes them, strings of any characters). */
 import fc from 'fast-check';
 import { STAGES } from '../../../src/config/vocabulary.js';
-import { JOURNAL_EVENTS, type JournalLine } from '../../../src/journal/line.js';
+import { JOURNAL_EVENTS, JOURNAL_FRONTS, type JournalLine } from '../../../src/journal/line.js';
 
 const text = fc.string({ unit: 'binary', maxLength: 12 });
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
@@ -10,7 +10,7 @@ export const journalLineArb: fc.Arbitrary<JournalLine> = fc
     t: fc.integer({ min: 0, max: 2 ** 45 }),
     e: fc.constantFrom(...JOURNAL_EVENTS),
     c: text,
-    f: fc.constantFrom('smtp', 'milter', 'policy'),
+    f: fc.constantFrom(...JOURNAL_FRONTS),
     a: maybe(text),
     h: maybe(text),
     u: maybe(text),
@@ -18,6 +18,7 @@ export const journalLineArb: fc.Arbitrary<JournalLine> = fc
     r: maybe(text),
     b: maybe(fc.integer({ min: 0, max: 2 ** 40 })),
     n: maybe(fc.integer({ min: 0, max: 100_000 })),
+    g: maybe(fc.integer({ min: 0, max: 2 ** 45 })),
     s: maybe(fc.constantFrom(...STAGES)),
     d: maybe(fc.constant(1)),
     l: maybe(fc.constant(1)),
