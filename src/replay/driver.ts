@@ -121,6 +121,9 @@ export class SessionDriver {
       this.s.messageSize = undefined;
       this.inTransaction = false;
       this.mailRefused = false;
+    } else if (stage === 'rcpt' && !this.inTransaction && this.rcptsAsked === 0) {
+      // a transaction's first RCPT where the MTA asked nothing at MAIL: a new transaction
+      this.s.rcpts = [];
     } else if (stage === 'data' && !this.reach.dataAfterRcpt && this.mtaRcpts !== undefined) {
       // the MTA's own count stands for the recipients (only their number is known)
       const rcpts = this.s.rcpts;
