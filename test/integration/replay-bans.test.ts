@@ -10,10 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANUAL_POLICY } from '../../src/bans/ban-list.js';
-import { replayCommand } from '../../src/cli/replay.js';
-import { parseLine, type JournalLine } from '../../src/journal/line.js';
-import type { ReplayResult } from '../../src/replay/replay.js';
 import { ManualClock } from '../../src/series/clock.js';
+import { journalLines, replayWith } from '../helpers/replay.js';
 import { proxyV1, sendMail, startBackend, startTestGateway, type Backend } from '../helpers/smtp.js';
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
@@ -30,14 +28,6 @@ record:
 policies:
   - { name: per-ip, on: connect, series: conn, mask: 32, windows: [0, 2], above: 4, action: tempfail }
 `;
-
-async function runReplay(configFile: string, journal: string): Promise<ReplayResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await replayCommand(['--config', configFile, journal, '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
-  expect(code, err.join('\n')).toBe(0);
-  return JSON.parse(out.join('\n')) as ReplayResult;
-}
 
 describe('replay of bans made and lifted by hand', () => {
   let backend: Backend;
@@ -77,7 +67,7 @@ describe('replay of bans made and lifted by hand', () => {
     await backend?.close();
   });
 
-  const journalLines = (): string[] => readdirSync(join(dir, 'journal')).flatMap((f) => readFileSync(join(dir, 'journal', f), 'utf8').split('\n').filter(Boolean));
+  const journalText = (): string[] => readdirSync(join(dir, 'journal')).flatMap((f) => readFileSync(join(dir, 'journal', f), 'utf8').split('\n').filter(Boolean));
 
   it('the bans refused clients while in force, and the journal has them with their ends', () => {
     const refused = (from: number, to: number, prefix: string) => greetings.filter((g) => g.i >= from && g.i < to && g.client.startsWith(prefix));
@@ -85,9 +75,7 @@ describe('replay of bans made and lifted by hand', () => {
     expect(refused(18, 26, '198.51.100.').some((g) => g.code === 220)).toBe(true); // lifted early
     expect(refused(22, 28, '2001:db8:5:').every((g) => g.code === 421)).toBe(true);
     expect(refused(29, 40, '2001:db8:5:').every((g) => g.code === 220)).toBe(true); // ran out after 60 s
-    const controls = journalLines()
-      .map((t) => parseLine(t) as JournalLine)
-      .filter((l) => l.f === 'admin');
+    const controls = journalLines(join(dir, 'journal')).filter((l) => l.f === 'admin');
     expect(controls.map((l) => [l.e, l.a, l.g === undefined ? undefined : l.g - l.t])).toEqual([
       ['ban', '198.51.100.0/24', 300_000],
       ['lift', '198.51.100.0/24', undefined],
@@ -96,7 +84,7 @@ describe('replay of bans made and lifted by hand', () => {
   });
 
   it('replay with the recording config applies them where they were made: every decision reproduced', async () => {
-    const result = await runReplay(configFile, join(dir, 'journal'));
+    const result = await replayWith(configFile, join(dir, 'journal'));
     expect(result.read.skipped).toBe(0);
     expect(result.sessions).toBe(SESSIONS);
     expect(result.decisions).toMatchObject({ changed: 0, otherPolicy: 0, unreachedAfter: 0, unreachedBefore: 0 });
@@ -107,8 +95,8 @@ describe('replay of bans made and lifted by hand', () => {
 
   it('without the ban lines the same journal is not reproduced', async () => {
     const copy = join(mkdtempSync(join(tmpdir(), 'ag-replay-bans-cut-')), '2030-01-01.jsonl');
-    writeFileSync(copy, journalLines().filter((t) => !t.includes('"f":"admin"')).join('\n') + '\n');
-    const result = await runReplay(configFile, copy);
+    writeFileSync(copy, journalText().filter((t) => !t.includes('"f":"admin"')).join('\n') + '\n');
+    const result = await replayWith(configFile, copy);
     expect(result.decisions.changed).toBeGreaterThan(5);
   });
 });

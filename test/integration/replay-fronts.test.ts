@@ -8,16 +8,15 @@
  * its restrictions name (RCPT without MAIL, DATA without RCPT) and counts the recipients it
  * accepted itself (recipient_count).
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MilterClient, PolicyClient, policyRequest } from '../../bench/mta-client.js';
 import { SMFIR } from '../../src/milter/protocol.js';
 import { ManualClock } from '../../src/series/clock.js';
-import { replayCommand } from '../../src/cli/replay.js';
-import type { ReplayResult } from '../../src/replay/replay.js';
-import { parseLine, type JournalLine } from '../../src/journal/line.js';
+import type { JournalLine } from '../../src/journal/line.js';
+import { journalLines, replayWith } from '../helpers/replay.js';
 import { startFronts } from '../helpers/fronts.js';
 
 const T0 = Date.UTC(2030, 0, 1, 10, 0, 0);
@@ -54,14 +53,6 @@ const CLIENTS = [...Array.from({ length: 10 }, (_, i) => `198.51.${100 + (i % 2)
 
 const pick = (i: number, n: number): number => (((i * 2654435761) >>> 0) % 9973) % n;
 const refused = (answer: string): boolean => /^[45]\d\d /.test(answer);
-
-async function runReplay(configFile: string, dir: string): Promise<ReplayResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await replayCommand(['--config', configFile, dir, '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
-  expect(code, err.join('\n')).toBe(0);
-  return JSON.parse(out.join('\n')) as ReplayResult;
-}
 
 /** One Postfix session through the milter: its own refusals of unknown recipients told by {rcpt_mailer}=error. */
 async function milterOne(c: MilterClient, i: number): Promise<void> {
@@ -144,10 +135,7 @@ describe('replay of what the milter and policy-service fronts journaled', () => 
 
 
   it('journaled what only these fronts do', () => {
-    const lines: JournalLine[] = [];
-    for (const f of readdirSync(join(dir, 'journal'))) {
-      for (const text of readFileSync(join(dir, 'journal', f), 'utf8').split('\n')) if (text) lines.push(parseLine(text) as JournalLine);
-    }
+    const lines = journalLines(join(dir, 'journal'));
     const byCid = new Map<string, JournalLine[]>();
     for (const l of lines) byCid.set(l.c, [...(byCid.get(l.c) ?? []), l]);
     const sessions = [...byCid.values()];
@@ -165,7 +153,7 @@ describe('replay of what the milter and policy-service fronts journaled', () => 
   });
 
   it('reproduces every decision, with refusals of each kind on both fronts', async () => {
-    const result = await runReplay(configFile, join(dir, 'journal'));
+    const result = await replayWith(configFile, join(dir, 'journal'));
     expect(result.read.skipped).toBe(0);
     expect(result.decisions.compared).toBeGreaterThan(700);
     expect(result.decisions).toMatchObject({ changed: 0, otherPolicy: 0, unreachedAfter: 0, unreachedBefore: 0 });

@@ -7,14 +7,12 @@
  * that recorded it reproduces every decision: replay's idea of what Postfix asks after a refusal
  * (replay/driver.ts) is checked against Postfix itself.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replayCommand } from '../../src/cli/replay.js';
-import { parseLine, type JournalLine } from '../../src/journal/line.js';
-import type { ReplayResult } from '../../src/replay/replay.js';
 import { ManualClock } from '../../src/series/clock.js';
+import { journalLines, replayWith } from '../helpers/replay.js';
 import { startFronts, type FrontsGateway } from '../helpers/fronts.js';
 import { PostfixInstance } from '../helpers/postfix.js';
 import { requireProgram } from '../helpers/programs.js';
@@ -49,14 +47,6 @@ policies:
 const CLIENTS = ['192.0.2.10', '192.0.2.11', '192.0.2.12', '198.51.100.20', '198.51.100.21', '2001:db8:1::1', '2001:db8:1::2', '2001:db8:2::1'];
 const HARVESTER = '198.51.100.20';
 const UNKNOWN = ['unknown1@example.net', 'unknown2@example.net', 'unknown3@example.net'];
-
-async function runReplay(configFile: string, dir: string): Promise<ReplayResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await replayCommand(['--config', configFile, dir, '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
-  expect(code, err.join('\n')).toBe(0);
-  return JSON.parse(out.join('\n')) as ReplayResult;
-}
 
 describe.skipIf(!ok)('replay of what Postfix made the milter and the policy service journal', () => {
   let backend: Backend;
@@ -112,13 +102,10 @@ describe.skipIf(!ok)('replay of what Postfix made the milter and the policy serv
   });
 
   it('replay with the recording config reproduces every decision of both fronts', async () => {
-    const lines: JournalLine[] = [];
-    for (const f of readdirSync(join(dir, 'journal'))) {
-      for (const text of readFileSync(join(dir, 'journal', f), 'utf8').split('\n')) if (text) lines.push(parseLine(text) as JournalLine);
-    }
+    const lines = journalLines(join(dir, 'journal'));
     expect(lines.some((l) => l.f === 'milter' && l.e === 'rcpt_rejected')).toBe(true);
     expect(lines.some((l) => l.f === 'policy' && l.e === 'data' && l.n! > 0)).toBe(true);
-    const result = await runReplay(configFile, join(dir, 'journal'));
+    const result = await replayWith(configFile, join(dir, 'journal'));
     expect(result.read.skipped).toBe(0);
     expect(result.decisions.compared).toBeGreaterThan(SESSIONS * 4);
     expect(result.decisions).toMatchObject({ changed: 0, otherPolicy: 0, unreachedAfter: 0, unreachedBefore: 0 });

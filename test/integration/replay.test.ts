@@ -14,9 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startGateway } from '../../src/gateway.js';
 import { ManualClock } from '../../src/series/clock.js';
-import { replayCommand } from '../../src/cli/replay.js';
-import type { ReplayResult } from '../../src/replay/replay.js';
-import { parseLine, type JournalLine } from '../../src/journal/line.js';
+import type { JournalLine } from '../../src/journal/line.js';
+import { journalLines, replayJson } from '../helpers/replay.js';
 import { proxyV1, SmtpTestClient, startBackend, type Backend } from '../helpers/smtp.js';
 
 /** 23:54 UTC: the run crosses midnight, so the journal has two day files. */
@@ -121,19 +120,6 @@ async function record(backend: Backend, perIp: number, together = 1): Promise<{ 
   return { dir: join(dir, 'journal'), configFile };
 }
 
-function journalLines(dir: string): JournalLine[] {
-  const out: JournalLine[] = [];
-  for (const f of readdirSync(dir).sort()) {
-    for (const text of readFileSync(join(dir, f), 'utf8').split('\n')) {
-      if (!text) continue;
-      const l = parseLine(text);
-      if (!('v' in l)) throw new Error(`bad journal line in ${f}: ${text}`);
-      out.push(l);
-    }
-  }
-  return out;
-}
-
 /** Per session, in the order they opened: whether the gateway refused it at least once (a tempfail or reject the client was answered). */
 function refusals(lines: JournalLine[]): boolean[] {
   const index = new Map<string, number>();
@@ -145,13 +131,6 @@ function refusals(lines: JournalLine[]): boolean[] {
     } else if (l.e !== 'reject' && !l.l && (l.o === 'tempfail' || l.o === 'reject')) out[index.get(l.c)!] = true;
   }
   return out;
-}
-
-async function runReplay(args: string[]): Promise<{ code: number; result: ReplayResult; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await replayCommand([...args, '--json'], { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, result: JSON.parse(out.join('\n')) as ReplayResult, err };
 }
 
 describe('auditgate replay of a journal the real gateway wrote', () => {
@@ -188,7 +167,7 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
   });
 
   it('the config that recorded the journal reproduces every recorded decision', async () => {
-    const { code, result } = await runReplay(['--config', base.configFile, base.dir]);
+    const { code, result } = await replayJson(['--config', base.configFile, base.dir]);
     expect(code).toBe(0);
     expect(result.sessions).toBe(SESSIONS);
     expect(result.read.skipped).toBe(0);
@@ -205,7 +184,7 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
     const opens = lines.map((l, i) => (l.e === 'open' ? i : -1)).filter((i) => i >= 0);
     expect(opens.some((at, k) => k > 0 && lines.slice(opens[k - 1]!, at).some((l) => l.e === 'close'))).toBe(true);
     expect(opens.some((at, k) => k > 0 && !lines.slice(opens[k - 1]!, at).some((l) => l.e === 'close'))).toBe(true);
-    const { result } = await runReplay(['--config', together.configFile, together.dir]);
+    const { result } = await replayJson(['--config', together.configFile, together.dir]);
     expect(result.sessions).toBe(SESSIONS);
     expect(result.decisions.compared).toBeGreaterThan(SESSIONS * 3);
     expect(result.decisions).toMatchObject({ changed: 0, otherPolicy: 0, unreachedAfter: 0, unreachedBefore: 0 });
@@ -222,7 +201,7 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
     expect(harsher).toBeGreaterThan(10);
     const expected: Record<string, number> = { 'accepted → refused': harsher };
     if (kinder) expected['refused → accepted'] = kinder;
-    const { code, result } = await runReplay(['--config', lower.configFile, base.dir]);
+    const { code, result } = await replayJson(['--config', lower.configFile, base.dir]);
     expect(code).toBe(0);
     expect(result.sessionChanges.transitions).toEqual(expected);
     expect(result.sessionChanges.harsher.length).toBeGreaterThan(0);
@@ -231,7 +210,7 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
     expect(perIp.after.enforce).toBeGreaterThan(perIp.before.enforce);
     expect(perIp.after.first).toBeLessThanOrEqual(perIp.before.first!);
     // against a baseline config's replay instead of the recording: the same changes
-    const vs = await runReplay(['--config', lower.configFile, '--baseline', base.configFile, base.dir]);
+    const vs = await replayJson(['--config', lower.configFile, '--baseline', base.configFile, base.dir]);
     expect(vs.result.sessionChanges.transitions).toEqual(result.sessionChanges.transitions);
     expect(vs.result.decisions.transitions).toEqual(result.decisions.transitions);
   });
@@ -242,12 +221,12 @@ describe('auditgate replay of a journal the real gateway wrote', () => {
     const lines = text.split('\n');
     const copy = join(mkdtempSync(join(tmpdir(), 'ag-replay-bad-')), '2030-01-02.jsonl');
     writeFileSync(copy, [lines[0], 'not json', ...lines.slice(1, -1)].join('\n') + '\n{"v":1,"t":1,"e":"con');
-    const { code, result, err } = await runReplay(['--config', base.configFile, copy]);
+    const { code, result, err } = await replayJson(['--config', base.configFile, copy]);
     expect(code).toBe(0);
     expect(result.read.skipped).toBe(2);
     expect(err).toContain(`${copy}:2: not JSON`);
     expect(err.some((l) => l.startsWith(`${copy}:${lines.length + 1}: the last line has no newline`))).toBe(true);
-    const ranged = await runReplay(['--config', base.configFile, base.dir, '--from', '2030-01-02', '--to', '2030-01-02T00:03:00Z']);
+    const ranged = await replayJson(['--config', base.configFile, base.dir, '--from', '2030-01-02', '--to', '2030-01-02T00:03:00Z']);
     expect(ranged.result.first).toBeGreaterThanOrEqual(Date.UTC(2030, 0, 2));
     expect(ranged.result.last).toBeLessThan(Date.UTC(2030, 0, 2, 0, 3));
     expect(ranged.result.read.outside).toBeGreaterThan(0);
