@@ -78,9 +78,32 @@ export class Journal implements EngineJournal {
   }
 
   private line(s: Session, e: JournalEventKind, at: number | undefined): JournalLine {
-    const line: JournalLine = { v: JOURNAL_VERSION, t: at ?? this.clock.now(), e, c: s.cid, f: s.front };
-    if (s.client) line.a = s.client.text;
-    return line;
+    // every key there from the start, in formatLine's order (absent: undefined): all lines share
+    // one shape, so reading them back (formatLine, for every line) is not a megamorphic lookup
+    return {
+      v: JOURNAL_VERSION,
+      t: at ?? this.clock.now(),
+      e,
+      c: s.cid,
+      f: s.front,
+      a: s.client?.text,
+      h: undefined,
+      u: undefined,
+      m: undefined,
+      r: undefined,
+      b: undefined,
+      n: undefined,
+      g: undefined,
+      s: undefined,
+      d: undefined,
+      l: undefined,
+      o: undefined,
+      y: undefined,
+      w: undefined,
+      p: undefined,
+      k: undefined,
+      x: undefined,
+    };
   }
 }
 
