@@ -193,6 +193,12 @@ describe('journal lines', () => {
     ['{"v":1,"t":1,"e":"connect","c":"x","f":"smtp","a":7}', '"a" is not a string'],
     ['{"v":1,"t":1,"e":"connect","c":"x","f":"smtp","o":"defer"}', '"o" is not an outcome: "defer"'],
     ['{"v":1,"t":1,"e":"reject","c":"x","f":"smtp"}', 'a reject event without "s" (the stage refused)'],
+    ['{"v":1,"t":1,"e":"data","c":"x","f":"policy","n":-1}', '"n" is not a number of recipients'],
+    ['{"v":1,"t":1,"e":"ban","c":"x","f":"smtp","a":"192.0.2.0/24","g":9}', 'a ban line not from "admin"'],
+    ['{"v":1,"t":1,"e":"connect","c":"admin","f":"admin","a":"192.0.2.1"}', '"connect" is not an operator\'s control'],
+    ['{"v":1,"t":1,"e":"lift","c":"admin","f":"admin"}', 'a lift line without "a" (the prefix)'],
+    ['{"v":1,"t":1,"e":"ban","c":"admin","f":"admin","a":"192.0.2.0/24"}', 'a ban line without "g" (when it ends)'],
+    ['{"v":1,"t":1,"e":"ban","c":"admin","f":"admin","a":"192.0.2.0/24","g":"soon"}', '"g" is not a time in ms'],
   ])('%s is refused: %s', (text, message) => {
     const r = parseLine(text);
     expect(r).toBeInstanceOf(LineProblem);
