@@ -66,7 +66,6 @@ export class RecordRules {
     if (this.records.has(stage)) return true;
     const m = stage === 'connect' ? this.monitors.connections : stage === 'reject' ? this.monitors.rejections : undefined;
     return m !== undefined && m[4].length + m[6].length > 0;
-    return false;
   }
 
   /** The adds an event makes: its record rules and the built-in monitors. */

@@ -299,7 +299,6 @@ export class Recorder {
     }
   }
 
-
   private log(ctx: EventContext, cid: string, policy: string, action: string, mode: FiringMode, key?: string, count?: number, above?: number): void {
     const rec: FiredRecord = { at: this.clock.now(), cid, client: ctx.ip, stage: ctx.stage, policy, action, mode };
     if (key !== undefined) rec.key = key;

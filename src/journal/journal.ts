@@ -11,7 +11,7 @@ import type { EventContext } from '../policy/evaluate.js';
 import type { StageResult } from '../audit/recorder.js';
 import type { EngineJournal, Session, SessionEvent, Verdict } from '../audit/session.js';
 import type { BanChange } from '../bans/ban-list.js';
-import { ADMIN, JOURNAL_VERSION, type JournalEventKind, type JournalLine } from './line.js';
+import { ADMIN, newLine, type JournalEventKind, type JournalLine } from './line.js';
 
 export type LineSink = (line: JournalLine) => void;
 
@@ -78,39 +78,16 @@ export class Journal implements EngineJournal {
   }
 
   private line(s: Session, e: JournalEventKind, at: number | undefined): JournalLine {
-    // every key there from the start, in formatLine's order (absent: undefined): all lines share
-    // one shape, so reading them back (formatLine, for every line) is not a megamorphic lookup
-    return {
-      v: JOURNAL_VERSION,
-      t: at ?? this.clock.now(),
-      e,
-      c: s.cid,
-      f: s.front,
-      a: s.client?.text,
-      h: undefined,
-      u: undefined,
-      m: undefined,
-      r: undefined,
-      b: undefined,
-      n: undefined,
-      g: undefined,
-      s: undefined,
-      d: undefined,
-      l: undefined,
-      o: undefined,
-      y: undefined,
-      w: undefined,
-      p: undefined,
-      k: undefined,
-      x: undefined,
-    };
+    return newLine(at ?? this.clock.now(), e, s.cid, s.front, s.client?.text);
   }
 }
 
 /** A ban made (`g`: its end) or lifted by hand, at `t`. */
 export function controlLine(change: BanChange, t: number): JournalLine {
-  if ('lift' in change) return { v: JOURNAL_VERSION, t, e: 'lift', c: ADMIN, f: ADMIN, a: change.lift };
-  return { v: JOURNAL_VERSION, t, e: 'ban', c: ADMIN, f: ADMIN, a: change.ban.prefix, g: change.ban.until };
+  if ('lift' in change) return newLine(t, 'lift', ADMIN, ADMIN, change.lift);
+  const line = newLine(t, 'ban', ADMIN, ADMIN, change.ban.prefix);
+  line.g = change.ban.until;
+  return line;
 }
 
 /** The facts an event was decided on (what replay sets on its session before asking again). */

@@ -5,8 +5,8 @@
  *
  * Writing never holds SMTP up: append() only adds the line to a buffer in memory (encoded at
  * once into segments outside the JavaScript heap, so a line waiting for its write is no work for
- * the garbage collector); the buffer is written with O_APPEND by one asynchronous write at a time, once `flushBytes` are buffered or
- * `flushMs` after the first line. The buffer is bounded (`maxBufferBytes`, the write in flight
+ * the garbage collector); the buffer is written with O_APPEND by one asynchronous write at a
+ * time, once `flushBytes` are buffered or `flushMs` after the first line. The buffer is bounded (`maxBufferBytes`, the write in flight
  * included): a line that does not fit — the disk slower than the mail, or failing — is dropped,
  * counted (`stats().dropped`, /metrics) and logged at most every 10 s. A restart appends to the
  * day's file; a last line torn by a kill is ended first so it cannot swallow the next one

@@ -22,8 +22,9 @@
  * null sender), to (recipients the backend accepts), invalid (recipients the backend refuses,
  * sent after `to`; front milter: Postfix refuses them itself and tells the milter, so they have
  * rcpt_rejected but no rcpt verdict; front policy: the policy service is asked at RCPT and not
- * told of Postfix's refusal, so they have a rcpt verdict but no rcpt_rejected), data (default true), size (bytes of the accepted message: `count: bytes`), keep_open (leave the session open until the case ends:
- * concurrent-session limits), expect: { stage: VERDICT or a list, one per recipient }.
+ * told of Postfix's refusal, so they have a rcpt verdict but no rcpt_rejected), data (default
+ * true), size (bytes of the accepted message: `count: bytes`), keep_open (leave the session open
+ * until the case ends: concurrent-session limits), expect: { stage: VERDICT or a list, one per recipient }.
  * VERDICT: continue | accept | tarpit | tempfail | reject | unreached, optionally "by POLICY".
  */
 import fs from 'node:fs';

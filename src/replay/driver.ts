@@ -180,7 +180,7 @@ export class SessionDriver {
       if (!this.rcptPassed) return undefined;
       this.rcptPassed = false;
       this.s.rcpts.pop();
-    } else if (!this.reach.rcptAfterMail ? this.mailRefused : !this.inTransaction) return undefined;
+    } else if (!this.reachable('rcpt')) return undefined; // the MTA refused it where it would have asked about a RCPT
     const v = await this.engine.recipientRejected(this.s);
     if (closing(v)) this.close();
     return v;

@@ -2,9 +2,9 @@
  * The gateway's engine for a config, without sockets, on a virtual clock: the series the config
  * defines (all in this process, whatever `replicate` says: a replay asks no Redis), the sessions
  * gauge, the protected networks and the bans its policies issue or are made by hand (in memory,
- * on the virtual clock: no ban file, no Redis), the recorder and the session engine from the same factory the gateway
- * uses (audit/engine.ts), its journal lines handed to `sink`. Replay and policy tests move the
- * clock. The store answers at once, so the engine has done everything an event does (a refusal's
+ * on the virtual clock: no ban file, no Redis), the recorder and the session engine from the
+ * same factory the gateway uses (audit/engine.ts), its journal lines handed to `sink`. Replay
+ * and policy tests move the clock. The store answers at once, so the engine has done everything an event does (a refusal's
  * reject event included) by the time its verdict is returned.
  */
 import { pino } from 'pino';

@@ -7,6 +7,7 @@ export type SeriesType = 'cidr' | 'cidr_ipv6' | 'string';
 export function familyOf(type: SeriesType | undefined): Family | undefined {
   return type === 'cidr' ? 4 : type === 'cidr_ipv6' ? 6 : undefined;
 }
+
 export type Replicate = 'none' | 'cluster' | 'manager';
 
 export const SERIES_TYPES: readonly SeriesType[] = ['cidr', 'cidr_ipv6', 'string'];
